@@ -1,0 +1,37 @@
+# The two commands a new user runs are `make quickstart` and `make test`.
+GO ?= go
+
+.PHONY: test quickstart bench bench-ci fuzz vet fmt check
+
+# The README's test command: installs redis-server when it is missing, then runs
+# every test with the race detector against private redis-server processes.
+test:
+	./scripts/ensure-redis
+	$(GO) test -race -count=1 ./...
+
+# Runs the guide, step by step, against REDIS_URL or a private redis-server.
+quickstart:
+	$(GO) run ./examples/quickstart
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+check: fmt vet test
+
+# Benchmarks of the library's own packages.
+bench:
+	./scripts/ensure-redis
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# Short fuzzing of every fuzz target (FUZZTIME each).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done

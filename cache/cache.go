@@ -1,0 +1,374 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/codec"
+	"github.com/aside-go/aside/internal/envelope"
+	"github.com/aside-go/aside/loader"
+	"github.com/aside-go/aside/ttlpolicy"
+)
+
+// Cache is a typed cache-aside view of one namespace of Redis. Build it with
+// [New]; it is safe for concurrent use.
+//
+// Values returned by Get are shared: a value served from process memory is
+// the same V for every caller until Redis invalidates it, so callers must
+// treat it as read-only (values holding pointers, slices or maps included),
+// or set [Options].Clone.
+type Cache[K comparable, V any] struct {
+	client   *Client
+	rc       rueidis.Client
+	ns       string // namespace + ":"
+	keyFn    func(K) string
+	codec    codec.Codec[V]
+	ttl      ttlpolicy.Policy
+	valueTTL ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
+	load     loader.Func[K, V]
+	onDown   RedisDownPolicy
+	localTTL time.Duration
+	clone    func(V) V
+	now      func() time.Time
+
+	local   *local[K, V] // nil when copies are off
+	written written
+	flights loader.Group[V]
+	stats   counters
+}
+
+// New builds a cache on a client made by [Connect]. It returns an error
+// wrapping [ErrInvalidOptions] that names the field when an option is invalid.
+func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V], error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: client: nil (build one with cache.Connect)", ErrInvalidOptions)
+	}
+	if err := opts.resolve(); err != nil {
+		return nil, err
+	}
+	c := &Cache[K, V]{
+		client:   client,
+		rc:       client.rc,
+		ns:       opts.Namespace + ":",
+		keyFn:    opts.Key,
+		codec:    opts.Codec,
+		ttl:      opts.TTL,
+		load:     opts.Loader,
+		onDown:   opts.OnRedisDown,
+		localTTL: opts.LocalTTL,
+		clone:    opts.Clone,
+		now:      opts.Now,
+	}
+	if vp, ok := opts.TTL.(ttlpolicy.ValuePolicy[V]); ok {
+		c.valueTTL = vp
+	}
+	c.written.now = opts.Now
+	if client.tracking && opts.LocalCapacity > 0 {
+		c.local = newLocal[K, V](opts.LocalCapacity, opts.Now)
+	}
+	client.subscribe(opts.Namespace, c)
+	return c, nil
+}
+
+// Key returns the Redis key of k: the namespace, a colon, and the key
+// function's output.
+func (c *Cache[K, V]) Key(k K) string { return c.ns + c.keyFn(k) }
+
+// Get returns the value of k: from process memory when a fresh copy is
+// there, else from Redis, else from the loader, whose value is then written
+// to Redis with the policy's TTL. Concurrent Gets of one key in a process
+// share one read and one load.
+//
+// A key the loader reports as absent returns an error wrapping [ErrNotFound]
+// and is remembered as absent for the policy's negative TTL. When Redis is
+// unavailable the result follows [Options].OnRedisDown.
+func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
+	if c.local != nil {
+		if e, ok := c.local.get(k, c.now().UnixNano()); ok {
+			c.stats.localHits.Add(1)
+			if e.notFound {
+				c.stats.notFoundHits.Add(1)
+				var zero V
+				return zero, errNotFoundHit
+			}
+			if c.clone != nil {
+				return c.clone(e.v), nil
+			}
+			return e.v, nil
+		}
+	}
+	return c.getSlow(ctx, k)
+}
+
+func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
+	key := c.Key(k)
+	v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
+		return c.fill(ctx, k, key)
+	})
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	if c.clone != nil {
+		v = c.clone(v)
+	}
+	return v, nil
+}
+
+// fill reads key from Redis and, when it holds nothing usable, loads it.
+func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
+	var zero V
+	var snap uint64
+	if c.local != nil {
+		// Before the read: see the comment on local.
+		snap = c.local.snapshot(key)
+	}
+	res, tracked := c.read(ctx, key)
+	raw, err := res.AsBytes()
+	overwrite := true
+	switch {
+	case err == nil:
+		e, derr := c.decode(key, raw)
+		if derr == nil {
+			c.stats.redisHits.Add(1)
+			if c.local != nil && tracked {
+				if pxat := res.CachePXAT(); pxat > 0 {
+					e.expireAt = pxat * int64(time.Millisecond)
+				}
+				c.local.store(k, e, snap)
+			}
+			if e.notFound {
+				c.stats.notFoundHits.Add(1)
+				return zero, fmt.Errorf("cache: %s: %w", key, ErrNotFound)
+			}
+			return e.v, nil
+		}
+		if errors.Is(derr, errLeaseHeld) {
+			// Another process is loading the key. Until leases are
+			// honoured, load it here too.
+			break
+		}
+		c.stats.decodeErrors.Add(1)
+		if c.load == nil {
+			return zero, derr
+		}
+		// A newer aside wrote it: load, but leave its value alone.
+		overwrite = !errors.Is(derr, errNewerVersion)
+	case rueidis.IsRedisNil(err):
+	default:
+		err = classify(err)
+		if !errors.Is(err, ErrUnavailable) || c.onDown == FailFast || c.load == nil {
+			return zero, fmt.Errorf("cache: get %s: %w", key, err)
+		}
+		c.stats.fallbacks.Add(1)
+		return c.callLoader(ctx, k, key)
+	}
+	c.stats.misses.Add(1)
+	v, err := c.callLoader(ctx, k, key)
+	if !overwrite {
+		return v, err
+	}
+	switch {
+	case err == nil:
+		c.writeBack(ctx, key, c.encodeValue(key, v))
+	case errors.Is(err, ErrNotFound):
+		if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
+			c.writeBack(ctx, key, entryBytes{data: envelope.Encode(envelope.NotFound, false, time.Time{}, nil), ttl: d})
+		}
+	}
+	return v, err
+}
+
+// read GETs key through the client-side cache. When this process wrote key
+// and the invalidation of that write has not arrived yet (see written), a reply
+// served from the client-side cache may hold the bytes from before the write:
+// it is dropped and a plain GET asks Redis. A reply that made its own round
+// trip was read after the write, so it is good, and the client-side cache now
+// holds it too. read reports whether the reply came through client-side
+// caching, that is whether Redis will invalidate it.
+func (c *Cache[K, V]) read(ctx context.Context, key string) (rueidis.RedisResult, bool) {
+	res := c.rc.DoCache(ctx, c.rc.B().Get().Key(key).Cache(), c.localTTL)
+	if c.written.has(key) {
+		if res.IsCacheHit() {
+			return c.rc.Do(ctx, c.rc.B().Get().Key(key).Build()), false
+		}
+		if res.NonRedisError() == nil {
+			c.written.done(key)
+		}
+	}
+	return res, true
+}
+
+// callLoader runs the loader for a key that Redis could not answer.
+func (c *Cache[K, V]) callLoader(ctx context.Context, k K, key string) (V, error) {
+	var zero V
+	if c.load == nil {
+		return zero, fmt.Errorf("cache: %s: %w (no loader)", key, ErrNotFound)
+	}
+	c.stats.loads.Add(1)
+	v, err := c.load(ctx, k)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, ErrNotFound):
+		return zero, fmt.Errorf("cache: %s: %w", key, err)
+	default:
+		c.stats.loadErrors.Add(1)
+		return zero, fmt.Errorf("cache: load %s: %w", key, err)
+	}
+}
+
+var (
+	errLeaseHeld    = errors.New("cache: key is leased by a loader")
+	errNewerVersion = envelope.ErrVersion
+)
+
+// decode turns the bytes of a Redis key into an entry.
+func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
+	env, err := envelope.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+	}
+	e := &entry[V]{key: key}
+	if !env.SoftExpiry.IsZero() {
+		e.softAt = env.SoftExpiry.UnixNano()
+	}
+	switch env.Kind {
+	case envelope.NotFound:
+		e.notFound = true
+	case envelope.Lease:
+		return nil, errLeaseHeld
+	default:
+		if err := c.codec.Unmarshal(env.Payload, &e.v); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+		}
+	}
+	return e, nil
+}
+
+// entryBytes is an encoded entry and the expiry to write it with.
+type entryBytes struct {
+	data []byte
+	ttl  time.Duration
+	err  error
+}
+
+// encodeValue encodes v with the TTLs the policy gives it.
+func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
+	payload, err := c.codec.Marshal(v)
+	if err != nil {
+		return entryBytes{err: fmt.Errorf("cache: encode %s: %w", key, err)}
+	}
+	var ttls ttlpolicy.TTLs
+	if c.valueTTL != nil {
+		ttls = c.valueTTL.TTLOf(c.keyPart(key), v)
+	} else {
+		ttls = c.ttl.TTL(c.keyPart(key))
+	}
+	var soft time.Time
+	if ttls.Soft > 0 {
+		soft = c.now().Add(ttls.Soft)
+	}
+	return entryBytes{data: envelope.Encode(envelope.Value, false, soft, payload), ttl: ttls.Hard}
+}
+
+// writeBack stores a loaded entry. A failure is counted, not returned: the
+// caller has its value either way.
+func (c *Cache[K, V]) writeBack(ctx context.Context, key string, eb entryBytes) {
+	if eb.err != nil {
+		c.stats.writeErrors.Add(1)
+		return
+	}
+	cmd := c.rc.B().Set().Key(key).Value(rueidis.BinaryString(eb.data)).PxMilliseconds(ms(eb.ttl)).Build()
+	err := c.rc.Do(ctx, cmd).Error()
+	c.wrote(key)
+	if err != nil {
+		c.stats.writeErrors.Add(1)
+	}
+}
+
+// keyPart strips the namespace from a Redis key of the cache.
+func (c *Cache[K, V]) keyPart(key string) string { return key[len(c.ns):] }
+
+// ms converts to whole milliseconds for PX, never below 1.
+func ms(d time.Duration) int64 {
+	if m := d.Milliseconds(); m > 0 {
+		return m
+	}
+	return 1
+}
+
+// Stats returns a snapshot of the cache's counters.
+func (c *Cache[K, V]) Stats() Stats {
+	s := Stats{
+		LocalHits:     c.stats.localHits.Load(),
+		RedisHits:     c.stats.redisHits.Load(),
+		Misses:        c.stats.misses.Load(),
+		NotFoundHits:  c.stats.notFoundHits.Load(),
+		Loads:         c.stats.loads.Load(),
+		LoadErrors:    c.stats.loadErrors.Load(),
+		Invalidations: c.stats.invalidations.Load(),
+		Fallbacks:     c.stats.fallbacks.Load(),
+		DecodeErrors:  c.stats.decodeErrors.Load(),
+		WriteErrors:   c.stats.writeErrors.Load(),
+		Tracking:      c.client.tracking,
+	}
+	if c.local != nil {
+		s.LocalEntries = c.local.len()
+	}
+	return s
+}
+
+// invalidateKey is called by the client for every invalidation Redis pushes
+// for a key of this namespace.
+func (c *Cache[K, V]) invalidateKey(key string) {
+	c.stats.invalidations.Add(1)
+	if c.local != nil {
+		c.local.invalidate(key)
+	}
+	c.written.done(key)
+	// A load that started before the invalidation must not be shared with
+	// reads that start after it.
+	c.flights.Forget(key)
+}
+
+// invalidateAll is called when a connection dropped: Redis forgot what it
+// tracked for it, so no copy can be trusted any more.
+func (c *Cache[K, V]) invalidateAll() {
+	if c.local != nil {
+		c.local.invalidateAll()
+	}
+	c.written.clear()
+}
+
+// readMany is read for many keys in one round (and a second one for keys
+// this process wrote whose cached replies cannot be trusted yet).
+func (c *Cache[K, V]) readMany(ctx context.Context, keys []string) []rueidis.RedisResult {
+	cmds := make([]rueidis.CacheableTTL, len(keys))
+	for i, key := range keys {
+		cmds[i] = rueidis.CT(c.rc.B().Get().Key(key).Cache(), c.localTTL)
+	}
+	out := c.rc.DoMultiCache(ctx, cmds...)
+	var again rueidis.Commands
+	var at []int
+	for i, key := range keys {
+		if c.written.has(key) {
+			if out[i].IsCacheHit() {
+				again = append(again, c.rc.B().Get().Key(key).Build())
+				at = append(at, i)
+			} else if out[i].NonRedisError() == nil {
+				c.written.done(key)
+			}
+		}
+	}
+	if len(again) > 0 {
+		for j, res := range c.rc.DoMulti(ctx, again...) {
+			out[at[j]] = res
+		}
+	}
+	return out
+}

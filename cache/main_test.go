@@ -1,0 +1,90 @@
+package cache_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/goleak"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/internal/redistest"
+)
+
+// shared is the package's private redis-server. Tests that stop or
+// reconfigure a server start their own.
+var shared *redistest.Server
+
+func TestMain(m *testing.M) {
+	srv, err := redistest.Launch(redistest.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cache tests need redis-server:", err)
+		os.Exit(1)
+	}
+	shared = srv
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, "redis-server log:\n"+srv.Log())
+	}
+	_ = srv.Close()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// connect returns a client on srv closed at the end of the test.
+func connect(tb testing.TB, srv interface{ ClientOption() rueidis.ClientOption }) *cache.Client {
+	tb.Helper()
+	return connectWith(tb, srv.ClientOption())
+}
+
+func connectWith(tb testing.TB, opt rueidis.ClientOption) *cache.Client {
+	tb.Helper()
+	c, err := cache.Connect(opt)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+var nsSeq atomic.Int64
+
+// namespace returns a namespace no other test uses.
+func namespace(tb testing.TB) string {
+	name := strings.NewReplacer("/", "-", " ", "-", "#", "-").Replace(tb.Name())
+	return fmt.Sprintf("%s-%d", name, nsSeq.Add(1))
+}
+
+// User is a value of about 150 bytes in MessagePack.
+type User struct {
+	ID        int64
+	Name      string
+	Email     string
+	Roles     []string
+	Active    bool
+	Score     float64
+	CreatedAt int64
+	Bio       string
+}
+
+func sampleUser(id int64) User {
+	return User{
+		ID:        id,
+		Name:      fmt.Sprintf("user %d", id),
+		Email:     fmt.Sprintf("user%d@example.com", id),
+		Roles:     []string{"reader", "writer"},
+		Active:    true,
+		Score:     98.5,
+		CreatedAt: 1_700_000_000 + id,
+		Bio:       "Writes about caches, Redis and Go, mostly in the evenings.",
+	}
+}
+

@@ -1,0 +1,190 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/internal/envelope"
+)
+
+// NoExpiry is what [Cache.TTL] returns for a key that exists without an
+// expiry (PTTL's -1). It is the longest duration there is, so comparisons
+// such as ttl > time.Hour read naturally.
+const NoExpiry time.Duration = math.MaxInt64
+
+// Set writes v under k in one atomic command (SET with PX), with the expiry
+// the TTL policy gives it or the one [WithTTL] sets. Every process caching k
+// drops its copy when Redis pushes the invalidation; this process drops its
+// own before Set returns.
+func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
+	var co callOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	key := c.Key(k)
+	eb := c.encodeValue(key, v)
+	if eb.err != nil {
+		return eb.err
+	}
+	if co.ttl != 0 {
+		if co.ttl < time.Millisecond {
+			return fmt.Errorf("cache: set %s: WithTTL(%v): the TTL must be at least 1ms", key, co.ttl)
+		}
+		// A per-call TTL replaces the policy's: no soft expiry either.
+		payload := eb.data[envelope.HeaderSize:]
+		eb.data = envelope.Encode(envelope.Value, false, time.Time{}, payload)
+		eb.ttl = co.ttl
+	}
+	cmd := c.rc.B().Set().Key(key).Value(rueidis.BinaryString(eb.data)).PxMilliseconds(ms(eb.ttl)).Build()
+	err := c.rc.Do(ctx, cmd).Error()
+	c.wrote(key)
+	if err != nil {
+		return fmt.Errorf("cache: set %s: %w", key, classify(err))
+	}
+	return nil
+}
+
+// wrote is called after every write of key by this process (whether Redis
+// acknowledged it or not: it may have applied it). Redis pushes the write's
+// invalidation to this process too, but after the reply and maybe on another
+// connection: dropping the copy and the flight here, and reading key around
+// the client-side cache until the push arrives, gives read-your-writes in the
+// process.
+func (c *Cache[K, V]) wrote(key string) {
+	if c.local != nil {
+		c.local.invalidate(key)
+	}
+	c.flights.Forget(key)
+	if c.client.tracking {
+		c.written.add(key)
+	}
+}
+
+// Delete removes keys and returns how many existed, as DEL does. It works on
+// any topology: each key is its own command, sent in one pipeline, so keys of
+// different cluster slots never form a cross-slot command.
+func (c *Cache[K, V]) Delete(ctx context.Context, ks ...K) (int, error) {
+	return c.del(ctx, "delete", ks)
+}
+
+// Invalidate removes keys so that the next Get of each reloads it, in every
+// process: Redis pushes the invalidation to every client caching them. It is
+// Delete without the count.
+func (c *Cache[K, V]) Invalidate(ctx context.Context, ks ...K) error {
+	_, err := c.del(ctx, "invalidate", ks)
+	return err
+}
+
+func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
+	if len(ks) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, len(ks))
+	cmds := make(rueidis.Commands, len(ks))
+	for i, k := range ks {
+		keys[i] = c.Key(k)
+		cmds[i] = c.rc.B().Del().Key(keys[i]).Build()
+	}
+	n := 0
+	var errs []error
+	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+		c.wrote(keys[i])
+		d, err := res.AsInt64()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cache: %s %s: %w", op, keys[i], classify(err)))
+			continue
+		}
+		n += int(d)
+	}
+	return n, errors.Join(errs...)
+}
+
+// Exists returns how many of the keys hold a value, as EXISTS does: a key
+// named twice counts twice. A key holding a not-found marker (or a load in
+// progress) does not count: it has no value. Copies in process memory answer
+// first; the others are read in one round of client-side cached GETs.
+func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
+	n := 0
+	var rest []string
+	now := c.now().UnixNano()
+	for _, k := range ks {
+		if c.local != nil {
+			if e, ok := c.local.get(k, now); ok {
+				if !e.notFound {
+					n++
+				}
+				continue
+			}
+		}
+		rest = append(rest, c.Key(k))
+	}
+	if len(rest) == 0 {
+		return n, nil
+	}
+	var errs []error
+	for i, res := range c.readMany(ctx, rest) {
+		raw, err := res.AsBytes()
+		switch {
+		case err == nil:
+			if env, derr := envelope.Decode(raw); derr == nil && env.Kind == envelope.Value {
+				n++
+			}
+		case rueidis.IsRedisNil(err):
+		default:
+			errs = append(errs, fmt.Errorf("cache: exists %s: %w", rest[i], classify(err)))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// Expire sets the expiry of k to d from now (PEXPIRE, whole milliseconds) and
+// reports whether k existed. As in Redis, a d of zero or less deletes k.
+func (c *Cache[K, V]) Expire(ctx context.Context, k K, d time.Duration) (bool, error) {
+	key := c.Key(k)
+	return c.expiryOp(ctx, "expire", key, c.rc.B().Pexpire().Key(key).Milliseconds(d.Milliseconds()).Build())
+}
+
+// ExpireAt sets k to expire at t (PEXPIREAT, whole milliseconds) and reports
+// whether k existed. As in Redis, a t in the past deletes k.
+func (c *Cache[K, V]) ExpireAt(ctx context.Context, k K, t time.Time) (bool, error) {
+	key := c.Key(k)
+	return c.expiryOp(ctx, "expireat", key, c.rc.B().Pexpireat().Key(key).MillisecondsTimestamp(t.UnixMilli()).Build())
+}
+
+// Persist removes the expiry of k and reports whether it had one (PERSIST).
+func (c *Cache[K, V]) Persist(ctx context.Context, k K) (bool, error) {
+	key := c.Key(k)
+	return c.expiryOp(ctx, "persist", key, c.rc.B().Persist().Key(key).Build())
+}
+
+func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.Completed) (bool, error) {
+	n, err := c.rc.Do(ctx, cmd).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("cache: %s %s: %w", op, key, classify(err))
+	}
+	return n == 1, nil
+}
+
+// TTL returns the time k has left to live, to the millisecond (PTTL). A key
+// without an expiry returns [NoExpiry]; a key that does not exist returns an
+// error wrapping [ErrKeyMissing].
+func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
+	key := c.Key(k)
+	n, err := c.rc.Do(ctx, c.rc.B().Pttl().Key(key).Build()).AsInt64()
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("cache: ttl %s: %w", key, classify(err))
+	case n == -2:
+		return 0, fmt.Errorf("cache: ttl %s: %w", key, ErrKeyMissing)
+	case n == -1:
+		return NoExpiry, nil
+	case n < 0:
+		return 0, fmt.Errorf("cache: ttl %s: unexpected PTTL reply %d", key, n)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}

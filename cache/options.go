@@ -1,0 +1,170 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/aside-go/aside/codec"
+	"github.com/aside-go/aside/loader"
+	"github.com/aside-go/aside/ttlpolicy"
+)
+
+// Options configures a [Cache]. The zero value of every field is a documented
+// default; [New] validates the rest and names the field at fault.
+type Options[K comparable, V any] struct {
+	// Namespace prefixes every key of the cache as "<Namespace>:<key>". It is
+	// required, and made of letters, digits and "_-." only, so that no key of
+	// one cache can be a key of another (a ':' in a namespace would let
+	// namespace "a" with key "b:c" collide with namespace "a:b" with key "c")
+	// and so that a namespace never means anything to Redis' glob patterns.
+	Namespace string
+
+	// Key turns a typed key into the part of the Redis key after the
+	// namespace. Default: the key itself for string kinds and its decimal
+	// form for integer kinds; other key types must set it. Whatever it
+	// returns stays inside the namespace.
+	Key func(K) string
+
+	// Codec encodes values. Default: [codec.MsgPack].
+	Codec codec.Codec[V]
+
+	// TTL decides the expiry of each write. Default: ttlpolicy.Minutes(5),
+	// that is five minutes with ±10% jitter. A [ttlpolicy.ValuePolicy] for V
+	// is asked with the value too.
+	TTL ttlpolicy.Policy
+
+	// Loader loads a missing key from the source of truth. Without one, Get
+	// of a missing key returns an error wrapping [ErrNotFound].
+	Loader loader.Func[K, V]
+
+	// OnRedisDown decides what Get does when Redis is unavailable. Default:
+	// [FailOpen].
+	OnRedisDown RedisDownPolicy
+
+	// LocalCapacity bounds the number of decoded values kept in process
+	// memory. Past it, arbitrary copies are dropped (Redis still holds
+	// them). Default: 100 000. A negative value keeps no copies at all.
+	LocalCapacity int
+
+	// LocalTTL bounds how long rueidis' client-side cache keeps a value
+	// whose Redis key has no expiry; values with an expiry are kept until it,
+	// or until Redis invalidates them. Default: one hour.
+	LocalTTL time.Duration
+
+	// Clone, when set, is applied to every value Get returns. Values served
+	// from process memory are shared between callers and must be treated as
+	// read-only; a Clone that deep-copies lifts that rule, at its cost.
+	Clone func(V) V
+
+	// Now is the clock. Default: time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// RedisDownPolicy is what Get does when Redis is unavailable.
+type RedisDownPolicy int
+
+const (
+	// FailOpen calls the loader directly and returns its value, without
+	// writing it anywhere. The error is counted in [Stats].Fallbacks.
+	FailOpen RedisDownPolicy = iota
+	// FailFast returns an error wrapping [ErrUnavailable].
+	FailFast
+)
+
+// ErrInvalidOptions is wrapped by every error [New] returns for a bad option.
+var ErrInvalidOptions = errors.New("cache: invalid options")
+
+const (
+	defaultLocalCapacity = 100_000
+	defaultLocalTTL      = time.Hour
+)
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOptions, field, fmt.Sprintf(format, args...))
+}
+
+func (o *Options[K, V]) resolve() error {
+	if o.Namespace == "" {
+		return invalid("Namespace", "required")
+	}
+	for _, r := range o.Namespace {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return invalid("Namespace", "%q has %q; use letters, digits and _-. only", o.Namespace, r)
+		}
+	}
+	if o.Key == nil {
+		f, err := defaultKeyFunc[K]()
+		if err != nil {
+			return err
+		}
+		o.Key = f
+	}
+	if o.Codec == nil {
+		o.Codec = codec.MsgPack[V]()
+	}
+	if o.TTL == nil {
+		o.TTL = ttlpolicy.Minutes(5)
+	}
+	if err := o.TTL.Validate(); err != nil {
+		return fmt.Errorf("%w: TTL: %w", ErrInvalidOptions, err)
+	}
+	switch o.OnRedisDown {
+	case FailOpen, FailFast:
+	default:
+		return invalid("OnRedisDown", "unknown policy %d", o.OnRedisDown)
+	}
+	if o.LocalCapacity == 0 {
+		o.LocalCapacity = defaultLocalCapacity
+	}
+	switch {
+	case o.LocalTTL == 0:
+		o.LocalTTL = defaultLocalTTL
+	case o.LocalTTL < time.Millisecond:
+		return invalid("LocalTTL", "%v is below 1ms", o.LocalTTL)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// defaultKeyFunc returns the key function for string and integer kinds.
+func defaultKeyFunc[K comparable]() (func(K) string, error) {
+	var zero K
+	switch any(zero).(type) {
+	case string:
+		return func(k K) string { return any(k).(string) }, nil
+	case int:
+		return func(k K) string { return strconv.Itoa(any(k).(int)) }, nil
+	case int64:
+		return func(k K) string { return strconv.FormatInt(any(k).(int64), 10) }, nil
+	case uint64:
+		return func(k K) string { return strconv.FormatUint(any(k).(uint64), 10) }, nil
+	}
+	switch reflect.TypeFor[K]().Kind() {
+	case reflect.String:
+		return func(k K) string { return reflect.ValueOf(k).String() }, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return func(k K) string { return strconv.FormatInt(reflect.ValueOf(k).Int(), 10) }, nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return func(k K) string { return strconv.FormatUint(reflect.ValueOf(k).Uint(), 10) }, nil
+	}
+	return nil, invalid("Key", "required for key type %s (defaults exist for string and integer kinds)", reflect.TypeFor[K]())
+}
+
+// Option varies one call of a write.
+type Option func(*callOptions)
+
+type callOptions struct {
+	ttl time.Duration
+}
+
+// WithTTL sets the expiry of this write, overriding the policy: SETEX/PSETEX
+// semantics with millisecond precision (d is truncated to whole milliseconds
+// and must be at least 1ms).
+func WithTTL(d time.Duration) Option {
+	return func(o *callOptions) { o.ttl = d }
+}

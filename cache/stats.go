@@ -1,0 +1,55 @@
+package cache
+
+import "sync/atomic"
+
+// Stats is an immutable snapshot of a cache's counters since it was built.
+type Stats struct {
+	// LocalHits counts Gets served from process memory (values and
+	// not-found markers).
+	LocalHits uint64
+	// RedisHits counts reads that found a value or a not-found marker in
+	// Redis: in rueidis' client-side cache or after a round trip.
+	RedisHits uint64
+	// Misses counts reads that found nothing usable in Redis.
+	Misses uint64
+	// NotFoundHits counts the hits, local or Redis, that were not-found
+	// markers.
+	NotFoundHits uint64
+	// Loads counts loader calls; LoadErrors those that failed with an error
+	// other than loader.ErrNotFound.
+	Loads, LoadErrors uint64
+	// Invalidations counts keys dropped from process memory because Redis
+	// or this cache invalidated them.
+	Invalidations uint64
+	// Fallbacks counts Gets that went straight to the loader because Redis
+	// was unavailable (the FailOpen policy).
+	Fallbacks uint64
+	// DecodeErrors counts values in Redis that could not be read.
+	DecodeErrors uint64
+	// WriteErrors counts write-backs of loaded values that Redis refused or
+	// never acknowledged; the loaded value was still returned.
+	WriteErrors uint64
+	// LocalEntries is the number of decoded values held in process memory.
+	LocalEntries int
+	// Tracking reports whether client-side caching is on. When it is off
+	// (the server refused it), every Get reads Redis.
+	Tracking bool
+}
+
+// HitRatio is the share of reads answered without a loader call: local and
+// Redis hits (not-found markers included) over those plus misses. It is 0
+// before the first read.
+func (s Stats) HitRatio() float64 {
+	hits := s.LocalHits + s.RedisHits
+	total := hits + s.Misses
+	if total == 0 {
+		return 0
+	}
+	return float64(hits) / float64(total)
+}
+
+type counters struct {
+	localHits, redisHits, misses, notFoundHits atomic.Uint64
+	loads, loadErrors, invalidations           atomic.Uint64
+	fallbacks, decodeErrors, writeErrors       atomic.Uint64
+}

@@ -1,0 +1,127 @@
+package codec
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// MsgPack returns a codec over MessagePack (github.com/vmihailenco/msgpack/v5),
+// compact and fast, hardened against hostile payloads.
+//
+// Encoding uses msgpack's defaults (struct fields keyed by the `msgpack` tag
+// or the Go field name, map entries in Go's random order) except that integers
+// take their smallest encoding whatever their Go width.
+//
+// What survives a round trip: nil and empty slices and maps stay apart (nil is
+// encoded as nil, empty as a zero-length array or map); a nil pointer stays
+// nil; time.Time keeps its instant to the nanosecond but decodes in
+// time.Local (a zero time decodes as UTC), losing its location and monotonic
+// clock reading; numbers decoded into an interface{} take the narrowest type
+// that holds them as encoded (int8 through int64, uint8 through uint64,
+// float32, float64). Unknown struct fields are skipped, so a type may gain
+// fields without breaking values already cached.
+//
+// # Hostile input
+//
+// Unmarshal validates the payload before msgpack sees it, without allocating:
+// any declared length the rest of the payload cannot back (array, map, str,
+// bin, ext, at any width and depth), truncation, trailing bytes, the reserved
+// code 0xc1 or nesting deeper than 512 is rejected with an error wrapping
+// ErrDecode, having allocated nothing but the error. So no length written in
+// a payload ever sizes an allocation larger than the payload itself.
+//
+// A well-formed payload can still describe more memory than it occupies,
+// because one payload byte can become one element of the target type:
+// decoding may allocate up to about len(data) × E bytes, where E is the
+// largest element size among the slices, maps and pointers reachable
+// from V (8 for []int64; unsafe.Sizeof(T) for []T or *T, a map entry
+// counting key and value over two payload bytes plus the map's overhead;
+// about 64 for values decoded into interface{}). A 1 MiB payload of nils
+// decoded into []T with a 1 KiB T allocates 1 GiB, and a payload whose
+// elements do not fit the target type allocates its slice before failing.
+// Payloads made only of strings and byte slices allocate at most 2 ×
+// len(data). Cap the size of cached values (or wrap this codec with Compress,
+// whose MaxDecodedSize bounds the payload) when V has large elements.
+func MsgPack[V any]() Codec[V] { return msgPackCodec[V]{} }
+
+type msgPackCodec[V any] struct{}
+
+// maxPooled is the largest buffer a pooled encoder or decoder may keep, so a
+// rare large value does not pin its memory in the pool.
+const maxPooled = 64 << 10
+
+type encodeState struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encodePool = sync.Pool{New: func() any {
+	st := new(encodeState)
+	st.enc = msgpack.NewEncoder(&st.buf)
+	return st
+}}
+
+type decodeState struct {
+	scan scanner
+	r    reader
+	dec  *msgpack.Decoder
+}
+
+var decodePool = sync.Pool{New: func() any {
+	st := new(decodeState)
+	st.dec = msgpack.NewDecoder(&st.r)
+	return st
+}}
+
+func (msgPackCodec[V]) Marshal(v V) ([]byte, error) {
+	st := encodePool.Get().(*encodeState)
+	st.buf.Reset()
+	st.enc.Reset(&st.buf) // also clears options a previous user may have set
+	st.enc.UseCompactInts(true)
+	err := st.enc.Encode(v)
+	var out []byte
+	if err == nil {
+		// Copy out so the pooled buffer can be reused: one exact-size
+		// allocation instead of the growth steps of a fresh buffer.
+		out = bytes.Clone(st.buf.Bytes())
+	}
+	if st.buf.Cap() <= maxPooled {
+		encodePool.Put(st)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: msgpack: %w", ErrEncode, err)
+	}
+	return out, nil
+}
+
+func (msgPackCodec[V]) Unmarshal(data []byte, v *V) error {
+	var zero V
+	*v = zero // decode into a clean value: msgpack merges into maps and reuses slices
+	st := decodePool.Get().(*decodeState)
+	err := st.unmarshal(data, v)
+	st.r.reset(nil, nil) // drop the reference to the caller's bytes
+	// The decoder keeps a scratch buffer as large as the longest string
+	// it read, bounded by len(data).
+	if len(data) <= maxPooled {
+		decodePool.Put(st)
+	}
+	return err
+}
+
+func (st *decodeState) unmarshal(data []byte, v any) error {
+	if err := st.scan.check(data); err != nil {
+		return err
+	}
+	st.r.reset(data, st.scan.traps)
+	// Reset clears every decoder option. In particular it leaves
+	// UsePreallocateValues off: msgpack.Unmarshal turns it on, and it starts
+	// a goroutine per decoded type that never exits.
+	st.dec.Reset(&st.r)
+	if err := st.dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: msgpack: %w", ErrDecode, err)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+// Package envelope is the format of every value aside stores in Redis.
+//
+// An entry is a fixed 11-byte header followed by the codec's bytes:
+//
+//	offset 0   magic 0xAE
+//	offset 1   format version (1)
+//	offset 2   kind and flags
+//	offset 3   soft expiry, Unix milliseconds, big-endian uint64 (0 = none)
+//	offset 11  payload
+//
+// The kind tells a value, a not-found marker and a lease placeholder apart, so
+// none of them can be mistaken for another: a not-found marker is not an empty
+// or "*" payload (an empty payload is a real value, for example the zero
+// string), and a lease is not a value. Anything that does not start with the
+// magic byte is [ErrCorrupt]; a version newer than this code understands is
+// [ErrVersion], so a rolling upgrade that introduces a new format makes old
+// readers miss (and reload) instead of misreading.
+//
+// Decoding never allocates and never panics: the returned payload aliases the
+// input.
+package envelope
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const (
+	magic = 0xAE
+	// Version is the format version this package writes.
+	Version = 1
+	// HeaderSize is the number of bytes before the payload.
+	HeaderSize = 11
+)
+
+// Kind is what an entry holds.
+type Kind uint8
+
+const (
+	// Value is a value encoded by the cache's codec.
+	Value Kind = 1
+	// NotFound marks a key the loader reported as absent (negative caching).
+	NotFound Kind = 2
+	// Lease is a placeholder written by a process that is loading the key;
+	// its payload is the lease token.
+	Lease Kind = 3
+)
+
+const (
+	kindMask       = 0x0F
+	flagCompressed = 0x10
+	knownFlags     = kindMask | flagCompressed
+)
+
+var (
+	// ErrCorrupt reports bytes that are not an entry of any version.
+	ErrCorrupt = errors.New("envelope: not an aside entry")
+	// ErrVersion reports an entry written by a newer format version.
+	ErrVersion = errors.New("envelope: entry written by a newer format version")
+)
+
+// Entry is a decoded header and its payload.
+type Entry struct {
+	Kind Kind
+	// Compressed records that the payload was compressed by the codec.
+	Compressed bool
+	// SoftExpiry is when the value should be refreshed ahead of its hard
+	// expiry; the zero time means never.
+	SoftExpiry time.Time
+	// Payload is the codec's bytes (the token for a lease). It aliases the
+	// decoded input.
+	Payload []byte
+}
+
+// Append appends the encoding of a header and payload to dst.
+func Append(dst []byte, kind Kind, compressed bool, softExpiry time.Time, payload []byte) []byte {
+	flags := byte(kind) & kindMask
+	if compressed {
+		flags |= flagCompressed
+	}
+	var soft uint64
+	if !softExpiry.IsZero() {
+		if ms := softExpiry.UnixMilli(); ms > 0 {
+			soft = uint64(ms)
+		}
+	}
+	dst = append(dst, magic, Version, flags)
+	dst = binary.BigEndian.AppendUint64(dst, soft)
+	return append(dst, payload...)
+}
+
+// Encode returns a new entry holding a header and payload.
+func Encode(kind Kind, compressed bool, softExpiry time.Time, payload []byte) []byte {
+	return Append(make([]byte, 0, HeaderSize+len(payload)), kind, compressed, softExpiry, payload)
+}
+
+// Decode parses an entry. The returned payload aliases data.
+func Decode(data []byte) (Entry, error) {
+	if len(data) < 2 || data[0] != magic {
+		return Entry{}, ErrCorrupt
+	}
+	if data[1] > Version {
+		return Entry{}, fmt.Errorf("%w (version %d, this build reads up to %d)", ErrVersion, data[1], Version)
+	}
+	if data[1] == 0 || len(data) < HeaderSize {
+		return Entry{}, ErrCorrupt
+	}
+	flags := data[2]
+	kind := Kind(flags & kindMask)
+	if flags&^knownFlags != 0 || kind < Value || kind > Lease {
+		return Entry{}, ErrCorrupt
+	}
+	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Payload: data[HeaderSize:]}
+	if soft := binary.BigEndian.Uint64(data[3:11]); soft != 0 {
+		if soft > 1<<62 {
+			return Entry{}, ErrCorrupt
+		}
+		e.SoftExpiry = time.UnixMilli(int64(soft))
+	}
+	return e, nil
+}
+
+// IsLease reports whether data is a lease placeholder, without decoding the rest.
+func IsLease(data []byte) bool {
+	return len(data) >= HeaderSize && data[0] == magic && data[1] == Version && Kind(data[2]&kindMask) == Lease
+}

@@ -1,0 +1,74 @@
+package loader
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// ErrPanic is wrapped by the error that every caller of a load receives when
+// the load panicked: a [*PanicError]. Loads run on goroutines of their own,
+// where a panic would crash the process and leave the callers waiting
+// forever, so loader recovers it and hands it to them instead.
+var ErrPanic = errors.New("loader: load panicked")
+
+// ErrGoexit is the error that every caller of a load receives when the load
+// called runtime.Goexit (which t.FailNow does in tests): its goroutine ends
+// without a result, and the callers must not wait for one.
+var ErrGoexit = errors.New("loader: load called runtime.Goexit")
+
+// PanicError is a panic recovered from a load. It wraps [ErrPanic], and the
+// panic value too when that is an error.
+type PanicError struct {
+	// Value is the value given to panic.
+	Value any
+	// Stack is the stack of the goroutine that panicked, taken at the
+	// panic, without its first line ("goroutine N [running]:", which would
+	// name a goroutine that no longer exists).
+	Stack []byte
+}
+
+func newPanicError(v any) *PanicError {
+	stack := debug.Stack()
+	if i := bytes.IndexByte(stack, '\n'); i >= 0 {
+		stack = stack[i+1:]
+	}
+	return &PanicError{Value: v, Stack: stack}
+}
+
+// Error returns a one-line message with the panic value. The stack is left
+// out because every caller of a shared load receives the same error and may
+// log it; it is in Stack.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%v: %v", ErrPanic, e.Value)
+}
+
+// Is reports whether target is [ErrPanic].
+func (e *PanicError) Is(target error) bool {
+	return target == ErrPanic
+}
+
+// Unwrap returns the panic value if it is an error, and nil otherwise.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// KeyError is the failure of one key of a batch load. Find the keys that
+// failed in a joined error by walking it (an error with Unwrap() []error),
+// or the first of them with errors.As.
+type KeyError[K comparable] struct {
+	Key K
+	Err error
+}
+
+// Error returns "key <Key>: <Err>".
+func (e *KeyError[K]) Error() string {
+	return fmt.Sprintf("key %v: %v", e.Key, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *KeyError[K]) Unwrap() error {
+	return e.Err
+}
