@@ -34,6 +34,9 @@ type Cache[K comparable, V any] struct {
 	localTTL time.Duration
 	clone    func(V) V
 	now      func() time.Time
+	// nanos is the hit path's clock: the client's coarse clock, or Now
+	// when the options inject one.
+	nanos func() int64
 
 	local   *local[K, V] // nil when copies are off
 	written written
@@ -47,6 +50,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	if client == nil {
 		return nil, fmt.Errorf("%w: client: nil (build one with cache.Connect)", ErrInvalidOptions)
 	}
+	injected := opts.Now
 	if err := opts.resolve(); err != nil {
 		return nil, err
 	}
@@ -63,12 +67,16 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		clone:    opts.Clone,
 		now:      opts.Now,
 	}
+	c.nanos = client.clock.now
+	if injected != nil {
+		c.nanos = func() int64 { return injected().UnixNano() }
+	}
 	if vp, ok := opts.TTL.(ttlpolicy.ValuePolicy[V]); ok {
 		c.valueTTL = vp
 	}
 	c.written.now = opts.Now
 	if client.tracking && opts.LocalCapacity > 0 {
-		c.local = newLocal[K, V](opts.LocalCapacity, opts.Now)
+		c.local = newLocal[K, V](opts.LocalCapacity)
 	}
 	client.subscribe(opts.Namespace, c)
 	return c, nil
@@ -88,7 +96,7 @@ func (c *Cache[K, V]) Key(k K) string { return c.ns + c.keyFn(k) }
 // unavailable the result follows [Options].OnRedisDown.
 func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	if c.local != nil {
-		if e, ok := c.local.get(k, c.now().UnixNano()); ok {
+		if e, ok := c.local.get(k, c.nanos()); ok {
 			c.stats.localHits.Add(1)
 			if e.notFound {
 				c.stats.notFoundHits.Add(1)
@@ -191,8 +199,10 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 // holds it too. read reports whether the reply came through client-side
 // caching, that is whether Redis will invalidate it.
 func (c *Cache[K, V]) read(ctx context.Context, key string) (rueidis.RedisResult, bool) {
+	// Check before the read: the push may clear the mark while the read runs.
+	wrote := c.written.has(key)
 	res := c.rc.DoCache(ctx, c.rc.B().Get().Key(key).Cache(), c.localTTL)
-	if c.written.has(key) {
+	if wrote {
 		if res.IsCacheHit() {
 			return c.rc.Do(ctx, c.rc.B().Get().Key(key).Build()), false
 		}
@@ -349,14 +359,21 @@ func (c *Cache[K, V]) invalidateAll() {
 // this process wrote whose cached replies cannot be trusted yet).
 func (c *Cache[K, V]) readMany(ctx context.Context, keys []string) []rueidis.RedisResult {
 	cmds := make([]rueidis.CacheableTTL, len(keys))
+	var wrote []bool
 	for i, key := range keys {
 		cmds[i] = rueidis.CT(c.rc.B().Get().Key(key).Cache(), c.localTTL)
+		if c.written.has(key) {
+			if wrote == nil {
+				wrote = make([]bool, len(keys))
+			}
+			wrote[i] = true
+		}
 	}
 	out := c.rc.DoMultiCache(ctx, cmds...)
 	var again rueidis.Commands
 	var at []int
 	for i, key := range keys {
-		if c.written.has(key) {
+		if wrote != nil && wrote[i] {
 			if out[i].IsCacheHit() {
 				again = append(again, c.rc.B().Get().Key(key).Build())
 				at = append(at, i)

@@ -50,6 +50,25 @@ func connectOnce(t testing.TB, c *cache.Client) *cache.Client {
 	return connect(t, shared)
 }
 
+// warm reads k until the cache holds a decoded copy of it. Right after the
+// process wrote k (a load writes it back), reads go around the client-side
+// cache until Redis' invalidation of that write arrives; the number of reads
+// is bounded, not the time.
+func warm[K comparable, V any](t testing.TB, c *cache.Cache[K, V], k K) {
+	t.Helper()
+	for range 10_000 {
+		before := c.Stats().LocalHits
+		_, err := c.Get(context.Background(), k)
+		if err != nil && !errors.Is(err, cache.ErrNotFound) {
+			t.Fatalf("warm: %v", err)
+		}
+		if c.Stats().LocalHits > before {
+			return
+		}
+	}
+	t.Fatalf("no decoded copy of %v after 10000 reads", k)
+}
+
 func TestGetLoadsOnceThenServesFromMemory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -61,24 +80,28 @@ func TestGetLoadsOnceThenServesFromMemory(t *testing.T) {
 		require.NoError(t, err, "get %d", i)
 		assert.Equal(t, sampleUser(7), u)
 	}
+	warm(t, c, 7)
+	before := c.Stats()
+	u, err := c.Get(ctx, 7)
+	require.NoError(t, err)
+	assert.Equal(t, sampleUser(7), u)
+
 	assert.EqualValues(t, 1, calls.Load(), "loader calls")
 	s := c.Stats()
 	assert.EqualValues(t, 1, s.Misses)
-	assert.EqualValues(t, 1, s.RedisHits, "the second Get reads Redis and keeps a copy")
-	assert.EqualValues(t, 1, s.LocalHits, "the third Get is served from memory")
+	assert.EqualValues(t, 1, s.Loads)
+	assert.GreaterOrEqual(t, s.RedisHits, uint64(1), "a read after the load finds the value in Redis")
+	assert.Equal(t, before.LocalHits+1, s.LocalHits, "the copy serves the last Get")
+	assert.Equal(t, before.RedisHits, s.RedisHits)
 	assert.Equal(t, 1, s.LocalEntries)
 	assert.True(t, s.Tracking)
-	assert.InDelta(t, 2.0/3.0, s.HitRatio(), 1e-9)
+	assert.Greater(t, s.HitRatio(), 0.5)
 }
 
 func TestLocalHitAllocatesNothing(t *testing.T) {
 	ctx := context.Background()
 	c := userCache(t, nil, namespace(t), nil)
-	for range 2 {
-		_, err := c.Get(ctx, 1)
-		require.NoError(t, err)
-	}
-	require.EqualValues(t, 1, c.Stats().LocalEntries)
+	warm(t, c, 1)
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, err := c.Get(ctx, 1); err != nil {
 			panic(err)
@@ -318,7 +341,7 @@ func TestNegativeCaching(t *testing.T) {
 
 	ttl, err := c.TTL(ctx, -1)
 	require.NoError(t, err)
-	assert.LessOrEqual(t, ttl, 30*time.Second)
+	assert.LessOrEqual(t, ttl, 33*time.Second, "30s ± 10%")
 	assert.Greater(t, ttl, 20*time.Second)
 
 	n, err := c.Exists(ctx, -1)
@@ -547,10 +570,7 @@ func TestConnectionDropFlushesCopies(t *testing.T) {
 		}
 	}
 	c := userCache(t, connectWith(t, opt), "drop", nil)
-	for range 2 {
-		_, err := c.Get(ctx, 1)
-		require.NoError(t, err)
-	}
+	warm(t, c, 1)
 	require.Equal(t, 1, c.Stats().LocalEntries)
 
 	_, err := srv.Do(ctx, "CLIENT", "KILL", "TYPE", "normal")

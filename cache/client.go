@@ -22,6 +22,8 @@ import (
 type Client struct {
 	rc       rueidis.Client
 	tracking bool
+	clock    *clock
+	closed   sync.Once
 
 	mu sync.RWMutex // guards subs
 	// subs maps a namespace to the caches that serve it. Invalidations are
@@ -78,6 +80,7 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 	}
 	c.rc = rc
 	c.tracking = !opt.DisableCache
+	c.clock = startClock()
 	return c, nil
 }
 
@@ -95,7 +98,13 @@ func (c *Client) Rueidis() rueidis.Client { return c.rc }
 func (c *Client) Tracking() bool { return c.tracking }
 
 // Close closes the connections. Caches built on the client stop working.
-func (c *Client) Close() { c.rc.Close() }
+// It is safe to call more than once.
+func (c *Client) Close() {
+	c.closed.Do(func() {
+		c.rc.Close()
+		c.clock.close()
+	})
+}
 
 func (c *Client) subscribe(namespace string, inv invalidator) {
 	c.mu.Lock()

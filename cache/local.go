@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // local holds the decoded values of one cache in process memory.
@@ -34,7 +33,6 @@ type local[K comparable, V any] struct {
 	max     int64
 	stripes [stripeCount]stripe[K]
 	seed    maphash.Seed
-	now     func() time.Time
 }
 
 const stripeCount = 256
@@ -55,8 +53,8 @@ type entry[V any] struct {
 	softAt   int64  // Unix nanoseconds after which a refresh is due; 0 = never
 }
 
-func newLocal[K comparable, V any](max int, now func() time.Time) *local[K, V] {
-	l := &local[K, V]{max: int64(max), seed: maphash.MakeSeed(), now: now}
+func newLocal[K comparable, V any](max int) *local[K, V] {
+	l := &local[K, V]{max: int64(max), seed: maphash.MakeSeed()}
 	for i := range l.stripes {
 		l.stripes[i].rev = make(map[string]K)
 	}

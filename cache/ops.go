@@ -111,7 +111,7 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	n := 0
 	var rest []string
-	now := c.now().UnixNano()
+	now := c.nanos()
 	for _, k := range ks {
 		if c.local != nil {
 			if e, ok := c.local.get(k, now); ok {

@@ -59,7 +59,9 @@ func (e *PanicError) Unwrap() error {
 // failed in a joined error by walking it (an error with Unwrap() []error),
 // or the first of them with errors.As.
 type KeyError[K comparable] struct {
+	// Key is the key that failed to load.
 	Key K
+	// Err is the error of its load.
 	Err error
 }
 

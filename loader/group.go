@@ -143,7 +143,9 @@ func (g *Group[V]) run(ctx context.Context, key string, f *flight[V], fn func(co
 		// flight may hold key already (after Forget, or after every waiter
 		// of this one left), and must stay.
 		g.mu.Lock()
-		delete(g.flights, key)
+		if g.flights[key] == f {
+			delete(g.flights, key)
+		}
 		g.mu.Unlock()
 		f.cancel()
 		close(f.done)

@@ -387,7 +387,7 @@ func TestForgetStartsNewFlight(t *testing.T) {
 		assert.Equal(t, "before", r.v)
 		assert.True(t, r.shared)
 	}
-	assert.Equal(t, 1, loader.Waiters(&g, "k"))
+	require.Equal(t, 1, loader.Waiters(&g, "k"), "the second flight is still there to join")
 	after2 := do(t.Context(), &g, "k", gated(&calls, gate2, "after"))
 	awaitWaiters(&g, "k", 2)
 

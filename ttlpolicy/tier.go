@@ -234,7 +234,8 @@ func softOf(hard time.Duration, fraction float64) time.Duration {
 	}
 	s := time.Duration(float64(hard) * fraction)
 	s -= s % time.Millisecond
-	// Float rounding can carry a fraction just below 1 up to hard itself.
+	// float64 does not hold every Duration above 2^53ns exactly, so the
+	// product may round up to hard itself; soft must stay below it.
 	return min(max(s, time.Millisecond), hard-time.Millisecond)
 }
 

@@ -63,7 +63,7 @@ func dialConn(ctx context.Context, addr string, tlsConf *tls.Config) (net.Conn, 
 func roundTrip(ctx context.Context, addr string, tlsConf *tls.Config, cmds ...[]string) ([]any, error) {
 	conn, stop, err := dialConn(ctx, addr, tlsConf)
 	if err != nil {
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
 	defer conn.Close()
 	defer stop()
@@ -92,6 +92,14 @@ func roundTrip(ctx context.Context, addr string, tlsConf *tls.Config, cmds ...[]
 func ctxErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	// The connection's deadline is the context's, and its timer may fire a moment
+	// before the context's own: a timeout at or past the deadline is the context's.
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+		}
 	}
 	return err
 }
