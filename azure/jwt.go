@@ -20,7 +20,7 @@ type claims struct {
 
 // errNotJWT is wrapped when a token does not have the shape of a JWT. Its
 // message says nothing about the token's content.
-var errNotJWT = errors.New("token is not a JWT (header.payload.signature with a base64url JSON payload)")
+var errNotJWT = errors.New("not a JWT (header.payload.signature with a base64url JSON payload)")
 
 // parseClaims reads the payload of a JWT. Errors describe what is wrong
 // without quoting any part of the token.
@@ -53,7 +53,7 @@ func parseClaims(token string) (claims, error) {
 		return claims{}, ErrNoOID
 	}
 	if strings.ContainsAny(c.oid, " \t\r\n") {
-		return claims{}, errors.New("token's oid claim contains white space, which a Redis user name cannot contain")
+		return claims{}, errors.New("its oid claim contains white space, which a Redis user name cannot contain")
 	}
 	if f, ok := body.Exp.(float64); ok && f > 0 && f < 1<<40 {
 		c.exp = time.Unix(int64(f), 0)

@@ -203,7 +203,7 @@ func invalid(setting, format string, args ...any) error {
 
 // insecure builds the error for a setting that weakens TLS.
 func insecure(setting, format string, args ...any) error {
-	return fmt.Errorf("%w: %w: %s %s", ErrInvalidOptions, ErrInsecure, setting, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s %s", ErrInsecure, setting, fmt.Sprintf(format, args...))
 }
 
 // resolve checks every setting and returns a copy with the defaults filled

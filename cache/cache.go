@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -30,6 +31,7 @@ type Cache[K comparable, V any] struct {
 	ttl      ttlpolicy.Policy
 	valueTTL ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
 	load     loader.Func[K, V]
+	batch    loader.BatchFunc[K, V]
 	onDown   RedisDownPolicy
 	localTTL time.Duration
 	clone    func(V) V
@@ -42,6 +44,8 @@ type Cache[K comparable, V any] struct {
 	written written
 	flights loader.Group[V]
 	stats   counters
+	// tagWrites counts writes with tags, to sample their indexes.
+	tagWrites atomic.Uint64
 }
 
 // New builds a cache on a client made by [Connect]. It returns an error
@@ -62,10 +66,17 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		codec:    opts.Codec,
 		ttl:      opts.TTL,
 		load:     opts.Loader,
+		batch:    opts.BatchLoader,
 		onDown:   opts.OnRedisDown,
 		localTTL: opts.LocalTTL,
 		clone:    opts.Clone,
 		now:      opts.Now,
+	}
+	switch {
+	case c.batch == nil && c.load != nil:
+		c.batch = c.load.Batch(opts.BatchConcurrency)
+	case c.load == nil && c.batch != nil:
+		c.load = c.batch.One()
 	}
 	c.nanos = client.clock.now
 	if injected != nil {
@@ -293,12 +304,16 @@ func (c *Cache[K, V]) writeBack(ctx context.Context, key string, eb entryBytes) 
 		c.stats.writeErrors.Add(1)
 		return
 	}
-	cmd := c.rc.B().Set().Key(key).Value(rueidis.BinaryString(eb.data)).PxMilliseconds(ms(eb.ttl)).Build()
-	err := c.rc.Do(ctx, cmd).Error()
+	err := c.rc.Do(ctx, c.setCmd(key, eb)).Error()
 	c.wrote(key)
 	if err != nil {
 		c.stats.writeErrors.Add(1)
 	}
+}
+
+// setCmd is SET key entry PX ttl.
+func (c *Cache[K, V]) setCmd(key string, eb entryBytes) rueidis.Completed {
+	return c.rc.B().Set().Key(key).Value(rueidis.BinaryString(eb.data)).PxMilliseconds(ms(eb.ttl)).Build()
 }
 
 // keyPart strips the namespace from a Redis key of the cache.
@@ -356,12 +371,15 @@ func (c *Cache[K, V]) invalidateAll() {
 }
 
 // readMany is read for many keys in one round (and a second one for keys
-// this process wrote whose cached replies cannot be trusted yet).
-func (c *Cache[K, V]) readMany(ctx context.Context, keys []string) []rueidis.RedisResult {
+// this process wrote whose cached replies cannot be trusted yet). It reports
+// for each key whether its reply came through client-side caching.
+func (c *Cache[K, V]) readMany(ctx context.Context, keys []string) ([]rueidis.RedisResult, []bool) {
 	cmds := make([]rueidis.CacheableTTL, len(keys))
+	tracked := make([]bool, len(keys))
 	var wrote []bool
 	for i, key := range keys {
 		cmds[i] = rueidis.CT(c.rc.B().Get().Key(key).Cache(), c.localTTL)
+		tracked[i] = true
 		if c.written.has(key) {
 			if wrote == nil {
 				wrote = make([]bool, len(keys))
@@ -385,7 +403,8 @@ func (c *Cache[K, V]) readMany(ctx context.Context, keys []string) []rueidis.Red
 	if len(again) > 0 {
 		for j, res := range c.rc.DoMulti(ctx, again...) {
 			out[at[j]] = res
+			tracked[at[j]] = false
 		}
 	}
-	return out
+	return out, tracked
 }

@@ -87,4 +87,3 @@ func sampleUser(id int64) User {
 		Bio:       "Writes about caches, Redis and Go, mostly in the evenings.",
 	}
 }
-

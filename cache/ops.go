@@ -18,35 +18,62 @@ import (
 const NoExpiry time.Duration = math.MaxInt64
 
 // Set writes v under k in one atomic command (SET with PX), with the expiry
-// the TTL policy gives it or the one [WithTTL] sets. Every process caching k
-// drops its copy when Redis pushes the invalidation; this process drops its
-// own before Set returns.
+// the TTL policy gives it or the one [WithTTL] sets, and the tags [WithTags]
+// attaches. Every process caching k drops its copy when Redis pushes the
+// invalidation; this process reads its own write from the moment Set returns.
 func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
-	var co callOptions
-	for _, o := range opts {
-		o(&co)
-	}
+	co := callOpts(opts)
 	key := c.Key(k)
+	if err := co.check(); err != nil {
+		return fmt.Errorf("cache: set %s: %w", key, err)
+	}
 	eb := c.encodeValue(key, v)
 	if eb.err != nil {
 		return eb.err
 	}
-	if co.ttl != 0 {
-		if co.ttl < time.Millisecond {
-			return fmt.Errorf("cache: set %s: WithTTL(%v): the TTL must be at least 1ms", key, co.ttl)
+	eb = co.apply(eb)
+	cmds := c.writeCmds(key, eb, co.tags)
+	var err error
+	if len(cmds) == 1 {
+		err = c.rc.Do(ctx, cmds[0]).Error()
+	} else {
+		for _, res := range c.rc.DoMulti(ctx, cmds...) {
+			if err = res.Error(); err != nil {
+				break
+			}
 		}
-		// A per-call TTL replaces the policy's: no soft expiry either.
-		payload := eb.data[envelope.HeaderSize:]
-		eb.data = envelope.Encode(envelope.Value, false, time.Time{}, payload)
-		eb.ttl = co.ttl
 	}
-	cmd := c.rc.B().Set().Key(key).Value(rueidis.BinaryString(eb.data)).PxMilliseconds(ms(eb.ttl)).Build()
-	err := c.rc.Do(ctx, cmd).Error()
 	c.wrote(key)
 	if err != nil {
 		return fmt.Errorf("cache: set %s: %w", key, classify(err))
 	}
+	c.maybePruneTags(ctx, co.tags)
 	return nil
+}
+
+func callOpts(opts []Option) callOptions {
+	var co callOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	return co
+}
+
+func (co callOptions) check() error {
+	if co.ttl != 0 && co.ttl < time.Millisecond {
+		return fmt.Errorf("WithTTL(%v): the TTL must be at least 1ms", co.ttl)
+	}
+	return nil
+}
+
+// apply puts a per-call TTL in place of the policy's, and with it drops the
+// soft expiry: a caller that sets the TTL decides the entry's life.
+func (co callOptions) apply(eb entryBytes) entryBytes {
+	if co.ttl == 0 {
+		return eb
+	}
+	payload := eb.data[envelope.HeaderSize:]
+	return entryBytes{data: envelope.Encode(envelope.Value, false, time.Time{}, payload), ttl: co.ttl}
 }
 
 // wrote is called after every write of key by this process (whether Redis
@@ -127,7 +154,8 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		return n, nil
 	}
 	var errs []error
-	for i, res := range c.readMany(ctx, rest) {
+	results, _ := c.readMany(ctx, rest)
+	for i, res := range results {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:

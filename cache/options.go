@@ -36,9 +36,22 @@ type Options[K comparable, V any] struct {
 	// is asked with the value too.
 	TTL ttlpolicy.Policy
 
-	// Loader loads a missing key from the source of truth. Without one, Get
-	// of a missing key returns an error wrapping [ErrNotFound].
+	// Loader loads a missing key from the source of truth. Without one (and
+	// without BatchLoader), Get of a missing key returns an error wrapping
+	// [ErrNotFound].
 	Loader loader.Func[K, V]
+
+	// BatchLoader loads many missing keys in one call: GetMany hands it all
+	// the keys it misses at once. Keys absent from its map are not found,
+	// unless its error names them with a [loader.KeyError]. When only Loader
+	// is set, GetMany runs it for the missing keys concurrently, at most
+	// BatchConcurrency at a time; when only BatchLoader is set, Get uses it
+	// with one key.
+	BatchLoader loader.BatchFunc[K, V]
+
+	// BatchConcurrency bounds the concurrent Loader calls of one GetMany
+	// when there is no BatchLoader. Default: [loader.DefaultBatchLimit].
+	BatchConcurrency int
 
 	// OnRedisDown decides what Get does when Redis is unavailable. Default:
 	// [FailOpen].
@@ -111,6 +124,9 @@ func (o *Options[K, V]) resolve() error {
 	if err := o.TTL.Validate(); err != nil {
 		return fmt.Errorf("%w: TTL: %w", ErrInvalidOptions, err)
 	}
+	if o.BatchConcurrency < 0 {
+		return invalid("BatchConcurrency", "%d is negative", o.BatchConcurrency)
+	}
 	switch o.OnRedisDown {
 	case FailOpen, FailFast:
 	default:
@@ -159,7 +175,8 @@ func defaultKeyFunc[K comparable]() (func(K) string, error) {
 type Option func(*callOptions)
 
 type callOptions struct {
-	ttl time.Duration
+	ttl  time.Duration
+	tags []string
 }
 
 // WithTTL sets the expiry of this write, overriding the policy: SETEX/PSETEX
@@ -167,4 +184,11 @@ type callOptions struct {
 // and must be at least 1ms).
 func WithTTL(d time.Duration) Option {
 	return func(o *callOptions) { o.ttl = d }
+}
+
+// WithTags attaches tags to the keys of this write, so that
+// [Cache.InvalidateTag] of any of them removes the keys. See InvalidateTag for
+// how tag indexes are kept bounded.
+func WithTags(tags ...string) Option {
+	return func(o *callOptions) { o.tags = append(o.tags, tags...) }
 }

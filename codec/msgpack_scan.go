@@ -115,7 +115,7 @@ func (s *scanner) value(data []byte, pos, depth int) (int, fault) {
 			pos++
 			continue
 		case c <= 0x8f: // fixmap
-			hdr, n, kind = 1, 2*uint64(c&0x0f), kindItems
+			hdr, n, kind = 1, uint64(c&0x0f), kindMap
 		case c <= 0x9f: // fixarray
 			hdr, n, kind = 1, uint64(c&0x0f), kindItems
 		case c <= 0xbf: // fixstr
@@ -149,7 +149,7 @@ func (s *scanner) value(data []byte, pos, depth int) (int, fault) {
 				hdr, kind = 3, kindMap
 			case 0xdf: // map32
 				hdr, kind = 5, kindMap
-			case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16
+			case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: code, type
 				hdr, n, kind = 2, 1<<(c-0xd4), kindExt
 			case 0xc7: // ext8: code, length, type
 				hdr, kind = 3, kindExt
@@ -172,7 +172,7 @@ func (s *scanner) value(data []byte, pos, depth int) (int, fault) {
 			n = uint64(binary.BigEndian.Uint32(data[pos+1:]))
 		}
 		if kind == kindMap {
-			n, kind = 2*n, kindItems
+			n *= 2
 		}
 		start := pos
 		pos += hdr
@@ -184,7 +184,7 @@ func (s *scanner) value(data []byte, pos, depth int) (int, fault) {
 		switch kind {
 		case kindBytes:
 			pos += int(n)
-		case kindItems:
+		case kindItems, kindMap:
 			if n == 0 {
 				continue
 			}
@@ -205,10 +205,10 @@ func (s *scanner) value(data []byte, pos, depth int) (int, fault) {
 }
 
 const (
-	kindBytes = iota // scalar, string, bin: skip n bytes
-	kindItems        // array or map: n items follow
-	kindMap          // map: n entries, 2n items
-	kindExt          // extension: n body bytes
+	kindBytes = iota // scalar, string, bin: n bytes follow the header
+	kindItems        // array: n items follow
+	kindMap          // map: n entries, 2n items follow
+	kindExt          // extension: n body bytes follow
 )
 
 // checkExtBody decides whether the body data[body:] of an extension may be

@@ -11,5 +11,5 @@ import "syscall"
 // process. The Go runtime only ends a thread when a goroutine exits while locked
 // to it (runtime.LockOSThread), which the launcher never does.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

@@ -298,6 +298,30 @@ func TestTLSClusterWithPasswordAndReplica(t *testing.T) {
 	}
 }
 
+func TestClusterNodeRestart(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 1, Replicas: 1})
+	primary, replica := cl.Nodes()[0], cl.Nodes()[1]
+	pid := replica.PID()
+
+	require.NoError(t, replica.Kill())
+	require.NoError(t, replica.Restart())
+	assert.NotEqual(t, pid, replica.PID())
+	// The node keeps its identity (nodes.conf) and rejoins as the same replica.
+	require.NoError(t, cl.Wait(ctx(t)))
+	role, err := replica.Do(ctx(t), "ROLE")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(role, "slave\n127.0.0.1\n"+strconv.Itoa(primary.Port())+"\n"), role)
+
+	// Wait reports a node that does not answer instead of passing.
+	require.NoError(t, replica.Pause())
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, cl.Wait(short), context.DeadlineExceeded)
+	require.NoError(t, replica.Resume())
+	require.NoError(t, cl.Wait(ctx(t)))
+}
+
 func TestKillAndRestart(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{Name: "u", Password: "p", Rules: []string{"+@all", "~*"}}}})

@@ -191,6 +191,9 @@ func (s *Server) args() ([]string, error) {
 		"--enable-debug-command", "local",
 		// Replicas sync at once instead of after the default 5 s batching delay.
 		"--repl-diskless-sync-delay", "0",
+		// On SIGTERM, exit at once instead of waiting up to 10 s for lagging
+		// replicas: there is nothing to preserve.
+		"--shutdown-timeout", "0",
 	}
 	if s.certs != nil {
 		tlsArgs, err := s.certs.write(s.dir)
@@ -490,8 +493,10 @@ func (s *Server) Log() string {
 // reads the reply and closes the connection. The reply is rendered as text:
 // strings and numbers as themselves, a null as "", arrays and maps as their
 // elements on separate lines. An error reply is returned as an error wrapping a
-// [ReplyError]. It is meant for administration in tests (CLUSTER INFO,
-// ACL SETUSER, CLIENT KILL, DEBUG SLEEP), not for load.
+// [ReplyError]; an error nested in an array (EXEC) also returns the rendered
+// text. A context deadline that passes first gives an error wrapping
+// context.DeadlineExceeded. It is meant for administration in tests
+// (CLUSTER INFO, ACL SETUSER, CLIENT KILL, DEBUG SLEEP), not for load.
 func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 	v, err := s.query(ctx, args...)
 	if err != nil {

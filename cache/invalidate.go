@@ -1,0 +1,221 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/invalidation"
+)
+
+// PatternOption tunes one [Cache.InvalidatePattern].
+type PatternOption func(*invalidation.Options)
+
+// WithProgress reports the totals after each batch of a pattern invalidation.
+func WithProgress(f func(invalidation.Progress)) PatternOption {
+	return func(o *invalidation.Options) { o.Progress = f }
+}
+
+// WithScanCount sets the COUNT hint of each SCAN call (default 1000).
+func WithScanCount(n int) PatternOption {
+	return func(o *invalidation.Options) { o.Count = n }
+}
+
+// InvalidatePattern removes every key of the cache whose part after the
+// namespace matches the Redis glob pattern, on every primary, and returns how
+// many it removed (see package invalidation: SCAN with MATCH and COUNT, never
+// KEYS; batched single-key UNLINKs). The pattern cannot reach outside the
+// namespace. Escape the parts of it that come from users with
+// [invalidation.Escape], so that they match only themselves:
+//
+//	users.InvalidatePattern(ctx, "tenant:"+invalidation.Escape(tenant)+":*")
+//
+// Keys that existed when it started and were not written again meanwhile are
+// all gone when it returns; keys written while it runs may survive it.
+func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opts ...PatternOption) (int64, error) {
+	o := invalidation.Options{OnDelete: func(keys []string) {
+		for _, key := range keys {
+			c.wrote(key)
+		}
+	}}
+	for _, f := range opts {
+		f(&o)
+	}
+	// The namespace holds no glob metacharacters (New checks), so the
+	// prefix matches only itself.
+	n, err := invalidation.Pattern(ctx, c.rc, c.ns+pattern, o)
+	if err != nil {
+		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, classify(err))
+	}
+	return n, nil
+}
+
+// InvalidatePrefix removes every key of the cache whose part after the
+// namespace starts with prefix, taken literally.
+func (c *Cache[K, V]) InvalidatePrefix(ctx context.Context, prefix string, opts ...PatternOption) (int64, error) {
+	return c.InvalidatePattern(ctx, invalidation.Escape(prefix)+"*", opts...)
+}
+
+// tagKey is the Redis set that indexes the keys carrying tag. Its name starts
+// with the namespace and '#', which no key of any cache can (namespaces have
+// no '#', keys are "<namespace>:..."), so no Get or pattern of a cache ever
+// meets it.
+func (c *Cache[K, V]) tagKey(tag string) string {
+	return c.ns[:len(c.ns)-1] + "#tag:" + tag
+}
+
+// writeCmds is the SET of an entry followed, for each tag, by its index
+// update: SADD the key, then PEXPIRE NX (an index without expiry gets the
+// entry's) and PEXPIRE GT (an index that would die before the entry lives as
+// long), so an index expires with its longest-lived member.
+func (c *Cache[K, V]) writeCmds(key string, eb entryBytes, tags []string) rueidis.Commands {
+	cmds := make(rueidis.Commands, 0, 1+3*len(tags))
+	cmds = append(cmds, c.setCmd(key, eb))
+	for _, tag := range tags {
+		tk := c.tagKey(tag)
+		cmds = append(cmds,
+			c.rc.B().Sadd().Key(tk).Member(key).Build(),
+			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(eb.ttl)).Nx().Build(),
+			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(eb.ttl)).Gt().Build(),
+		)
+	}
+	return cmds
+}
+
+// InvalidateTag removes every key carrying any of the tags, with their
+// indexes, and returns how many keys it removed.
+//
+// How tag indexes stay bounded: each tag is a Redis set of keys. Every write
+// with the tag sets the set's expiry to at least the entry's (PEXPIRE NX, then
+// GT), so a set never outlives its longest-lived member; InvalidateTag empties
+// it (SPOP, so members added meanwhile are taken too, or stay for next time);
+// and every 64th tagged write samples one of its tags (SRANDMEMBER 20) and
+// removes the members whose keys expired or were deleted, as Redis' own
+// active expiry does. [Cache.PruneTags] does a full pass on demand.
+func (c *Cache[K, V]) InvalidateTag(ctx context.Context, tags ...string) (int64, error) {
+	var removed int64
+	for _, tag := range tags {
+		tk := c.tagKey(tag)
+		for {
+			members, err := c.rc.Do(ctx, c.rc.B().Spop().Key(tk).Count(tagBatch).Build()).AsStrSlice()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, classify(err))
+			}
+			if len(members) == 0 {
+				break
+			}
+			n, err := c.unlinkMembers(ctx, members)
+			removed += n
+			if err != nil {
+				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, err)
+			}
+		}
+	}
+	return removed, nil
+}
+
+const tagBatch = 256
+
+// unlinkMembers removes the keys of a tag index. A member outside the
+// namespace (which aside never writes) is skipped: bytes in Redis must not
+// make a cache delete another's keys.
+func (c *Cache[K, V]) unlinkMembers(ctx context.Context, members []string) (int64, error) {
+	cmds := make(rueidis.Commands, 0, len(members))
+	keys := make([]string, 0, len(members))
+	for _, m := range members {
+		if strings.HasPrefix(m, c.ns) {
+			cmds = append(cmds, c.rc.B().Unlink().Key(m).Build())
+			keys = append(keys, m)
+		}
+	}
+	var n int64
+	var errs []error
+	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+		c.wrote(keys[i])
+		d, err := res.AsInt64()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("unlink %s: %w", keys[i], classify(err)))
+			continue
+		}
+		n += d
+	}
+	return n, errors.Join(errs...)
+}
+
+// PruneTags removes from the indexes of tags the members whose keys no longer
+// exist, walking each index with SSCAN, and returns how many it removed.
+func (c *Cache[K, V]) PruneTags(ctx context.Context, tags ...string) (int64, error) {
+	var pruned int64
+	for _, tag := range tags {
+		tk := c.tagKey(tag)
+		var cursor uint64
+		for {
+			entry, err := c.rc.Do(ctx, c.rc.B().Sscan().Key(tk).Cursor(cursor).Count(tagBatch).Build()).AsScanEntry()
+			if err != nil {
+				return pruned, fmt.Errorf("cache: prune tag %q: %w", tag, classify(err))
+			}
+			n, err := c.pruneMembers(ctx, tk, entry.Elements)
+			pruned += n
+			if err != nil {
+				return pruned, fmt.Errorf("cache: prune tag %q: %w", tag, err)
+			}
+			if cursor = entry.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	return pruned, nil
+}
+
+// pruneMembers SREMs the members of index tk whose keys do not exist.
+func (c *Cache[K, V]) pruneMembers(ctx context.Context, tk string, members []string) (int64, error) {
+	if len(members) == 0 {
+		return 0, nil
+	}
+	cmds := make(rueidis.Commands, len(members))
+	for i, m := range members {
+		cmds[i] = c.rc.B().Exists().Key(m).Build()
+	}
+	var gone []string
+	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+		n, err := res.AsInt64()
+		if err != nil {
+			return 0, classify(err)
+		}
+		if n == 0 {
+			gone = append(gone, members[i])
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	n, err := c.rc.Do(ctx, c.rc.B().Srem().Key(tk).Member(gone...).Build()).AsInt64()
+	return n, classify(err)
+}
+
+// maybePruneTags samples one tag of every 64th tagged write and drops the
+// dead members it finds. Errors are ignored: the write succeeded, and the
+// index expires with its members anyway.
+func (c *Cache[K, V]) maybePruneTags(ctx context.Context, tags []string) {
+	if len(tags) == 0 {
+		return
+	}
+	n := c.tagWrites.Add(1)
+	if n%pruneEvery != 0 {
+		return
+	}
+	tk := c.tagKey(tags[int(n/pruneEvery)%len(tags)])
+	members, err := c.rc.Do(ctx, c.rc.B().Srandmember().Key(tk).Count(pruneSample).Build()).AsStrSlice()
+	if err != nil {
+		return
+	}
+	_, _ = c.pruneMembers(ctx, tk, members)
+}
+
+const (
+	pruneEvery  = 64
+	pruneSample = 20
+)

@@ -1,0 +1,75 @@
+package loader
+
+import "context"
+
+// Flight is a load for one key claimed with [Group.Claim]. The caller that
+// leads it runs the load itself and publishes the result with Finish; any
+// other caller waits for that result with Wait. Callers of [Group.Do] for the
+// same key join a claimed flight like any other.
+type Flight[V any] struct {
+	g      *Group[V]
+	key    string
+	f      *flight[V]
+	leader bool
+}
+
+// Claim returns the flight for key. When none is in progress it starts one
+// led by the caller and returns true: the caller must call [Flight.Finish]
+// exactly once, even when its load fails. Otherwise it returns the flight in
+// progress and false: the caller may [Flight.Wait] for its result.
+//
+// Claim is for loads the caller runs itself, such as one batch load for the
+// many keys it claimed, which Do's one-function-per-key shape cannot express.
+func (g *Group[V]) Claim(key string) (*Flight[V], bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.flights[key]; ok {
+		f.waiters++
+		f.joined = true
+		return &Flight[V]{g: g, key: key, f: f}, false
+	}
+	// The leader counts as a waiter that never leaves early, so callers
+	// that join and leave never cancel a load they do not run; cancel is a
+	// no-op for the same reason.
+	f := &flight[V]{done: make(chan struct{}), waiters: 1, cancel: func() {}}
+	if g.flights == nil {
+		g.flights = make(map[string]*flight[V])
+	}
+	g.flights[key] = f
+	return &Flight[V]{g: g, key: key, f: f, leader: true}, true
+}
+
+// Finish publishes the result of a flight the caller leads. Calls after the
+// first, and calls on a flight the caller does not lead, do nothing.
+func (fl *Flight[V]) Finish(v V, err error) {
+	if !fl.leader {
+		return
+	}
+	fl.leader = false
+	fl.g.mu.Lock()
+	if fl.g.flights[fl.key] == fl.f {
+		delete(fl.g.flights, fl.key)
+	}
+	fl.g.mu.Unlock()
+	fl.f.val, fl.f.err = v, err
+	close(fl.f.done)
+}
+
+// Wait returns the result of a flight the caller joined, or ctx.Err() when
+// ctx ends first. The leader of a flight must not Wait on it before it
+// Finishes.
+func (fl *Flight[V]) Wait(ctx context.Context) (V, error) {
+	select {
+	case <-fl.f.done:
+		return fl.f.val, fl.f.err
+	case <-ctx.Done():
+	}
+	select {
+	case <-fl.f.done:
+		return fl.f.val, fl.f.err
+	default:
+	}
+	fl.g.leave(fl.key, fl.f)
+	var zero V
+	return zero, ctx.Err()
+}
