@@ -107,7 +107,9 @@ func TestInvalidOptions(t *testing.T) {
 		{"base TLS", "Base.TLSConfig", azure.Options{Host: "h", AccessKey: "k", Base: rueidis.ClientOption{TLSConfig: &tls.Config{}}}},
 		{"base password", "Base.Username/Password", azure.Options{Host: "h", AccessKey: "k", Base: rueidis.ClientOption{Password: "p"}}},
 		{"base auth fn", "Base.AuthCredentialsFn", azure.Options{Host: "h", AccessKey: "k", Base: rueidis.ClientOption{
-			AuthCredentialsFn: func(rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) { return rueidis.AuthCredentials{}, nil },
+			AuthCredentialsFn: func(rueidis.AuthCredentialsContext) (rueidis.AuthCredentials, error) {
+				return rueidis.AuthCredentials{}, nil
+			},
 		}}},
 		{"base sentinel", "Base.Sentinel", azure.Options{Host: "h", AccessKey: "k", Base: rueidis.ClientOption{Sentinel: rueidis.SentinelOption{MasterSet: "m"}}}},
 		{"single client under OSS", "Base.ForceSingleClient", azure.Options{Host: "h", AccessKey: "k", Base: rueidis.ClientOption{ForceSingleClient: true}}},

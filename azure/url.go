@@ -15,6 +15,7 @@ var insecureParams = map[string]bool{
 	"tls_insecure_skip_verify": true,
 	"tls_skip_verify":          true,
 	"skipverify":               true,
+	"insecureskipverify":       true,
 	"insecure":                 true,
 }
 

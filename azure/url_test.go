@@ -1,6 +1,7 @@
 package azure_test
 
 import (
+	"errors"
 	"net/url"
 	"testing"
 
@@ -81,7 +82,7 @@ func TestParseURLRefused(t *testing.T) {
 	} {
 		_, err := azure.ParseURL(tc.url)
 		require.ErrorIs(t, err, azure.ErrInvalidOptions, tc.url)
-		assert.Equal(t, tc.insecure, assert.ErrorIs(new(testing.T), err, azure.ErrInsecure), tc.url)
+		assert.Equal(t, tc.insecure, errors.Is(err, azure.ErrInsecure), tc.url)
 		assert.Contains(t, err.Error(), tc.setting, tc.url)
 		assert.NotContains(t, err.Error(), key, tc.url)
 		assert.NotContains(t, err.Error(), "S3cret", tc.url)

@@ -188,7 +188,8 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 	}
 	c.stats.misses.Add(1)
 	v, err := c.callLoader(ctx, k, key)
-	if !overwrite {
+	if !overwrite || c.load == nil {
+		// Without a loader nothing said the record is absent: no marker.
 		return v, err
 	}
 	switch {

@@ -3,7 +3,9 @@ package cache_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -18,6 +20,36 @@ import (
 // reconfigure a server start their own.
 var shared *redistest.Server
 
+// cluster is the package's private 3-primary Redis Cluster, started by the
+// first test that needs it.
+var (
+	clusterOnce sync.Once
+	cluster     *redistest.Cluster
+	clusterErr  error
+)
+
+// topology is a deployment the tests of behaviour that must not depend on it
+// run against.
+type topology struct {
+	name string
+	opt  func(testing.TB) rueidis.ClientOption
+}
+
+func topologies() []topology {
+	return []topology{
+		{"standalone", func(testing.TB) rueidis.ClientOption { return shared.ClientOption() }},
+		{"cluster", func(tb testing.TB) rueidis.ClientOption {
+			clusterOnce.Do(func() {
+				cluster, clusterErr = redistest.LaunchCluster(redistest.ClusterConfig{Primaries: 3})
+			})
+			if clusterErr != nil {
+				tb.Fatalf("cluster: %v", clusterErr)
+			}
+			return cluster.ClientOption()
+		}},
+	}
+}
+
 func TestMain(m *testing.M) {
 	srv, err := redistest.Launch(redistest.Config{})
 	if err != nil {
@@ -30,6 +62,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "redis-server log:\n"+srv.Log())
 	}
 	_ = srv.Close()
+	if cluster != nil {
+		_ = cluster.Close()
+	}
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
 			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
@@ -87,3 +122,8 @@ func sampleUser(id int64) User {
 		Bio:       "Writes about caches, Redis and Go, mostly in the evenings.",
 	}
 }
+
+// waitABit yields the processor while a test waits for other goroutines to
+// reach a state it observes; the wait is bounded by the test's timeout, and
+// the state, not the time, ends it.
+func waitABit() { runtime.Gosched() }

@@ -93,3 +93,34 @@ func TestMsgPackAmplification(t *testing.T) {
 		assert.LessOrEqual(t, got, uint64(len(tc.data))*perByte+slack, tc.name)
 	}
 }
+
+// TestMsgPackStringsAllocation checks the tighter bound of payloads made of
+// strings and byte slices: at most 2 × len(data) + 64 KiB.
+func TestMsgPackStringsAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation differs under the race detector")
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	tests := []struct {
+		name   string
+		data   []byte
+		decode func([]byte) error
+	}{
+		{"str32 into string", cat(be32(0xdb, 1<<20), big), targetOf[string]("").decode},
+		{"bin32 into []byte", cat(be32(0xc6, 1<<20), big), targetOf[[]byte]("").decode},
+		{"str32 into any", cat(be32(0xdb, 1<<20), big), targetOf[any]("").decode},
+		{"bin32 into any", cat(be32(0xc6, 1<<20), big), targetOf[any]("").decode},
+		{"struct of strings", cat([]byte{0x82}, fixstr("Str"), be32(0xdb, 1<<19), big[:1<<19],
+			fixstr("Bytes"), be32(0xc6, 1<<19), big[:1<<19]), targetOf[Doc]("").decode},
+		{"many short strings", cat(be32(0xdd, 1<<16), bytes.Repeat(fixstr("0123456789abcdef"), 1<<16)),
+			targetOf[[]string]("").decode},
+	}
+	for _, tc := range tests {
+		_ = tc.decode(tc.data)
+		var err error
+		got := allocated(func() { err = tc.decode(tc.data) })
+		require.NoError(t, err, tc.name)
+		t.Logf("%-20s %8d B -> %8d B allocated (%.2f per byte)", tc.name, len(tc.data), got, float64(got)/float64(len(tc.data)))
+		assert.LessOrEqual(t, got, 2*uint64(len(tc.data))+slack, tc.name)
+	}
+}

@@ -104,9 +104,13 @@ func (msgPackCodec[V]) Unmarshal(data []byte, v *V) error {
 	st := decodePool.Get().(*decodeState)
 	err := st.unmarshal(data, v)
 	st.r.reset(nil, nil) // drop the reference to the caller's bytes
-	// The decoder keeps a scratch buffer as large as the longest string
-	// it read, bounded by len(data).
+	// The decoder keeps a scratch buffer as large as the longest string it
+	// read, and the trap list one entry per three bytes at worst: both are
+	// bounded by len(data).
 	if len(data) <= maxPooled {
+		if cap(st.scan.traps) > 256 {
+			st.scan.traps = nil
+		}
 		decodePool.Put(st)
 	}
 	return err

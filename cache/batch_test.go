@@ -1,0 +1,262 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/loader"
+)
+
+// batchSource is a source of users with a batch loader that records its calls.
+type batchSource struct {
+	mu    sync.Mutex
+	calls [][]int64
+	fail  map[int64]error // keys whose load fails
+}
+
+func (s *batchSource) load(_ context.Context, ids []int64) (map[int64]User, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, append([]int64(nil), ids...))
+	s.mu.Unlock()
+	out := make(map[int64]User, len(ids))
+	var errs []error
+	for _, id := range ids {
+		if err := s.fail[id]; err != nil {
+			errs = append(errs, &loader.KeyError[int64]{Key: id, Err: err})
+			continue
+		}
+		if id >= 0 {
+			out[id] = sampleUser(id)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *batchSource) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+func TestGetManyMixesHitsMissesAndNotFound(t *testing.T) {
+	t.Parallel()
+	for _, topo := range topologies() {
+		t.Run(topo.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			client := connectWith(t, topo.opt(t))
+			boom := errors.New("row locked")
+			src := &batchSource{fail: map[int64]error{13: boom}}
+			c, err := cache.New(client, cache.Options[int64, User]{Namespace: namespace(t), BatchLoader: src.load})
+			require.NoError(t, err)
+
+			// 1..20 cached in Redis, 5 and 6 in memory too.
+			values := map[int64]User{}
+			for id := int64(1); id <= 20; id++ {
+				values[id] = sampleUser(id)
+			}
+			require.NoError(t, c.SetMany(ctx, values))
+			warm(t, c, 5)
+			warm(t, c, 6)
+
+			keys := []int64{}
+			for id := int64(1); id <= 40; id++ { // 21..40 miss
+				keys = append(keys, id)
+			}
+			keys = append(keys, -1, -2, 13, 5, 5) // not found, failing, repeats
+			// 13 is cached: delete it so that it misses and fails.
+			_, err = c.Delete(ctx, 13)
+			require.NoError(t, err)
+
+			got, err := c.GetMany(ctx, keys)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, boom)
+			assert.Contains(t, err.Error(), c.Key(13), "the failed key is named")
+			assert.Equal(t, 1, src.callCount(), "one batch-loader call for all misses")
+			src.mu.Lock()
+			loadedKeys := append([]int64(nil), src.calls[0]...)
+			src.mu.Unlock()
+			sort.Slice(loadedKeys, func(i, j int) bool { return loadedKeys[i] < loadedKeys[j] })
+			want := []int64{-2, -1, 13}
+			for id := int64(21); id <= 40; id++ {
+				want = append(want, id)
+			}
+			assert.Equal(t, want, loadedKeys, "only the misses are loaded")
+
+			assert.Len(t, got, 39, "1..40 without 13")
+			for id := int64(1); id <= 40; id++ {
+				if id == 13 {
+					assert.NotContains(t, got, id)
+					continue
+				}
+				assert.Equal(t, sampleUser(id), got[id], "key %d", id)
+			}
+			assert.NotContains(t, got, int64(-1))
+
+			// Everything loaded was written back: the next round loads
+			// only the key that failed, and the not-found keys are
+			// remembered.
+			got, err = c.GetMany(ctx, keys)
+			require.ErrorIs(t, err, boom)
+			assert.Len(t, got, 39)
+			assert.Equal(t, 2, src.callCount())
+			src.mu.Lock()
+			assert.Equal(t, []int64{13}, src.calls[1])
+			src.mu.Unlock()
+		})
+	}
+}
+
+func TestGetManyWithSingleLoaderIsBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var inFlight, maxInFlight, calls atomic.Int64
+	c := userCache(t, nil, namespace(t), nil, func(o *cache.Options[int64, User]) {
+		o.BatchConcurrency = 4
+		o.Loader = func(_ context.Context, id int64) (User, error) {
+			calls.Add(1)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for {
+				m := maxInFlight.Load()
+				if n <= m || maxInFlight.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			if id%10 == 0 {
+				return User{}, loader.ErrNotFound
+			}
+			return sampleUser(id), nil
+		}
+	})
+	keys := make([]int64, 50)
+	for i := range keys {
+		keys[i] = int64(i + 1)
+	}
+	got, err := c.GetMany(ctx, keys)
+	require.NoError(t, err)
+	assert.Len(t, got, 45)
+	assert.EqualValues(t, 50, calls.Load())
+	assert.LessOrEqual(t, maxInFlight.Load(), int64(4))
+}
+
+func TestGetManyJoinsLoadsInProgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var batchKeys [][]int64
+	var mu sync.Mutex
+	c, err := cache.New(connect(t, shared), cache.Options[int64, User]{
+		Namespace: namespace(t),
+		BatchLoader: func(_ context.Context, ids []int64) (map[int64]User, error) {
+			mu.Lock()
+			batchKeys = append(batchKeys, append([]int64(nil), ids...))
+			first := len(batchKeys) == 1
+			mu.Unlock()
+			if first {
+				close(started)
+				<-release
+			}
+			out := map[int64]User{}
+			for _, id := range ids {
+				out[id] = sampleUser(id)
+			}
+			return out, nil
+		},
+	})
+	require.NoError(t, err)
+
+	// A Get of key 1 is loading it...
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, 1)
+		done <- err
+	}()
+	<-started
+	// ...so a GetMany of 1, 2, 3 loads only 2 and 3 and waits for 1.
+	result := make(chan map[int64]User, 1)
+	go func() {
+		got, err := c.GetMany(ctx, []int64{1, 2, 3})
+		if err != nil {
+			t.Error(err)
+		}
+		result <- got
+	}()
+	for {
+		mu.Lock()
+		n := len(batchKeys)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		waitABit()
+	}
+	close(release)
+	require.NoError(t, <-done)
+	got := <-result
+	assert.Len(t, got, 3)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []int64{1}, batchKeys[0])
+	sort.Slice(batchKeys[1], func(i, j int) bool { return batchKeys[1][i] < batchKeys[1][j] })
+	assert.Equal(t, []int64{2, 3}, batchKeys[1])
+}
+
+func TestGetManyAllLocalAllocatesOnlyTheMap(t *testing.T) {
+	ctx := context.Background()
+	c := userCache(t, nil, namespace(t), nil)
+	keys := make([]int64, 100)
+	for i := range keys {
+		keys[i] = int64(i)
+		warm(t, c, keys[i])
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		got, err := c.GetMany(ctx, keys)
+		if err != nil || len(got) != 100 {
+			panic(fmt.Sprint(len(got), err))
+		}
+	})
+	// The result map: its header and buckets, nothing per key.
+	assert.LessOrEqual(t, allocs, 12.0)
+}
+
+func TestSetManyWritesEachKeyWithItsTTL(t *testing.T) {
+	t.Parallel()
+	for _, topo := range topologies() {
+		t.Run(topo.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			c, err := cache.New(connectWith(t, topo.opt(t)), cache.Options[string, User]{Namespace: namespace(t)})
+			require.NoError(t, err)
+			m := map[string]User{}
+			for i := range 50 {
+				m[fmt.Sprintf("k%d", i)] = sampleUser(int64(i))
+			}
+			require.NoError(t, c.SetMany(ctx, m))
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+				ttl, err := c.TTL(ctx, k)
+				require.NoError(t, err)
+				assert.Greater(t, ttl, 0*ttl)
+				assert.NotEqual(t, cache.NoExpiry, ttl)
+			}
+			n, err := c.Exists(ctx, keys...)
+			require.NoError(t, err)
+			assert.Equal(t, 50, n)
+			got, err := c.GetMany(ctx, keys)
+			require.NoError(t, err)
+			assert.Equal(t, m, got)
+		})
+	}
+}
