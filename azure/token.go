@@ -212,6 +212,9 @@ func (s *tokenSource) run(ctx context.Context, f *flight) {
 // fetch requests a token, retrying failures that may pass.
 func (s *tokenSource) fetch(ctx context.Context) (*token, error) {
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCredential, err)
+		}
 		at, err := s.request(ctx)
 		if err == nil {
 			return newToken(at, s.now())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -111,10 +112,13 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	return out, errors.Join(errs...)
 }
 
-// loadMany loads the keys rest[i] for i in idx: the ones no other goroutine
-// of the process is loading in one batch-loader call, whose results it writes
-// back in one pipeline when write is set; the others by waiting for the
-// flights that load them. Values go to out, failures to the returned errs.
+// loadMany loads the keys rest[i] for i in idx. The keys another goroutine of
+// this process is loading are waited for. Of the others, the keys whose lease
+// this call takes (one pipeline) are loaded in one batch-loader call and
+// written in one pipeline, each only if it still holds the lease; keys another
+// process is loading are waited for like Get waits. With write unset (Redis
+// is down) it loads every key directly and writes nothing. Values go to out,
+// failures to the returned errs.
 func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string, idx []int, write bool, out map[K]V, errs []error) []error {
 	if c.batch == nil {
 		for _, i := range idx {
@@ -133,59 +137,37 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 			join = append(join, i)
 		}
 	}
-	if len(lead) > 0 {
-		// Every claimed flight is finished, whatever happens below, or its
-		// joiners would wait until their contexts end.
-		finished := false
-		defer func() {
-			if !finished {
-				for _, i := range lead {
-					flights[i].Finish(*new(V), errors.New("cache: batch load did not complete"))
-				}
-			}
-		}()
-		ks := make([]K, len(lead))
-		for j, i := range lead {
-			ks[j] = rest[i]
-		}
-		c.stats.loads.Add(1)
-		loaded, err := c.batch(ctx, ks)
-		var perKey map[K]error
-		if err != nil {
-			c.stats.loadErrors.Add(1)
-			perKey = loader.KeyErrors[K](err)
-		}
-		var writes []entryWrite
+	// Every claimed flight is finished, whatever happens below, or its
+	// joiners would wait until their contexts end. Finish is a no-op on a
+	// flight already finished.
+	defer func() {
 		for _, i := range lead {
-			k, key := rest[i], redisKeys[i]
-			if v, ok := loaded[k]; ok {
-				out[k] = c.cloned(v)
-				flights[i].Finish(v, nil)
-				if write {
-					writes = append(writes, entryWrite{key: key, eb: c.encodeValue(key, v)})
-				}
-				continue
-			}
-			var kerr error
-			switch {
-			case perKey[k] != nil:
-				kerr = perKey[k]
-			case err != nil && perKey == nil:
-				kerr = err
-			}
-			if kerr != nil && !errors.Is(kerr, ErrNotFound) {
-				kerr = fmt.Errorf("cache: load %s: %w", key, kerr)
-				errs = append(errs, kerr)
-				flights[i].Finish(*new(V), kerr)
-				continue
-			}
-			flights[i].Finish(*new(V), fmt.Errorf("cache: %s: %w", key, ErrNotFound))
-			if d := c.ttl.NegativeTTL(c.keyPart(key)); write && d > 0 {
-				writes = append(writes, entryWrite{key: key, eb: entryBytes{data: envelope.Encode(envelope.NotFound, false, time.Time{}, nil), ttl: d}})
-			}
+			flights[i].Finish(*new(V), errors.New("cache: batch load did not complete"))
 		}
-		finished = true
-		c.writeMany(ctx, writes)
+	}()
+	finish := func(i int, v V, err error) {
+		flights[i].Finish(v, err)
+		switch {
+		case err == nil:
+			out[rest[i]] = c.cloned(v)
+		case errors.Is(err, ErrNotFound):
+		default:
+			errs = append(errs, err)
+		}
+	}
+
+	held := lead
+	var leases [][]byte
+	var contended []int
+	if write && len(lead) > 0 {
+		held, leases, contended = c.acquireMany(ctx, rest, redisKeys, lead, finish)
+	}
+	if len(held) > 0 {
+		c.batchLoad(ctx, rest, redisKeys, held, leases, finish)
+	}
+	for _, i := range contended {
+		v, err := c.fill(ctx, rest[i], redisKeys[i])
+		finish(i, v, err)
 	}
 	for _, i := range join {
 		v, err := flights[i].Wait(ctx)
@@ -200,31 +182,109 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 	return errs
 }
 
-// entryWrite is one key of a pipelined write.
-type entryWrite struct {
-	key string
-	eb  entryBytes
+// acquireMany tries to take the leases of the keys rest[i], i in idx, in one
+// pipeline. It returns the keys it holds with their leases, and the keys
+// another process holds; keys found written meanwhile are finished at once.
+func (c *Cache[K, V]) acquireMany(ctx context.Context, rest []K, redisKeys []string, idx []int, finish func(int, V, error)) (held []int, leases [][]byte, contended []int) {
+	cmds := make(rueidis.Commands, len(idx))
+	all := make([][]byte, len(idx))
+	for j, i := range idx {
+		all[j] = newLease()
+		cmds[j] = c.acquireCmd(redisKeys[i], all[j])
+	}
+	for j, res := range c.rc.DoMulti(ctx, cmds...) {
+		i := idx[j]
+		old, err := res.AsBytes()
+		switch {
+		case rueidis.IsRedisNil(err):
+			held = append(held, i)
+			leases = append(leases, all[j])
+		case err != nil:
+			v, err := c.redisFailed(ctx, rest[i], redisKeys[i], err)
+			finish(i, v, err)
+		default:
+			if e, derr := c.decode(redisKeys[i], old); derr == nil {
+				v, err := c.served(rest[i], e, rueidis.RedisResult{}, false, 0)
+				finish(i, v, err)
+			} else {
+				contended = append(contended, i)
+			}
+		}
+	}
+	return held, leases, contended
 }
 
-// writeMany writes loaded entries back in one pipeline; failures are counted.
-func (c *Cache[K, V]) writeMany(ctx context.Context, writes []entryWrite) {
-	if len(writes) == 0 {
+// batchLoad loads the keys rest[i], i in idx, in one batch-loader call and
+// finishes their flights. With leases (one per key) it writes the results in
+// one pipeline, each key only if it still holds its lease, and releases the
+// leases of the keys that failed.
+func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []string, idx []int, leases [][]byte, finish func(int, V, error)) {
+	ks := make([]K, len(idx))
+	for j, i := range idx {
+		ks[j] = rest[i]
+	}
+	c.stats.loads.Add(1)
+	loaded, err := c.batch(ctx, ks)
+	var perKey map[K]error
+	if err != nil {
+		c.stats.loadErrors.Add(1)
+		perKey = loader.KeyErrors[K](err)
+	}
+	var execs []rueidis.LuaExec
+	var execKeys []string
+	var execValue []bool
+	for j, i := range idx {
+		k, key := rest[i], redisKeys[i]
+		var data []byte
+		var ttl time.Duration
+		if v, ok := loaded[k]; ok {
+			finish(i, v, nil)
+			if eb := c.encodeValue(key, v); eb.err == nil {
+				data, ttl = eb.data, eb.ttl
+			} else {
+				c.stats.writeErrors.Add(1)
+			}
+		} else {
+			var kerr error
+			switch {
+			case perKey[k] != nil:
+				kerr = perKey[k]
+			case err != nil && perKey == nil:
+				kerr = err
+			}
+			if kerr != nil && !errors.Is(kerr, ErrNotFound) {
+				finish(i, *new(V), fmt.Errorf("cache: load %s: %w", key, kerr))
+			} else {
+				finish(i, *new(V), fmt.Errorf("cache: %s: %w", key, ErrNotFound))
+				if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
+					data, ttl = envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
+				}
+			}
+		}
+		if leases == nil {
+			continue // Redis is down: write nothing
+		}
+		ttlArg := "0"
+		if data != nil {
+			ttlArg = strconv.FormatInt(ms(ttl), 10)
+		}
+		execs = append(execs, rueidis.LuaExec{Keys: []string{key}, Args: []string{string(leases[j]), string(data), ttlArg}})
+		execKeys = append(execKeys, key)
+		execValue = append(execValue, data != nil)
+	}
+	if len(execs) == 0 {
 		return
 	}
-	cmds := make(rueidis.Commands, 0, len(writes))
-	keys := make([]string, 0, len(writes))
-	for _, w := range writes {
-		if w.eb.err != nil {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	for j, res := range replaceScript.ExecMulti(wctx, c.rc, execs...) {
+		c.wrote(execKeys[j])
+		n, err := res.AsInt64()
+		switch {
+		case err != nil:
 			c.stats.writeErrors.Add(1)
-			continue
-		}
-		cmds = append(cmds, c.setCmd(w.key, w.eb))
-		keys = append(keys, w.key)
-	}
-	for i, res := range c.rc.DoMulti(ctx, cmds...) {
-		c.wrote(keys[i])
-		if res.Error() != nil {
-			c.stats.writeErrors.Add(1)
+		case n == 0 && execValue[j]:
+			c.stats.discardedFills.Add(1)
 		}
 	}
 }

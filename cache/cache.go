@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -23,25 +24,28 @@ import (
 // treat it as read-only (values holding pointers, slices or maps included),
 // or set [Options].Clone.
 type Cache[K comparable, V any] struct {
-	client   *Client
-	rc       rueidis.Client
-	ns       string // namespace + ":"
-	keyFn    func(K) string
-	codec    codec.Codec[V]
-	ttl      ttlpolicy.Policy
-	valueTTL ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
-	load     loader.Func[K, V]
-	batch    loader.BatchFunc[K, V]
-	onDown   RedisDownPolicy
-	localTTL time.Duration
-	clone    func(V) V
-	now      func() time.Time
+	client    *Client
+	rc        rueidis.Client
+	ns        string // namespace + ":"
+	keyFn     func(K) string
+	codec     codec.Codec[V]
+	ttl       ttlpolicy.Policy
+	valueTTL  ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
+	load      loader.Func[K, V]
+	batch     loader.BatchFunc[K, V]
+	leaseTTL  time.Duration
+	leaseWait time.Duration
+	onDown    RedisDownPolicy
+	localTTL  time.Duration
+	clone     func(V) V
+	now       func() time.Time
 	// nanos is the hit path's clock: the client's coarse clock, or Now
 	// when the options inject one.
 	nanos func() int64
 
 	local   *local[K, V] // nil when copies are off
 	written written
+	waits   waits
 	flights loader.Group[V]
 	stats   counters
 	// tagWrites counts writes with tags, to sample their indexes.
@@ -59,18 +63,20 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		return nil, err
 	}
 	c := &Cache[K, V]{
-		client:   client,
-		rc:       client.rc,
-		ns:       opts.Namespace + ":",
-		keyFn:    opts.Key,
-		codec:    opts.Codec,
-		ttl:      opts.TTL,
-		load:     opts.Loader,
-		batch:    opts.BatchLoader,
-		onDown:   opts.OnRedisDown,
-		localTTL: opts.LocalTTL,
-		clone:    opts.Clone,
-		now:      opts.Now,
+		client:    client,
+		rc:        client.rc,
+		ns:        opts.Namespace + ":",
+		keyFn:     opts.Key,
+		codec:     opts.Codec,
+		ttl:       opts.TTL,
+		load:      opts.Loader,
+		batch:     opts.BatchLoader,
+		leaseTTL:  opts.LeaseTTL,
+		leaseWait: opts.LeaseWait,
+		onDown:    opts.OnRedisDown,
+		localTTL:  opts.LocalTTL,
+		clone:     opts.Clone,
+		now:       opts.Now,
 	}
 	switch {
 	case c.batch == nil && c.load != nil:
@@ -138,69 +144,250 @@ func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
 	return v, nil
 }
 
-// fill reads key from Redis and, when it holds nothing usable, loads it.
+// fill reads key from Redis and, when it holds nothing usable, loads it under
+// the key's lease (see lease.go), waiting instead while another process holds
+// the lease.
 func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 	var zero V
-	var snap uint64
-	if c.local != nil {
-		// Before the read: see the comment on local.
-		snap = c.local.snapshot(key)
-	}
-	res, tracked := c.read(ctx, key)
-	raw, err := res.AsBytes()
-	overwrite := true
-	switch {
-	case err == nil:
-		e, derr := c.decode(key, raw)
-		if derr == nil {
-			c.stats.redisHits.Add(1)
-			if c.local != nil && tracked {
-				if pxat := res.CachePXAT(); pxat > 0 {
-					e.expireAt = pxat * int64(time.Millisecond)
+	var wt *wait            // this fill's registered wait, once it saw a lease
+	var waitUntil time.Time // when a waiter loads by itself (LeaseWait)
+	sawLease, missed := false, false
+	defer func() {
+		if wt != nil {
+			c.waits.unregister(key, wt)
+		}
+	}()
+	for spins := 0; ; spins++ {
+		if spins > maxSpins {
+			// Bounded: the state changes under us faster than we can read
+			// it. Back off before reading again.
+			if err := sleepCtx(ctx, leasePoll); err != nil {
+				return zero, err
+			}
+			spins = 0
+		}
+		var snap uint64
+		if c.local != nil {
+			// Before the read: see the comment on local.
+			snap = c.local.snapshot(key)
+		}
+		res, tracked := c.read(ctx, key)
+		raw, err := res.AsBytes()
+		switch {
+		case err == nil:
+			e, derr := c.decode(key, raw)
+			switch {
+			case derr == nil:
+				return c.served(k, e, res, tracked, snap)
+			case errors.Is(derr, errLeaseHeld):
+				sawLease = true
+				if wt == nil || closed(wt) {
+					// Register, then read again: an invalidation after the
+					// registration wakes the wait; one before it already
+					// dropped the cached reply, so the read asks Redis.
+					if wt != nil {
+						c.waits.unregister(key, wt)
+					}
+					wt = c.waits.register(key)
+					continue
 				}
-				c.local.store(k, e, snap)
+				if v, err, done := c.awaitLease(ctx, k, key, wt, res.CachePTTL(), tracked, &waitUntil); done {
+					return v, err
+				}
+				continue
+			case errors.Is(derr, errNewerVersion):
+				// A newer aside wrote it: load, but leave its value alone.
+				c.stats.decodeErrors.Add(1)
+				if c.load == nil {
+					return zero, derr
+				}
+				return c.callLoader(ctx, k, key)
+			default:
+				// Unreadable bytes: remove them if nobody changed them
+				// meanwhile, and go on as for a missing key.
+				c.stats.decodeErrors.Add(1)
+				if c.load == nil {
+					return zero, derr
+				}
+				if _, err := c.replace(ctx, key, raw, nil, 0); err != nil {
+					return c.redisFailed(ctx, k, key, err)
+				}
+				continue
 			}
-			if e.notFound {
-				c.stats.notFoundHits.Add(1)
-				return zero, fmt.Errorf("cache: %s: %w", key, ErrNotFound)
+		case rueidis.IsRedisNil(err):
+			if sawLease && res.IsCacheHit() {
+				// The push that invalidated this cached "missing" is on
+				// its way (a lease was seen after it): read again.
+				runtime.Gosched()
+				continue
 			}
-			return e.v, nil
+			if !missed {
+				missed = true
+				c.stats.misses.Add(1)
+			}
+			if c.load == nil {
+				return zero, fmt.Errorf("cache: %s: %w (no loader)", key, ErrNotFound)
+			}
+			v, err, done := c.acquireAndLoad(ctx, k, key)
+			if done {
+				return v, err
+			}
+			sawLease = true
+		default:
+			return c.redisFailed(ctx, k, key, err)
 		}
-		if errors.Is(derr, errLeaseHeld) {
-			// Another process is loading the key. Until leases are
-			// honoured, load it here too.
-			break
+	}
+}
+
+const (
+	// maxSpins bounds the reads a fill makes without waiting.
+	maxSpins = 64
+	// leasePoll is how often a waiter reads a leased key that Redis will
+	// not invalidate for it (tracking off, or a reply that was not tracked).
+	leasePoll = 10 * time.Millisecond
+)
+
+// served returns what a read from Redis found, keeping a decoded copy when
+// the reply was tracked.
+func (c *Cache[K, V]) served(k K, e *entry[V], res rueidis.RedisResult, tracked bool, snap uint64) (V, error) {
+	c.stats.redisHits.Add(1)
+	if c.local != nil && tracked {
+		if pxat := res.CachePXAT(); pxat > 0 {
+			e.expireAt = pxat * int64(time.Millisecond)
 		}
-		c.stats.decodeErrors.Add(1)
-		if c.load == nil {
-			return zero, derr
-		}
-		// A newer aside wrote it: load, but leave its value alone.
-		overwrite = !errors.Is(derr, errNewerVersion)
+		c.local.store(k, e, snap)
+	}
+	if e.notFound {
+		c.stats.notFoundHits.Add(1)
+		var zero V
+		return zero, fmt.Errorf("cache: %s: %w", e.key, ErrNotFound)
+	}
+	return e.v, nil
+}
+
+// acquireAndLoad tries to take key's lease. Holding it, it loads and writes,
+// and reports done. When the key holds a value, it returns it, done. When
+// another process holds the lease (or the key holds something unreadable), it
+// reports not done: the caller reads again and waits.
+func (c *Cache[K, V]) acquireAndLoad(ctx context.Context, k K, key string) (V, error, bool) {
+	var zero V
+	lease := newLease()
+	old, err := c.rc.Do(ctx, c.acquireCmd(key, lease)).AsBytes()
+	switch {
 	case rueidis.IsRedisNil(err):
-	default:
-		err = classify(err)
-		if !errors.Is(err, ErrUnavailable) || c.onDown == FailFast || c.load == nil {
-			return zero, fmt.Errorf("cache: get %s: %w", key, err)
-		}
-		c.stats.fallbacks.Add(1)
-		return c.callLoader(ctx, k, key)
+		v, err := c.loadUnderLease(ctx, k, key, lease)
+		return v, err, true
+	case err != nil:
+		v, err := c.redisFailed(ctx, k, key, err)
+		return v, err, true
 	}
-	c.stats.misses.Add(1)
+	e, derr := c.decode(key, old)
+	if derr != nil {
+		return zero, nil, false
+	}
+	// Written by another process between our GET and our SET. The reply
+	// is not tracked: keep no copy.
+	v, err := c.served(k, e, rueidis.RedisResult{}, false, 0)
+	return v, err, true
+}
+
+// loadUnderLease loads key while holding lease, then replaces the lease with
+// the value (or a not-found marker), or releases it when the load failed. The
+// value is written only if the key still holds this lease: an invalidation
+// during the load deleted it, and the value, read before that invalidation,
+// must not be cached.
+func (c *Cache[K, V]) loadUnderLease(ctx context.Context, k K, key string, lease []byte) (V, error) {
 	v, err := c.callLoader(ctx, k, key)
-	if !overwrite || c.load == nil {
-		// Without a loader nothing said the record is absent: no marker.
-		return v, err
-	}
+	var data []byte
+	var ttl time.Duration
 	switch {
 	case err == nil:
-		c.writeBack(ctx, key, c.encodeValue(key, v))
+		if eb := c.encodeValue(key, v); eb.err == nil {
+			data, ttl = eb.data, eb.ttl
+		} else {
+			c.stats.writeErrors.Add(1)
+		}
 	case errors.Is(err, ErrNotFound):
 		if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
-			c.writeBack(ctx, key, entryBytes{data: envelope.Encode(envelope.NotFound, false, time.Time{}, nil), ttl: d})
+			data, ttl = envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
 		}
 	}
+	ok, werr := c.replace(ctx, key, lease, data, ttl)
+	switch {
+	case werr != nil:
+		c.stats.writeErrors.Add(1)
+	case !ok && data != nil:
+		c.stats.discardedFills.Add(1)
+	}
 	return v, err
+}
+
+// awaitLease waits until key's invalidation, the lease's expiry, or ctx. It
+// reports done, with the loader's result, when LeaseWait ran out and the
+// waiter loaded by itself (writing nothing: it holds no lease).
+func (c *Cache[K, V]) awaitLease(ctx context.Context, k K, key string, wt *wait, pttl int64, tracked bool, waitUntil *time.Time) (V, error, bool) {
+	var zero V
+	c.stats.leaseWaits.Add(1)
+	d := c.leaseTTL
+	if pttl > 0 {
+		d = time.Duration(pttl)*time.Millisecond + time.Millisecond
+	}
+	if !tracked || !c.client.tracking {
+		d = min(d, leasePoll)
+	}
+	if c.leaseWait > 0 {
+		now := time.Now()
+		if waitUntil.IsZero() {
+			*waitUntil = now.Add(c.leaseWait)
+		}
+		if !now.Before(*waitUntil) {
+			c.stats.leaseTimeouts.Add(1)
+			v, err := c.callLoader(ctx, k, key)
+			return v, err, true
+		}
+		d = min(d, waitUntil.Sub(now))
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wt.ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return zero, ctx.Err(), true
+	}
+	return zero, nil, false
+}
+
+// redisFailed decides what a fill does when Redis failed: the loader's value
+// when Redis is unavailable and the policy is FailOpen, the error otherwise.
+func (c *Cache[K, V]) redisFailed(ctx context.Context, k K, key string, err error) (V, error) {
+	err = classify(err)
+	if !errors.Is(err, ErrUnavailable) || c.onDown == FailFast || c.load == nil {
+		var zero V
+		return zero, fmt.Errorf("cache: get %s: %w", key, err)
+	}
+	c.stats.fallbacks.Add(1)
+	return c.callLoader(ctx, k, key)
+}
+
+func closed(wt *wait) bool {
+	select {
+	case <-wt.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // read GETs key through the client-side cache. When this process wrote key
@@ -331,17 +518,20 @@ func ms(d time.Duration) int64 {
 // Stats returns a snapshot of the cache's counters.
 func (c *Cache[K, V]) Stats() Stats {
 	s := Stats{
-		LocalHits:     c.stats.localHits.Load(),
-		RedisHits:     c.stats.redisHits.Load(),
-		Misses:        c.stats.misses.Load(),
-		NotFoundHits:  c.stats.notFoundHits.Load(),
-		Loads:         c.stats.loads.Load(),
-		LoadErrors:    c.stats.loadErrors.Load(),
-		Invalidations: c.stats.invalidations.Load(),
-		Fallbacks:     c.stats.fallbacks.Load(),
-		DecodeErrors:  c.stats.decodeErrors.Load(),
-		WriteErrors:   c.stats.writeErrors.Load(),
-		Tracking:      c.client.tracking,
+		LocalHits:      c.stats.localHits.Load(),
+		RedisHits:      c.stats.redisHits.Load(),
+		Misses:         c.stats.misses.Load(),
+		NotFoundHits:   c.stats.notFoundHits.Load(),
+		Loads:          c.stats.loads.Load(),
+		LoadErrors:     c.stats.loadErrors.Load(),
+		Invalidations:  c.stats.invalidations.Load(),
+		Fallbacks:      c.stats.fallbacks.Load(),
+		DecodeErrors:   c.stats.decodeErrors.Load(),
+		WriteErrors:    c.stats.writeErrors.Load(),
+		LeaseWaits:     c.stats.leaseWaits.Load(),
+		LeaseTimeouts:  c.stats.leaseTimeouts.Load(),
+		DiscardedFills: c.stats.discardedFills.Load(),
+		Tracking:       c.client.tracking,
 	}
 	if c.local != nil {
 		s.LocalEntries = c.local.len()
@@ -357,6 +547,7 @@ func (c *Cache[K, V]) invalidateKey(key string) {
 		c.local.invalidate(key)
 	}
 	c.written.done(key)
+	c.waits.wake(key)
 	// A load that started before the invalidation must not be shared with
 	// reads that start after it.
 	c.flights.Forget(key)
@@ -369,6 +560,7 @@ func (c *Cache[K, V]) invalidateAll() {
 		c.local.invalidateAll()
 	}
 	c.written.clear()
+	c.waits.wakeAll()
 }
 
 // readMany is read for many keys in one round (and a second one for keys

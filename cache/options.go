@@ -53,6 +53,19 @@ type Options[K comparable, V any] struct {
 	// when there is no BatchLoader. Default: [loader.DefaultBatchLimit].
 	BatchConcurrency int
 
+	// LeaseTTL is how long a process loading a missing key holds its lease
+	// in Redis, during which the other processes wait for its value instead
+	// of loading it too. A holder that dies is taken over after it. It is
+	// independent of the value's TTL; make it longer than a load takes.
+	// Default: 5s.
+	LeaseTTL time.Duration
+
+	// LeaseWait, when positive, bounds how long a Get waits for another
+	// process's load: past it, the Get loads by itself and returns that
+	// value without writing it (it holds no lease). Default: 0, wait until
+	// the value arrives or the lease expires and this process takes over.
+	LeaseWait time.Duration
+
 	// OnRedisDown decides what Get does when Redis is unavailable. Default:
 	// [FailOpen].
 	OnRedisDown RedisDownPolicy
@@ -93,6 +106,7 @@ var ErrInvalidOptions = errors.New("cache: invalid options")
 const (
 	defaultLocalCapacity = 100_000
 	defaultLocalTTL      = time.Hour
+	defaultLeaseTTL      = 5 * time.Second
 )
 
 func invalid(field, format string, args ...any) error {
@@ -140,6 +154,15 @@ func (o *Options[K, V]) resolve() error {
 		o.LocalTTL = defaultLocalTTL
 	case o.LocalTTL < time.Millisecond:
 		return invalid("LocalTTL", "%v is below 1ms", o.LocalTTL)
+	}
+	switch {
+	case o.LeaseTTL == 0:
+		o.LeaseTTL = defaultLeaseTTL
+	case o.LeaseTTL < time.Millisecond:
+		return invalid("LeaseTTL", "%v is below 1ms", o.LeaseTTL)
+	}
+	if o.LeaseWait < 0 {
+		return invalid("LeaseWait", "%v is negative", o.LeaseWait)
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -29,6 +29,16 @@ type Stats struct {
 	// WriteErrors counts write-backs of loaded values that Redis refused or
 	// never acknowledged; the loaded value was still returned.
 	WriteErrors uint64
+	// LeaseWaits counts the waits of fills for a key another process (or
+	// another fill of this one) was loading under its lease.
+	LeaseWaits uint64
+	// LeaseTimeouts counts waiters that loaded by themselves after
+	// LeaseWait, without writing.
+	LeaseTimeouts uint64
+	// DiscardedFills counts loaded values that were not written because the
+	// key was invalidated (or its lease taken over) during the load: each is
+	// a stale write prevented.
+	DiscardedFills uint64
 	// LocalEntries is the number of decoded values held in process memory.
 	LocalEntries int
 	// Tracking reports whether client-side caching is on. When it is off
@@ -52,4 +62,5 @@ type counters struct {
 	localHits, redisHits, misses, notFoundHits atomic.Uint64
 	loads, loadErrors, invalidations           atomic.Uint64
 	fallbacks, decodeErrors, writeErrors       atomic.Uint64
+	leaseWaits, leaseTimeouts, discardedFills  atomic.Uint64
 }

@@ -18,8 +18,11 @@ type Options struct {
 	Batch int
 	// Progress, when set, is called after each batch with the totals so far.
 	Progress func(Progress)
-	// OnDelete, when set, is called with each batch of keys that were
-	// removed, for example to drop in-process copies.
+	// OnDelete, when set, is called with each batch of keys sent to
+	// UNLINK, for example to drop in-process copies. It gets every key of
+	// the batch, including any whose UNLINK failed (it may have run) or
+	// found the key already gone, so a copy is never kept of a key that
+	// might have been removed.
 	OnDelete func(keys []string)
 }
 
@@ -77,6 +80,11 @@ func (p *progress) scanNode(ctx context.Context, client rueidis.Client, n Node, 
 		}
 		p.scanned += int64(len(entry.Elements))
 		for start := 0; start < len(entry.Elements); start += p.opts.Batch {
+			// A batch is not sent once ctx has ended: its commands would
+			// all fail, each with its own copy of the context's error.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			end := min(start+p.opts.Batch, len(entry.Elements))
 			if err := p.unlink(ctx, client, entry.Elements[start:end]); err != nil {
 				return err
@@ -114,6 +122,11 @@ func (p *progress) unlink(ctx context.Context, client rueidis.Client, keys []str
 	}
 	if p.opts.OnDelete != nil {
 		p.opts.OnDelete(keys)
+	}
+	if err := ctx.Err(); err != nil && len(errs) > 0 {
+		// ctx ended while the batch was in flight: report that once
+		// rather than once per key.
+		return err
 	}
 	return errors.Join(errs...)
 }

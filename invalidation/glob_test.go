@@ -1,0 +1,216 @@
+package invalidation_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aside-go/aside/internal/redistest"
+	"github.com/aside-go/aside/invalidation"
+)
+
+// metachars are the bytes Escape must escape: what Redis' stringmatchlen
+// treats specially outside a bracket expression ('*', '?', '[', '\'), and ']'.
+const metachars = `*?[]\`
+
+func TestEscape(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"user:1001", "user:1001"},
+		{"1*", `1\*`},
+		{"?", `\?`},
+		{"[a-z]", `\[a-z\]`},
+		{"]", `\]`},
+		{`\`, `\\`},
+		{`a\*b`, `a\\\*b`},
+		{"^-!:{}", "^-!:{}"}, // special only inside brackets, or not at all
+		{"\xff*\x00", "\xff\\*\x00"},
+		{"é?", `é\?`},
+		{"**", `\*\*`},
+	} {
+		assert.Equal(t, tc.want, invalidation.Escape(tc.in), "Escape(%q)", tc.in)
+	}
+}
+
+// escapeCorpus returns a few hundred distinct strings heavy in glob
+// metacharacters, with pairs where one is a prefix of the other.
+func escapeCorpus(seed uint64, n int) []string {
+	// Multi-byte entries are picked whole: "é" is two bytes, "\xff" is not
+	// UTF-8 at all.
+	alphabet := []string{
+		"*", "*", "?", "?", "[", "[", "]", "]", `\`, `\`, "^", "-", "!",
+		"a", "b", "0", "1", ":", "é", "\xff", "\x00",
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	out := []string{
+		"", "1", "10", "1*", "1001", "10010", "100", "*", "?", "[", "]", `\`,
+		`\*`, `\\`, "[]", "[a]", "a", "[^a]", "b", "[a-b]", "-", "[!a]", "!",
+		"a?", "ab", "a*", "abc", `a\`, `a\\`, "[[", "[\\]", "1\xff", "1\xff*",
+	}
+	for len(out) < n {
+		var b strings.Builder
+		for range rng.IntN(7) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		s := b.String()
+		out = append(out, s)
+		switch rng.IntN(3) {
+		case 0: // a longer string with s as prefix
+			out = append(out, s+alphabet[rng.IntN(len(alphabet))])
+		case 1: // a shorter one that is a prefix of s
+			if len(s) > 0 {
+				out = append(out, s[:rng.IntN(len(s))])
+			}
+		}
+	}
+	seen := make(map[string]bool, len(out))
+	uniq := out[:0]
+	for _, s := range out {
+		if !seen[s] {
+			seen[s] = true
+			uniq = append(uniq, s)
+		}
+	}
+	return uniq
+}
+
+// TestEscapeAgainstScan checks Escape against Redis' own matcher: for every
+// s of the corpus, SCAN MATCH "p:"+Escape(s) finds exactly the key "p:"+s,
+// and "p:"+Escape(s)+"*" exactly the keys "p:"+t with t starting with s.
+func TestEscapeAgainstScan(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	client := connect(t, d)
+	ctx := testContext(t)
+
+	corpus := escapeCorpus(1, 400)
+	all := make([]string, len(corpus))
+	for i, s := range corpus {
+		all[i] = "p:" + s
+	}
+	fill(t, ctx, client, all)
+
+	unescapedDiffers := 0
+	for _, s := range corpus {
+		exact, err := scan(ctx, client, "p:"+invalidation.Escape(s))
+		require.NoError(t, err)
+		assert.Equal(t, set("p:"+s), exact, "MATCH p:Escape(%q)", s)
+
+		want := make(map[string]bool)
+		for _, o := range corpus {
+			if strings.HasPrefix(o, s) {
+				want["p:"+o] = true
+			}
+		}
+		prefixed, err := scan(ctx, client, "p:"+invalidation.Escape(s)+"*")
+		require.NoError(t, err)
+		assert.Equal(t, want, prefixed, "MATCH p:Escape(%q)*", s)
+
+		// The same pattern unescaped must go wrong for some inputs, or the
+		// corpus does not exercise the matcher.
+		raw, err := scan(ctx, client, "p:"+s)
+		require.NoError(t, err)
+		if len(raw) != 1 || !raw["p:"+s] {
+			unescapedDiffers++
+		}
+	}
+	t.Logf("%d strings; unescaped pattern wrong for %d", len(corpus), unescapedDiffers)
+	assert.Greater(t, unescapedDiffers, len(corpus)/4, "corpus too tame to test Escape")
+}
+
+// unescape undoes Escape: a backslash takes the next byte literally.
+func unescape(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+1 < len(p) {
+			i++
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}
+
+// fuzzRedis returns the fuzz server's client, launching it on first use.
+func fuzzRedis(t *testing.T) rueidis.Client {
+	t.Helper()
+	fuzzOnce.Do(func() {
+		fuzzServer, fuzzErr = redistest.Launch(redistest.Config{})
+		if fuzzErr != nil {
+			return
+		}
+		fuzzClient, fuzzErr = rueidis.NewClient(fuzzServer.ClientOption())
+	})
+	if fuzzErr != nil {
+		t.Fatalf("fuzz server: %v", fuzzErr)
+	}
+	return fuzzClient
+}
+
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{
+		"", "1*", "1001", "a?b", "[a-z]", `\`, `x\`, "]", "[^]", "\xff\x00*", "é[",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e := invalidation.Escape(s)
+
+		// Pure properties: every metacharacter is escaped, every backslash
+		// escapes one, nothing else changes.
+		require.Equal(t, s, unescape(e))
+		n := 0
+		for i := 0; i < len(e); i++ {
+			if strings.IndexByte(metachars, e[i]) < 0 {
+				continue
+			}
+			require.Equal(t, byte('\\'), e[i], "unescaped %q at %d of %q", e[i], i, e)
+			require.Less(t, i+1, len(e), "trailing backslash in %q", e)
+			require.Contains(t, metachars, string(e[i+1]), "needless escape at %d of %q", i, e)
+			i++
+			n++
+		}
+		require.Len(t, e, len(s)+n)
+
+		// Against Redis: the escaped pattern matches s and nothing near it.
+		if len(s) > 4096 {
+			return // long inputs add time, not cases
+		}
+		client := fuzzRedis(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		written := []string{"f:" + s, "f:" + s + "x", "f:" + s + "*"}
+		if len(s) > 0 {
+			written = append(written, "f:"+s[:len(s)-1])
+			last := byte('a')
+			if s[len(s)-1] == last {
+				last = 'b'
+			}
+			written = append(written, "f:"+s[:len(s)-1]+string(last))
+		}
+		fill(t, ctx, client, written)
+		defer func() {
+			require.NoError(t, client.Do(ctx, client.B().Flushall().Sync().Build()).Error())
+		}()
+
+		exact, err := scan(ctx, client, "f:"+e)
+		require.NoError(t, err)
+		require.Equal(t, set("f:"+s), exact, "MATCH f:%q", e)
+
+		want := make(map[string]bool)
+		for _, k := range written {
+			if strings.HasPrefix(k, "f:"+s) {
+				want[k] = true
+			}
+		}
+		prefixed, err := scan(ctx, client, "f:"+e+"*")
+		require.NoError(t, err)
+		require.Equal(t, want, prefixed, "MATCH f:%q*", e)
+	})
+}
