@@ -3,6 +3,7 @@ package azure_test
 import (
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -96,7 +97,7 @@ func FuzzParseURL(f *testing.F) {
 		"rediss://:key@shop.westeurope.redis.azure.net:10000?clustering=enterprise",
 		"rediss://h", "redis://:k@h", "rediss://:a/b@h", "rediss://[::1]:1", "rediss://:k@h?skip_verify",
 	} {
-		f.Add(s, "Zq9SecretMarker")
+		f.Add(s, "Secret")
 	}
 	f.Fuzz(func(t *testing.T, raw, key string) {
 		o, err := azure.ParseURL(raw)
@@ -107,7 +108,10 @@ func FuzzParseURL(f *testing.F) {
 		} else {
 			assert.NotEmpty(t, o.Host)
 		}
-		if len(key) < 6 {
+		// The marker keeps the key from matching the fixed text of a message;
+		// a key that also appears elsewhere in the URL may be quoted from there.
+		key = "K3y" + key + "K3y"
+		if strings.Contains(raw, key) {
 			return
 		}
 		withKey := "rediss://:" + key + "@" + raw

@@ -485,20 +485,6 @@ func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
 	return entryBytes{data: envelope.Encode(envelope.Value, false, soft, payload), ttl: ttls.Hard}
 }
 
-// writeBack stores a loaded entry. A failure is counted, not returned: the
-// caller has its value either way.
-func (c *Cache[K, V]) writeBack(ctx context.Context, key string, eb entryBytes) {
-	if eb.err != nil {
-		c.stats.writeErrors.Add(1)
-		return
-	}
-	err := c.rc.Do(ctx, c.setCmd(key, eb)).Error()
-	c.wrote(key)
-	if err != nil {
-		c.stats.writeErrors.Add(1)
-	}
-}
-
 // setCmd is SET key entry PX ttl.
 func (c *Cache[K, V]) setCmd(key string, eb entryBytes) rueidis.Completed {
 	return c.rc.B().Set().Key(key).Value(rueidis.BinaryString(eb.data)).PxMilliseconds(ms(eb.ttl)).Build()

@@ -16,12 +16,13 @@ import (
 type Algorithm uint8
 
 const (
-	// S2 is the default: an extension of Snappy that compresses and
-	// decompresses at several GB/s per core, the right trade for values on
-	// the request path.
+	// S2 is the default: an extension of Snappy (github.com/klauspost/compress/s2,
+	// block format), the faster of the two, the right trade for values
+	// on the request path.
 	S2 Algorithm = 1
-	// Zstd compresses noticeably better than S2 (typically 15-40% smaller
-	// on JSON and MessagePack) at several times the CPU cost.
+	// Zstd (github.com/klauspost/compress/zstd, one frame per payload)
+	// compresses better than S2 for more CPU: the 9 KiB MessagePack value
+	// of this package's benchmarks takes 572 bytes against 1240 with S2.
 	Zstd Algorithm = 2
 )
 

@@ -39,7 +39,7 @@ func TestEscape(t *testing.T) {
 	}
 }
 
-// escapeCorpus returns a few hundred distinct strings heavy in glob
+// escapeCorpus returns at least n distinct strings heavy in glob
 // metacharacters, with pairs where one is a prefix of the other.
 func escapeCorpus(seed uint64, n int) []string {
 	// Multi-byte entries are picked whole: "é" is two bytes, "\xff" is not
@@ -54,31 +54,33 @@ func escapeCorpus(seed uint64, n int) []string {
 		`\*`, `\\`, "[]", "[a]", "a", "[^a]", "b", "[a-b]", "-", "[!a]", "!",
 		"a?", "ab", "a*", "abc", `a\`, `a\\`, "[[", "[\\]", "1\xff", "1\xff*",
 	}
+	seen := make(map[string]bool)
+	for _, s := range out {
+		seen[s] = true
+	}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
 	for len(out) < n {
 		var b strings.Builder
 		for range rng.IntN(7) {
 			b.WriteString(alphabet[rng.IntN(len(alphabet))])
 		}
 		s := b.String()
-		out = append(out, s)
+		add(s)
 		switch rng.IntN(3) {
 		case 0: // a longer string with s as prefix
-			out = append(out, s+alphabet[rng.IntN(len(alphabet))])
+			add(s + alphabet[rng.IntN(len(alphabet))])
 		case 1: // a shorter one that is a prefix of s
 			if len(s) > 0 {
-				out = append(out, s[:rng.IntN(len(s))])
+				add(s[:rng.IntN(len(s))])
 			}
 		}
 	}
-	seen := make(map[string]bool, len(out))
-	uniq := out[:0]
-	for _, s := range out {
-		if !seen[s] {
-			seen[s] = true
-			uniq = append(uniq, s)
-		}
-	}
-	return uniq
+	return out
 }
 
 // TestEscapeAgainstScan checks Escape against Redis' own matcher: for every
@@ -90,7 +92,7 @@ func TestEscapeAgainstScan(t *testing.T) {
 	client := connect(t, d)
 	ctx := testContext(t)
 
-	corpus := escapeCorpus(1, 400)
+	corpus := escapeCorpus(1, 500)
 	all := make([]string, len(corpus))
 	for i, s := range corpus {
 		all[i] = "p:" + s

@@ -108,9 +108,16 @@ func clusterDeployment(name string, c *redistest.Cluster) deployment {
 	return d
 }
 
-// deployments are the topologies every Pattern test runs on.
-func deployments() []func(testing.TB) deployment {
-	return []func(testing.TB) deployment{standalone, sharedCluster}
+// topology names a deployment and starts (or shares) it.
+type topology struct {
+	name  string
+	start func(testing.TB) deployment
+}
+
+// topologies are what every Pattern test runs on: a standalone server of
+// the test's own, and the shared cluster.
+func topologies() []topology {
+	return []topology{{"standalone", standalone}, {"cluster", sharedCluster}}
 }
 
 // connect returns a client of d closed at the end of the test.

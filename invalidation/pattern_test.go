@@ -64,10 +64,10 @@ func (r *recorder) checkProgress(t *testing.T, d deployment, removed int64) {
 
 func TestPrimaries(t *testing.T) {
 	t.Parallel()
-	for _, deploy := range deployments() {
-		d := deploy(t)
-		t.Run(d.name, func(t *testing.T) {
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
 			t.Parallel()
+			d := top.start(t)
 			client := connect(t, d)
 			nodes, err := invalidation.Primaries(testContext(t), client)
 			require.NoError(t, err)
@@ -91,14 +91,11 @@ func TestPattern(t *testing.T) {
 		{"small pages and batches", invalidation.Options{Count: 10, Batch: 7}},
 		{"one key per batch", invalidation.Options{Count: 5000, Batch: 1}},
 	}
-	for _, deploy := range deployments() {
-		d := deploy(t)
+	for _, top := range topologies() {
 		for _, tc := range cases {
-			t.Run(d.name+"/"+tc.name, func(t *testing.T) {
+			t.Run(top.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				if d.name == "standalone" {
-					d = standalone(t) // a server of its own
-				}
+				d := top.start(t)
 				client := connect(t, d)
 				ctx := testContext(t)
 				ns := uniquePrefix("pattern")
@@ -133,10 +130,10 @@ func TestPattern(t *testing.T) {
 
 func TestPatternNoMatch(t *testing.T) {
 	t.Parallel()
-	for _, deploy := range deployments() {
-		d := deploy(t)
-		t.Run(d.name, func(t *testing.T) {
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
 			t.Parallel()
+			d := top.start(t)
 			client := connect(t, d)
 			ctx := testContext(t)
 			ns := uniquePrefix("nomatch")
@@ -158,10 +155,10 @@ func TestPatternNoMatch(t *testing.T) {
 // keys once escaped.
 func TestPatternEscapedUserInput(t *testing.T) {
 	t.Parallel()
-	for _, deploy := range deployments() {
-		d := deploy(t)
-		t.Run(d.name, func(t *testing.T) {
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
 			t.Parallel()
+			d := top.start(t)
 			client := connect(t, d)
 			ctx := testContext(t)
 			ns := uniquePrefix("user")
@@ -194,10 +191,10 @@ func TestPatternEscapedUserInput(t *testing.T) {
 
 func TestPatternCancel(t *testing.T) {
 	t.Parallel()
-	for _, deploy := range deployments() {
-		d := deploy(t)
-		t.Run(d.name, func(t *testing.T) {
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
 			t.Parallel()
+			d := top.start(t)
 			client := connect(t, d)
 			ctx, cancel := context.WithCancel(testContext(t))
 			defer cancel()
@@ -230,10 +227,10 @@ func TestPatternCancel(t *testing.T) {
 
 func TestPatternEndedContext(t *testing.T) {
 	t.Parallel()
-	for _, deploy := range deployments() {
-		d := deploy(t)
-		t.Run(d.name, func(t *testing.T) {
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
 			t.Parallel()
+			d := top.start(t)
 			client := connect(t, d)
 			ns := uniquePrefix("ended")
 			ks := keys(ns, 50)

@@ -1,0 +1,107 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aside-go/aside/internal/redistest"
+)
+
+// srv is the private redis-server every contender of every benchmark uses.
+var srv *redistest.Server
+
+func TestMain(m *testing.M) {
+	s, err := redistest.Launch(redistest.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "the benchmarks need redis-server:", err)
+		os.Exit(1)
+	}
+	srv = s
+	printVersions()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, "redis-server log:\n"+srv.Log())
+	}
+	_ = srv.Close()
+	os.Exit(code)
+}
+
+// printVersions writes the versions of Go, Redis and every library compared
+// as configuration lines of the benchmark output ("key: value", see the Go
+// benchmark data format), so that benchstat prints them above its table and
+// the chart program can copy them into the README.
+func printVersions() {
+	// Only when benchmarks run: `go test` alone prints nothing extra.
+	if !benchmarking() {
+		return
+	}
+	fmt.Printf("go: %s\n", runtime.Version())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if info, err := srv.Do(ctx, "INFO", "server"); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+				fmt.Printf("redis: %s\n", v)
+			}
+		}
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	names := map[string]string{
+		"github.com/aside-go/aside":              "aside",
+		"github.com/redis/rueidis":               "rueidis",
+		"github.com/redis/rueidis/rueidisaside":  "rueidisaside",
+		"github.com/go-redis/cache/v9":           "go-redis-cache",
+		"github.com/redis/go-redis/v9":           "go-redis",
+		"github.com/viccon/sturdyc":              "sturdyc",
+		"github.com/vmihailenco/msgpack/v5":      "msgpack",
+		"github.com/vmihailenco/go-tinylfu":      "go-tinylfu",
+	}
+	for _, d := range bi.Deps {
+		name, ok := names[d.Path]
+		if !ok {
+			continue
+		}
+		v := d.Version
+		if d.Replace != nil && d.Replace.Version == "" {
+			v = "working-tree"
+		}
+		fmt.Printf("version-%s: %s\n", name, v)
+	}
+}
+
+// benchmarking reports whether -test.bench selects anything.
+func benchmarking() bool {
+	for _, a := range os.Args[1:] {
+		if v, ok := strings.CutPrefix(a, "-test.bench="); ok && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+var nsSeq atomic.Int64
+
+// namespace returns a namespace no other benchmark run uses (each call of a
+// benchmark function gets a new one, so no run sees keys of another).
+func namespace() string { return fmt.Sprintf("b%d", nsSeq.Add(1)) }
+
+// flush empties Redis before a benchmark builds its clients, so that each
+// starts from the same empty server whatever ran before.
+func flush(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := srv.Do(ctx, "FLUSHALL"); err != nil {
+		tb.Fatal(err)
+	}
+}
