@@ -204,7 +204,7 @@ func (c *Cache[K, V]) acquireMany(ctx context.Context, rest []K, redisKeys []str
 			finish(i, v, err)
 		default:
 			if e, derr := c.decode(redisKeys[i], old); derr == nil {
-				v, err := c.served(rest[i], e, rueidis.RedisResult{}, false, 0)
+				v, err := c.served(ctx, rest[i], e, rueidis.RedisResult{}, false, 0)
 				finish(i, v, err)
 			} else {
 				contended = append(contended, i)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,11 @@ type Cache[K comparable, V any] struct {
 	stats   counters
 	// tagWrites counts writes with tags, to sample their indexes.
 	tagWrites atomic.Uint64
+
+	refreshMode    RefreshMode
+	refreshTimeout time.Duration
+	refreshSlots   chan struct{} // one token per running background refresh
+	bg             sync.WaitGroup
 }
 
 // New builds a cache on a client made by [Connect]. It returns an error
@@ -63,20 +69,23 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		return nil, err
 	}
 	c := &Cache[K, V]{
-		client:    client,
-		rc:        client.rc,
-		ns:        opts.Namespace + ":",
-		keyFn:     opts.Key,
-		codec:     opts.Codec,
-		ttl:       opts.TTL,
-		load:      opts.Loader,
-		batch:     opts.BatchLoader,
-		leaseTTL:  opts.LeaseTTL,
-		leaseWait: opts.LeaseWait,
-		onDown:    opts.OnRedisDown,
-		localTTL:  opts.LocalTTL,
-		clone:     opts.Clone,
-		now:       opts.Now,
+		client:         client,
+		rc:             client.rc,
+		ns:             opts.Namespace + ":",
+		keyFn:          opts.Key,
+		codec:          opts.Codec,
+		ttl:            opts.TTL,
+		load:           opts.Loader,
+		batch:          opts.BatchLoader,
+		leaseTTL:       opts.LeaseTTL,
+		leaseWait:      opts.LeaseWait,
+		refreshMode:    opts.Refresh,
+		refreshTimeout: opts.RefreshTimeout,
+		refreshSlots:   make(chan struct{}, opts.RefreshConcurrency),
+		onDown:         opts.OnRedisDown,
+		localTTL:       opts.LocalTTL,
+		clone:          opts.Clone,
+		now:            opts.Now,
 	}
 	switch {
 	case c.batch == nil && c.load != nil:
@@ -113,8 +122,15 @@ func (c *Cache[K, V]) Key(k K) string { return c.ns + c.keyFn(k) }
 // unavailable the result follows [Options].OnRedisDown.
 func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	if c.local != nil {
-		if e, ok := c.local.get(k, c.nanos()); ok {
+		now := c.nanos()
+		if e, ok := c.local.get(k, now); ok {
+			if e.due(now) {
+				return c.hitDue(ctx, k, e)
+			}
 			c.stats.localHits.Add(1)
+			if e.stale {
+				c.stats.staleServed.Add(1)
+			}
 			if e.notFound {
 				c.stats.notFoundHits.Add(1)
 				var zero V
@@ -128,6 +144,38 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	}
 	return c.getSlow(ctx, k)
 }
+
+// hitDue serves a copy past its soft expiry, as the refresh mode says.
+func (c *Cache[K, V]) hitDue(ctx context.Context, k K, e *entry[V]) (V, error) {
+	c.stats.localHits.Add(1)
+	if c.refreshMode == RefreshSync {
+		return c.refreshNow(ctx, k, e)
+	}
+	c.stats.staleServed.Add(1)
+	c.refreshInBackground(ctx, k, e)
+	return c.cloned(e.v), nil
+}
+
+// refreshNow refreshes e before returning, sharing the refresh with the
+// process's other Gets of the key. When another process holds the claim,
+// the current value is returned: it is within its hard TTL, and its refresh
+// is under way.
+func (c *Cache[K, V]) refreshNow(ctx context.Context, k K, e *entry[V]) (V, error) {
+	v, _, err := c.flights.Do(ctx, "refresh\x00"+e.key, func(ctx context.Context) (V, error) {
+		return c.refresh(ctx, k, e.key, e.softAt)
+	})
+	if errors.Is(err, errNotClaimed) {
+		return c.cloned(e.v), nil
+	}
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return c.cloned(v), nil
+}
+
+// waitBackground waits for the background refreshes to end.
+func (c *Cache[K, V]) waitBackground() { c.bg.Wait() }
 
 func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
 	key := c.Key(k)
@@ -178,7 +226,7 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 			e, derr := c.decode(key, raw)
 			switch {
 			case derr == nil:
-				return c.served(k, e, res, tracked, snap)
+				return c.served(ctx, k, e, res, tracked, snap)
 			case errors.Is(derr, errLeaseHeld):
 				sawLease = true
 				if wt == nil || closed(wt) {
@@ -249,7 +297,7 @@ const (
 
 // served returns what a read from Redis found, keeping a decoded copy when
 // the reply was tracked.
-func (c *Cache[K, V]) served(k K, e *entry[V], res rueidis.RedisResult, tracked bool, snap uint64) (V, error) {
+func (c *Cache[K, V]) served(ctx context.Context, k K, e *entry[V], res rueidis.RedisResult, tracked bool, snap uint64) (V, error) {
 	c.stats.redisHits.Add(1)
 	if c.local != nil && tracked {
 		if pxat := res.CachePXAT(); pxat > 0 {
@@ -261,6 +309,20 @@ func (c *Cache[K, V]) served(k K, e *entry[V], res rueidis.RedisResult, tracked 
 		c.stats.notFoundHits.Add(1)
 		var zero V
 		return zero, fmt.Errorf("cache: %s: %w", e.key, ErrNotFound)
+	}
+	if e.stale {
+		c.stats.staleServed.Add(1)
+	}
+	if e.due(c.nanos()) {
+		if c.refreshMode == RefreshSync {
+			v, err := c.refresh(ctx, k, e.key, e.softAt)
+			if !errors.Is(err, errNotClaimed) {
+				return v, err
+			}
+		} else {
+			c.stats.staleServed.Add(1)
+			c.refreshInBackground(ctx, k, e)
+		}
 	}
 	return e.v, nil
 }
@@ -287,7 +349,7 @@ func (c *Cache[K, V]) acquireAndLoad(ctx context.Context, k K, key string) (V, e
 	}
 	// Written by another process between our GET and our SET. The reply
 	// is not tracked: keep no copy.
-	v, err := c.served(k, e, rueidis.RedisResult{}, false, 0)
+	v, err := c.served(ctx, k, e, rueidis.RedisResult{}, false, 0)
 	return v, err, true
 }
 
@@ -442,7 +504,7 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 	}
-	e := &entry[V]{key: key}
+	e := &entry[V]{key: key, stale: env.Stale}
 	if !env.SoftExpiry.IsZero() {
 		e.softAt = env.SoftExpiry.UnixNano()
 	}
@@ -517,6 +579,9 @@ func (c *Cache[K, V]) Stats() Stats {
 		LeaseWaits:     c.stats.leaseWaits.Load(),
 		LeaseTimeouts:  c.stats.leaseTimeouts.Load(),
 		DiscardedFills: c.stats.discardedFills.Load(),
+		Refreshes:      c.stats.refreshes.Load(),
+		RefreshErrors:  c.stats.refreshErrors.Load(),
+		StaleServed:    c.stats.staleServed.Load(),
 		Tracking:       c.client.tracking,
 	}
 	if c.local != nil {

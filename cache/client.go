@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,6 +25,9 @@ type Client struct {
 	tracking bool
 	clock    *clock
 	closed   sync.Once
+	// closing is cancelled by Close: background work of the caches stops.
+	closing context.Context
+	cancel  context.CancelFunc
 
 	mu sync.RWMutex // guards subs
 	// subs maps a namespace to the caches that serve it. Invalidations are
@@ -38,6 +42,9 @@ type Client struct {
 type invalidator interface {
 	invalidateKey(key string)
 	invalidateAll()
+	// waitBackground waits for the cache's background work, which the
+	// client's closing context has told to stop.
+	waitBackground()
 }
 
 // Connect builds a rueidis client from opt and returns it wrapped as a Client.
@@ -81,6 +88,7 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 	c.rc = rc
 	c.tracking = !opt.DisableCache
 	c.clock = startClock()
+	c.closing, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
 
@@ -101,6 +109,12 @@ func (c *Client) Tracking() bool { return c.tracking }
 // It is safe to call more than once.
 func (c *Client) Close() {
 	c.closed.Do(func() {
+		c.cancel()
+		c.mu.RLock()
+		for _, inv := range c.all {
+			inv.waitBackground()
+		}
+		c.mu.RUnlock()
 		c.rc.Close()
 		c.clock.close()
 	})

@@ -44,13 +44,16 @@ type stripe[K comparable] struct {
 	_   [32]byte      // keep neighbouring stripes off one cache line
 }
 
-// entry is one decoded value. It is immutable once stored.
+// entry is one decoded value. It is immutable once stored, but for the
+// refreshing flag.
 type entry[V any] struct {
-	v        V
-	notFound bool
-	key      string // the Redis key
-	expireAt int64  // Unix nanoseconds of the hard expiry; 0 = none known
-	softAt   int64  // Unix nanoseconds after which a refresh is due; 0 = never
+	refreshing atomic.Bool // a background refresh of this copy is running
+	v          V
+	notFound   bool
+	stale      bool   // past its soft expiry, its refresh claimed (or failed)
+	key        string // the Redis key
+	expireAt   int64  // Unix nanoseconds of the hard expiry; 0 = none known
+	softAt     int64  // Unix nanoseconds after which a refresh is due; 0 = never
 }
 
 func newLocal[K comparable, V any](max int) *local[K, V] {

@@ -66,6 +66,19 @@ type Options[K comparable, V any] struct {
 	// the value arrives or the lease expires and this process takes over.
 	LeaseWait time.Duration
 
+	// Refresh decides what Get does with a value past its soft TTL (set the
+	// soft TTL with the policy, e.g. ttlpolicy.Minutes(5).WithSoft(0.8)).
+	// Default: [RefreshBackground].
+	Refresh RefreshMode
+
+	// RefreshConcurrency bounds the background refreshes running at once
+	// in this cache; a due value whose refresh finds no free slot is served
+	// and refreshed on a later hit. Default: 4.
+	RefreshConcurrency int
+
+	// RefreshTimeout bounds one background refresh. Default: LeaseTTL.
+	RefreshTimeout time.Duration
+
 	// OnRedisDown decides what Get does when Redis is unavailable. Default:
 	// [FailOpen].
 	OnRedisDown RedisDownPolicy
@@ -160,6 +173,23 @@ func (o *Options[K, V]) resolve() error {
 		o.LeaseTTL = defaultLeaseTTL
 	case o.LeaseTTL < time.Millisecond:
 		return invalid("LeaseTTL", "%v is below 1ms", o.LeaseTTL)
+	}
+	switch o.Refresh {
+	case RefreshBackground, RefreshSync:
+	default:
+		return invalid("Refresh", "unknown mode %d", o.Refresh)
+	}
+	switch {
+	case o.RefreshConcurrency == 0:
+		o.RefreshConcurrency = 4
+	case o.RefreshConcurrency < 0:
+		return invalid("RefreshConcurrency", "%d is negative", o.RefreshConcurrency)
+	}
+	switch {
+	case o.RefreshTimeout == 0:
+		o.RefreshTimeout = o.LeaseTTL
+	case o.RefreshTimeout < 0:
+		return invalid("RefreshTimeout", "%v is negative", o.RefreshTimeout)
 	}
 	if o.LeaseWait < 0 {
 		return invalid("LeaseWait", "%v is negative", o.LeaseWait)

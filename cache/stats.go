@@ -39,6 +39,13 @@ type Stats struct {
 	// key was invalidated (or its lease taken over) during the load: each is
 	// a stale write prevented.
 	DiscardedFills uint64
+	// Refreshes counts refreshes ahead of expiry this process ran (it
+	// claimed the value); RefreshErrors those whose load failed.
+	Refreshes, RefreshErrors uint64
+	// StaleServed counts Gets that returned a value past its soft TTL,
+	// within its hard TTL: while its refresh ran, or after the refresh
+	// failed (stale-if-error).
+	StaleServed uint64
 	// LocalEntries is the number of decoded values held in process memory.
 	LocalEntries int
 	// Tracking reports whether client-side caching is on. When it is off
@@ -63,4 +70,5 @@ type counters struct {
 	loads, loadErrors, invalidations           atomic.Uint64
 	fallbacks, decodeErrors, writeErrors       atomic.Uint64
 	leaseWaits, leaseTimeouts, discardedFills  atomic.Uint64
+	refreshes, refreshErrors, staleServed      atomic.Uint64
 }

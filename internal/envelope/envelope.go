@@ -51,7 +51,10 @@ const (
 const (
 	kindMask       = 0x0F
 	flagCompressed = 0x10
-	knownFlags     = kindMask | flagCompressed
+	// FlagStale marks a value whose soft expiry passed and whose refresh a
+	// process has claimed (the cache's claim script sets it in Redis).
+	FlagStale  = 0x20
+	knownFlags = kindMask | flagCompressed | FlagStale
 )
 
 var (
@@ -66,6 +69,9 @@ type Entry struct {
 	Kind Kind
 	// Compressed records that the payload was compressed by the codec.
 	Compressed bool
+	// Stale records that the value is past its soft expiry and being (or
+	// having failed to be) refreshed.
+	Stale bool
 	// SoftExpiry is when the value should be refreshed ahead of its hard
 	// expiry; the zero time means never.
 	SoftExpiry time.Time
@@ -112,7 +118,7 @@ func Decode(data []byte) (Entry, error) {
 	if flags&^knownFlags != 0 || kind < Value || kind > Lease {
 		return Entry{}, ErrCorrupt
 	}
-	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Payload: data[HeaderSize:]}
+	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Stale: flags&FlagStale != 0, Payload: data[HeaderSize:]}
 	if soft := binary.BigEndian.Uint64(data[3:11]); soft != 0 {
 		if soft > 1<<62 {
 			return Entry{}, ErrCorrupt
@@ -120,6 +126,15 @@ func Decode(data []byte) (Entry, error) {
 		e.SoftExpiry = time.UnixMilli(int64(soft))
 	}
 	return e, nil
+}
+
+// SetStale returns data with the stale flag set, in place. data must be an
+// entry (it is not checked beyond its length).
+func SetStale(data []byte) []byte {
+	if len(data) > 2 {
+		data[2] |= FlagStale
+	}
+	return data
 }
 
 // IsLease reports whether data is a lease placeholder, without decoding the rest.

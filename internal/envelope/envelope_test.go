@@ -45,6 +45,18 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestStaleFlag(t *testing.T) {
+	t.Parallel()
+	data := envelope.SetStale(envelope.Encode(envelope.Value, false, time.UnixMilli(5), []byte("v")))
+	e, err := envelope.Decode(data)
+	require.NoError(t, err)
+	assert.True(t, e.Stale)
+	assert.Equal(t, envelope.Value, e.Kind)
+	e, err = envelope.Decode(envelope.Encode(envelope.Value, false, time.UnixMilli(5), []byte("v")))
+	require.NoError(t, err)
+	assert.False(t, e.Stale)
+}
+
 func TestNotFoundNeverCollidesWithValue(t *testing.T) {
 	t.Parallel()
 	for _, payload := range [][]byte{nil, {}, []byte("*"), []byte("\x00")} {
@@ -124,6 +136,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		// A decoded entry re-encodes to the same bytes.
 		again := envelope.Encode(e.Kind, e.Compressed, e.SoftExpiry, e.Payload)
+		if e.Stale {
+			again = envelope.SetStale(again)
+		}
 		if !bytes.Equal(again, data) {
 			t.Fatalf("re-encoding %x gave %x", data, again)
 		}

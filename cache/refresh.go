@@ -1,0 +1,149 @@
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/internal/envelope"
+)
+
+// RefreshMode is what Get does with a value past its soft TTL (the policy's
+// TTLs.Soft), while it is still within its hard TTL.
+type RefreshMode int
+
+const (
+	// RefreshBackground returns the value at once and refreshes it on a
+	// background goroutine, in one process of the fleet at a time. When the
+	// refresh fails, the value keeps being served until its hard expiry
+	// (stale-if-error), counted in [Stats].StaleServed.
+	RefreshBackground RefreshMode = iota
+	// RefreshSync refreshes before returning: the Get waits for the load,
+	// and a failing loader fails the Get instead of serving the old value.
+	RefreshSync
+)
+
+// Refreshing ahead of expiry.
+//
+// A value past its soft expiry is refreshed by one process at a time: the
+// refresher first claims the value with claimScript, which rewrites the
+// entry with its soft expiry moved LeaseTTL ahead (keeping its TTL), but only
+// if the entry still carries the soft expiry the refresher saw. Other
+// processes then see a value that is not yet due and do not refresh it too;
+// if the refresher dies, the value comes due again after LeaseTTL. The
+// refresher loads after its claim and writes with replaceScript against the
+// claimed bytes, so — as for leases — an invalidation or a write during the
+// load (which replaces or deletes the claimed bytes) makes the refresh
+// discard its value instead of writing it.
+//
+// The claim itself changes the key, so Redis invalidates every copy of it:
+// each process re-reads the value once per refresh.
+
+// claimScript: if KEYS[1] is a value entry whose soft expiry field equals
+// ARGV[1], replace that field with ARGV[2], set the entry's stale flag
+// (envelope.FlagStale, 32), keep the TTL, and return the new bytes; otherwise
+// return nil.
+var claimScript = rueidis.NewLuaScript(`
+local v = redis.call('GET', KEYS[1])
+if not v or string.len(v) < 11 or string.byte(v, 1) ~= 174 or string.byte(v, 2) ~= 1 then
+	return false
+end
+if bit.band(string.byte(v, 3), 15) ~= 1 or string.sub(v, 4, 11) ~= ARGV[1] then
+	return false
+end
+local claimed = string.sub(v, 1, 2) .. string.char(bit.bor(string.byte(v, 3), 32)) .. ARGV[2] .. string.sub(v, 12)
+redis.call('SET', KEYS[1], claimed, 'KEEPTTL')
+return claimed`)
+
+func be64(ms int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(ms))
+	return string(b[:])
+}
+
+// errNotClaimed means another process is refreshing the value, or it changed.
+var errNotClaimed = errors.New("cache: value not claimed for refresh")
+
+// refresh claims the value of key whose soft expiry it saw, loads it and
+// writes it under the claim. It returns the loaded value, or errNotClaimed
+// when it could not claim.
+func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64) (V, error) {
+	var zero V
+	softMs := softAt / int64(time.Millisecond)
+	next := c.now().Add(c.leaseTTL).UnixMilli()
+	claimed, err := claimScript.Exec(ctx, c.rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return zero, errNotClaimed
+	case err != nil:
+		return zero, classify(err)
+	}
+	c.wrote(key)
+	c.stats.refreshes.Add(1)
+	v, err := c.callLoader(ctx, k, key)
+	var data []byte
+	var ttl time.Duration
+	switch {
+	case err == nil:
+		eb := c.encodeValue(key, v)
+		if eb.err != nil {
+			c.stats.writeErrors.Add(1)
+			return v, nil
+		}
+		data, ttl = eb.data, eb.ttl
+	case errors.Is(err, ErrNotFound):
+		// The record is gone: the value goes too.
+		if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
+			data, ttl = envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
+		}
+	default:
+		c.stats.refreshErrors.Add(1)
+		return zero, err
+	}
+	ok, werr := c.replace(ctx, key, claimed, data, ttl)
+	switch {
+	case werr != nil:
+		c.stats.writeErrors.Add(1)
+	case !ok && data != nil:
+		c.stats.discardedFills.Add(1)
+	}
+	return v, err
+}
+
+// due reports whether e is past its soft expiry at now.
+func (e *entry[V]) due(now int64) bool { return e.softAt != 0 && now >= e.softAt }
+
+// refreshInBackground starts a refresh of e unless one of this process is
+// running for it, or the refresh goroutines are all busy (a later hit will
+// try again).
+func (c *Cache[K, V]) refreshInBackground(ctx context.Context, k K, e *entry[V]) {
+	if !e.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case c.refreshSlots <- struct{}{}:
+	default:
+		e.refreshing.Store(false)
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer func() { <-c.refreshSlots }()
+		// The caller's values, not its cancellation: the caller has its
+		// value already. Bounded by its own timeout, and by the client's
+		// Close.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.refreshTimeout)
+		defer cancel()
+		stop := context.AfterFunc(c.client.closing, cancel)
+		defer stop()
+		if _, err := c.refresh(rctx, k, e.key, e.softAt); err != nil {
+			// Let a later hit try again (the claim moved the soft expiry
+			// in Redis, which a re-read picks up).
+			e.refreshing.Store(false)
+		}
+	}()
+}
