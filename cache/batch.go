@@ -60,7 +60,31 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 
 	var errs []error
 	var miss, down []int
+	if !c.breaker.allow() {
+		c.stats.shortCircuits.Add(uint64(len(rest)))
+		if c.onDown == FailFast || c.batch == nil {
+			for _, key := range redisKeys {
+				errs = append(errs, fmt.Errorf("cache: get %s: %w", key, errCircuitOpen))
+			}
+			return out, errors.Join(errs...)
+		}
+		down = make([]int, len(rest))
+		for i := range down {
+			down[i] = i
+		}
+		c.stats.fallbacks.Add(uint64(len(down)))
+		errs = c.loadMany(ctx, rest, redisKeys, down, false, out, errs)
+		return out, errors.Join(errs...)
+	}
 	results, tracked := c.readMany(ctx, redisKeys)
+	var firstErr error
+	for _, res := range results {
+		if err := classify(nilIfRedisNil(res.Error())); err != nil {
+			firstErr = err
+			break
+		}
+	}
+	c.breaker.record(firstErr)
 	for i, res := range results {
 		k, key := rest[i], redisKeys[i]
 		raw, err := res.AsBytes()

@@ -52,6 +52,9 @@ type Cache[K comparable, V any] struct {
 	// tagWrites counts writes with tags, to sample their indexes.
 	tagWrites atomic.Uint64
 
+	breaker       breaker
+	fallbackSlots chan struct{} // one token per running fallback load
+
 	refreshMode    RefreshMode
 	refreshTimeout time.Duration
 	refreshSlots   chan struct{} // one token per running background refresh
@@ -82,10 +85,16 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		refreshMode:    opts.Refresh,
 		refreshTimeout: opts.RefreshTimeout,
 		refreshSlots:   make(chan struct{}, opts.RefreshConcurrency),
-		onDown:         opts.OnRedisDown,
-		localTTL:       opts.LocalTTL,
-		clone:          opts.Clone,
-		now:            opts.Now,
+		fallbackSlots:  make(chan struct{}, opts.FallbackConcurrency),
+		breaker: breaker{
+			threshold: opts.BreakerThreshold,
+			cooldown:  opts.BreakerCooldown,
+			now:       opts.Now,
+		},
+		onDown:   opts.OnRedisDown,
+		localTTL: opts.LocalTTL,
+		clone:    opts.Clone,
+		now:      opts.Now,
 	}
 	switch {
 	case c.batch == nil && c.load != nil:
@@ -219,8 +228,13 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 			// Before the read: see the comment on local.
 			snap = c.local.snapshot(key)
 		}
+		if !c.breaker.allow() {
+			c.stats.shortCircuits.Add(1)
+			return c.redisFailed(ctx, k, key, errCircuitOpen)
+		}
 		res, tracked := c.read(ctx, key)
 		raw, err := res.AsBytes()
+		c.breaker.record(classify(nilIfRedisNil(err)))
 		switch {
 		case err == nil:
 			e, derr := c.decode(key, raw)
@@ -424,12 +438,22 @@ func (c *Cache[K, V]) awaitLease(ctx context.Context, k K, key string, wt *wait,
 // when Redis is unavailable and the policy is FailOpen, the error otherwise.
 func (c *Cache[K, V]) redisFailed(ctx context.Context, k K, key string, err error) (V, error) {
 	err = classify(err)
+	if errors.Is(err, ErrUnavailable) && !errors.Is(err, errCircuitOpen) {
+		c.stats.redisErrors.Add(1)
+	}
 	if !errors.Is(err, ErrUnavailable) || c.onDown == FailFast || c.load == nil {
 		var zero V
 		return zero, fmt.Errorf("cache: get %s: %w", key, err)
 	}
-	c.stats.fallbacks.Add(1)
-	return c.callLoader(ctx, k, key)
+	return c.fallbackLoad(ctx, k, key)
+}
+
+// nilIfRedisNil maps Redis' nil reply, an answer, to no error.
+func nilIfRedisNil(err error) error {
+	if rueidis.IsRedisNil(err) {
+		return nil
+	}
+	return err
 }
 
 func closed(wt *wait) bool {
@@ -582,6 +606,10 @@ func (c *Cache[K, V]) Stats() Stats {
 		Refreshes:      c.stats.refreshes.Load(),
 		RefreshErrors:  c.stats.refreshErrors.Load(),
 		StaleServed:    c.stats.staleServed.Load(),
+		RedisErrors:    c.stats.redisErrors.Load(),
+		ShortCircuits:  c.stats.shortCircuits.Load(),
+		BreakerTrips:   c.breaker.trips.Load(),
+		BreakerOpen:    c.breaker.open.Load(),
 		Tracking:       c.client.tracking,
 	}
 	if c.local != nil {

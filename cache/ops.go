@@ -32,6 +32,9 @@ func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
 		return eb.err
 	}
 	eb = co.apply(eb)
+	if !c.breaker.allow() {
+		return fmt.Errorf("cache: set %s: %w", key, errCircuitOpen)
+	}
 	cmds := c.writeCmds(key, eb, co.tags)
 	var err error
 	if len(cmds) == 1 {
@@ -44,6 +47,7 @@ func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
 		}
 	}
 	c.wrote(key)
+	c.breaker.record(classify(err))
 	if err != nil {
 		return fmt.Errorf("cache: set %s: %w", key, classify(err))
 	}

@@ -83,6 +83,21 @@ type Options[K comparable, V any] struct {
 	// [FailOpen].
 	OnRedisDown RedisDownPolicy
 
+	// BreakerThreshold is the number of consecutive reads that find Redis
+	// unavailable after which the cache stops asking it for
+	// BreakerCooldown, so that requests do not each pay a timeout; then one
+	// read probes it. Default: 5. A negative value turns the breaker off.
+	BreakerThreshold int
+
+	// BreakerCooldown is how long the breaker stays open. Default: 1s.
+	BreakerCooldown time.Duration
+
+	// FallbackConcurrency bounds the loader calls running at once because
+	// Redis is unavailable (FailOpen), so that a dead Redis does not become
+	// a flood on the source of truth; further Gets wait for a slot or their
+	// context. Default: 16.
+	FallbackConcurrency int
+
 	// LocalCapacity bounds the number of decoded values kept in process
 	// memory. Past it, arbitrary copies are dropped (Redis still holds
 	// them). Default: 100 000. A negative value keeps no copies at all.
@@ -190,6 +205,24 @@ func (o *Options[K, V]) resolve() error {
 		o.RefreshTimeout = o.LeaseTTL
 	case o.RefreshTimeout < 0:
 		return invalid("RefreshTimeout", "%v is negative", o.RefreshTimeout)
+	}
+	switch {
+	case o.BreakerThreshold == 0:
+		o.BreakerThreshold = 5
+	case o.BreakerThreshold < 0:
+		o.BreakerThreshold = 0 // off
+	}
+	switch {
+	case o.BreakerCooldown == 0:
+		o.BreakerCooldown = time.Second
+	case o.BreakerCooldown < 0:
+		return invalid("BreakerCooldown", "%v is negative", o.BreakerCooldown)
+	}
+	switch {
+	case o.FallbackConcurrency == 0:
+		o.FallbackConcurrency = 16
+	case o.FallbackConcurrency < 0:
+		return invalid("FallbackConcurrency", "%d is negative", o.FallbackConcurrency)
 	}
 	if o.LeaseWait < 0 {
 		return invalid("LeaseWait", "%v is negative", o.LeaseWait)

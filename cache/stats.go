@@ -46,6 +46,13 @@ type Stats struct {
 	// within its hard TTL: while its refresh ran, or after the refresh
 	// failed (stale-if-error).
 	StaleServed uint64
+	// RedisErrors counts reads that failed because Redis was unavailable.
+	RedisErrors uint64
+	// ShortCircuits counts reads that skipped Redis because the circuit
+	// breaker was open; BreakerTrips the times it opened; BreakerOpen
+	// whether it is open now.
+	ShortCircuits, BreakerTrips uint64
+	BreakerOpen                 bool
 	// LocalEntries is the number of decoded values held in process memory.
 	LocalEntries int
 	// Tracking reports whether client-side caching is on. When it is off
@@ -71,4 +78,5 @@ type counters struct {
 	fallbacks, decodeErrors, writeErrors       atomic.Uint64
 	leaseWaits, leaseTimeouts, discardedFills  atomic.Uint64
 	refreshes, refreshErrors, staleServed      atomic.Uint64
+	redisErrors, shortCircuits                 atomic.Uint64
 }

@@ -1,0 +1,96 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// breaker is a circuit breaker in front of Redis for one cache.
+//
+// Closed, every call goes to Redis. After threshold consecutive calls failed
+// because Redis was unavailable, it opens: calls skip Redis (and its timeouts)
+// for cooldown. Then it lets one call through as a probe (half-open): its
+// success closes the breaker, its failure opens it again.
+type breaker struct {
+	open atomic.Bool // fast path: false while closed
+
+	mu        sync.Mutex
+	failures  int   // consecutive; guarded by mu
+	until     int64 // Unix nanoseconds the cooldown ends; guarded by mu
+	probing   bool  // a probe is in flight; guarded by mu
+	threshold int
+	cooldown  time.Duration
+	now       func() time.Time
+	trips     atomic.Uint64
+}
+
+// errCircuitOpen is returned while the breaker is open.
+var errCircuitOpen = fmt.Errorf("%w: circuit open after repeated failures", ErrUnavailable)
+
+// allow reports whether a call may go to Redis.
+func (b *breaker) allow() bool {
+	if b.threshold <= 0 || !b.open.Load() {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open.Load() {
+		return true
+	}
+	if b.probing || b.now().UnixNano() < b.until {
+		return false
+	}
+	b.probing = true
+	return true
+}
+
+// record tells the breaker how a call that went to Redis ended.
+func (b *breaker) record(err error) {
+	if b.threshold <= 0 {
+		return
+	}
+	down := err != nil && errors.Is(err, ErrUnavailable) && !errors.Is(err, errCircuitOpen)
+	if !down && !b.open.Load() {
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			b.mu.Lock()
+			b.failures = 0
+			b.mu.Unlock()
+		}
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !down {
+		b.failures, b.probing = 0, false
+		b.open.Store(false)
+		return
+	}
+	b.failures++
+	if b.probing || b.failures >= b.threshold {
+		b.probing = false
+		if !b.open.Swap(true) {
+			b.trips.Add(1)
+		}
+		b.until = b.now().Add(b.cooldown).UnixNano()
+	}
+}
+
+// fallbackLoad calls the loader while Redis is unavailable, at most
+// FallbackConcurrency at a time in this cache, so that a dead Redis does not
+// turn every read into a database query at once. Callers beyond the bound
+// wait for a slot, or for their context.
+func (c *Cache[K, V]) fallbackLoad(ctx context.Context, k K, key string) (V, error) {
+	select {
+	case c.fallbackSlots <- struct{}{}:
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+	defer func() { <-c.fallbackSlots }()
+	c.stats.fallbacks.Add(1)
+	return c.callLoader(ctx, k, key)
+}
