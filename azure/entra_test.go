@@ -35,7 +35,9 @@ func authFn(t *testing.T, o azure.Options) func() (rueidis.AuthCredentials, erro
 	require.NoError(t, err)
 	require.NotNil(t, opt.AuthCredentialsFn)
 	assert.Empty(t, opt.Password)
-	return func() (rueidis.AuthCredentials, error) { return opt.AuthCredentialsFn(rueidis.AuthCredentialsContext{}) }
+	return func() (rueidis.AuthCredentials, error) {
+		return opt.AuthCredentialsFn(rueidis.AuthCredentialsContext{})
+	}
 }
 
 // TestEntraIDConnects authenticates against a server whose ACL user is named
@@ -178,6 +180,14 @@ func TestRefreshFailureKeepsCurrentToken(t *testing.T) {
 	assert.Less(t, c.RefreshAfter.Sub(clk.Now()), 5*time.Minute, "retry soon")
 	assert.Equal(t, 2, cred.Calls())
 	assert.Contains(t, logs.String(), "refresh failed")
+	// Other connections asking right after the failure get the same answer
+	// without a request of their own.
+	for range 10 {
+		c, err := fn()
+		require.NoError(t, err)
+		assert.Equal(t, first, c.Password)
+	}
+	assert.Equal(t, 2, cred.Calls())
 	assert.Contains(t, logs.String(), outage.Error())
 	assert.NotContains(t, logs.String(), first)
 
@@ -188,6 +198,7 @@ func TestRefreshFailureKeepsCurrentToken(t *testing.T) {
 	require.ErrorIs(t, err, azure.ErrCredential)
 	require.ErrorIs(t, err, outage)
 	assert.NotContains(t, err.Error(), first)
+	assert.Equal(t, 3, cred.Calls())
 }
 
 func TestTransientFailureRetried(t *testing.T) {
@@ -372,4 +383,44 @@ func TestConcurrentCallsShareOneRequest(t *testing.T) {
 	for _, p := range passwords {
 		assert.Equal(t, passwords[0], p)
 	}
+}
+
+// TestLiveClientSurfacesCredentialFailure: once the credential fails for
+// good and the current token runs out, commands fail with the credential's
+// error instead of hanging.
+func TestLiveClientSurfacesCredentialFailure(t *testing.T) {
+	t.Parallel()
+	tok := newJWT(map[string]any{"oid": oid})
+	srv := startServer(t, redistest.Config{
+		Password: "admin",
+		Users:    []redistest.User{{Name: oid, Password: tok, Rules: []string{"~*", "&*", "+@all"}}},
+	})
+	revoked := azidentity.NewCredentialUnavailableError("managed identity removed")
+	cred := &fakeCred{fn: func(_ context.Context, call int) (azcore.AccessToken, error) {
+		if call == 1 {
+			return azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Second)}, nil
+		}
+		return azcore.AccessToken{}, revoked
+	}}
+	o := serverOptions(t, srv)
+	o.Credential = cred
+	o.TokenRetryDelay = 50 * time.Millisecond
+	ctx := testCtx(t)
+	client, err := azure.NewClient(ctx, o)
+	require.NoError(t, err)
+	defer client.Close()
+	require.NoError(t, client.Do(ctx, client.B().Ping().Build()).Error())
+
+	// The token lives a second; ctx bounds the wait should the failure
+	// never surface, and then the test fails.
+	for {
+		err = client.Do(ctx, client.B().Ping().Build()).Error()
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, azure.ErrCredential)
+	require.ErrorIs(t, err, revoked)
+	assert.NotContains(t, err.Error(), tok)
+	assert.GreaterOrEqual(t, cred.Calls(), 2)
 }

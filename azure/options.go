@@ -31,7 +31,7 @@ const (
 )
 
 // Options describes one Azure Managed Redis instance and how to authenticate
-// to it. Exactly one of AccessKey and Credential may be set; when neither is,
+// to it. At most one of AccessKey and Credential may be set; when neither is,
 // Microsoft Entra ID is used with azidentity's DefaultAzureCredential.
 //
 // Options never prints its access key: String, GoString, Format and LogValue

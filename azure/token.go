@@ -113,9 +113,15 @@ type tokenSource struct {
 	logger     *slog.Logger
 	now        func() time.Time
 
-	mu     sync.Mutex // guards cur and flight
+	mu     sync.Mutex // guards the fields below
 	cur    *token     // the newest good token; nil before the first
 	flight *flight    // the request in progress; nil when none
+	// failed is the error of the last request while it is recent (until
+	// holdUntil): callers in that window get it, or the current token,
+	// without a request of their own, so that a client with many
+	// connections does not hammer an identity endpoint that is down.
+	failed    error
+	holdUntil time.Time
 }
 
 // flight is one token request, shared by every caller that arrives while it
@@ -151,11 +157,15 @@ func (s *tokenSource) credentials(rueidis.AuthCredentialsContext) (rueidis.AuthC
 // rely on TokenTimeout and TokenAttempts).
 func (s *tokenSource) get(ctx context.Context) (rueidis.AuthCredentials, error) {
 	s.mu.Lock()
-	if t := s.cur; t != nil {
-		if now := s.now(); now.Before(t.staleAt) {
-			s.mu.Unlock()
-			return t.credentials(s.schedule(t, now)), nil
-		}
+	now := s.now()
+	if t := s.cur; t != nil && now.Before(t.staleAt) {
+		s.mu.Unlock()
+		return t.credentials(s.schedule(t, now)), nil
+	}
+	if s.failed != nil && now.Before(s.holdUntil) {
+		t, err := s.cur, s.failed
+		s.mu.Unlock()
+		return s.fallback(t, now, err)
 	}
 	f := s.flight
 	if f == nil {
@@ -171,20 +181,24 @@ func (s *tokenSource) get(ctx context.Context) (rueidis.AuthCredentials, error) 
 			return rueidis.AuthCredentials{}, fmt.Errorf("%w: %w", ErrCredential, ctx.Err())
 		}
 	}
-	now := s.now()
+	now = s.now()
 	if f.err == nil {
 		return f.tok.credentials(s.schedule(f.tok, now)), nil
 	}
-	// The request failed. A token the server still accepts keeps the
-	// connections alive while the identity endpoint recovers; they try
-	// again soon.
 	s.mu.Lock()
 	t := s.cur
 	s.mu.Unlock()
+	return s.fallback(t, now, f.err)
+}
+
+// fallback answers when the token request failed with err. A token the server
+// still accepts keeps the connections alive while the identity endpoint
+// recovers, and they try again soon; without one, the failure is returned.
+func (s *tokenSource) fallback(t *token, now time.Time, err error) (rueidis.AuthCredentials, error) {
 	if t != nil && now.Before(t.deadline) {
 		return t.credentials(s.retryAt(t, now)), nil
 	}
-	return rueidis.AuthCredentials{}, f.err
+	return rueidis.AuthCredentials{}, err
 }
 
 // run performs the request of flight f and publishes its result.
@@ -196,7 +210,9 @@ func (s *tokenSource) run(ctx context.Context, f *flight) {
 		s.mu.Lock()
 		s.flight = nil
 		if f.err == nil {
-			s.cur = f.tok
+			s.cur, s.failed = f.tok, nil
+		} else {
+			s.failed, s.holdUntil = f.err, s.now().Add(s.retryDelay)
 		}
 		cur := s.cur
 		s.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,10 +32,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// printVersions writes the versions of Go, Redis and every library compared
-// as configuration lines of the benchmark output ("key: value", see the Go
-// benchmark data format), so that benchstat prints them above its table and
-// the chart program can copy them into the README.
+// printVersions writes the versions of Go and Redis as configuration lines
+// of the benchmark output ("key: value", see the Go benchmark data format),
+// so that benchstat prints them above its table and the chart program copies
+// them into the README. The Makefile adds the versions of the modules, which
+// a test binary does not know.
 func printVersions() {
 	// Only when benchmarks run: `go test` alone prints nothing extra.
 	if !benchmarking() {
@@ -51,31 +51,6 @@ func printVersions() {
 				fmt.Printf("redis: %s\n", v)
 			}
 		}
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return
-	}
-	names := map[string]string{
-		"github.com/aside-go/aside":              "aside",
-		"github.com/redis/rueidis":               "rueidis",
-		"github.com/redis/rueidis/rueidisaside":  "rueidisaside",
-		"github.com/go-redis/cache/v9":           "go-redis-cache",
-		"github.com/redis/go-redis/v9":           "go-redis",
-		"github.com/viccon/sturdyc":              "sturdyc",
-		"github.com/vmihailenco/msgpack/v5":      "msgpack",
-		"github.com/vmihailenco/go-tinylfu":      "go-tinylfu",
-	}
-	for _, d := range bi.Deps {
-		name, ok := names[d.Path]
-		if !ok {
-			continue
-		}
-		v := d.Version
-		if d.Replace != nil && d.Replace.Version == "" {
-			v = "working-tree"
-		}
-		fmt.Printf("version-%s: %s\n", name, v)
 	}
 }
 

@@ -74,7 +74,7 @@ func (p *progress) scanNode(ctx context.Context, client rueidis.Client, n Node, 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		entry, err := n.Client.Do(ctx, n.Client.B().Scan().Cursor(cursor).Match(pattern+"*").Count(int64(p.opts.Count)).Build()).AsScanEntry()
+		entry, err := n.Client.Do(ctx, n.Client.B().Scan().Cursor(cursor).Match(pattern).Count(int64(p.opts.Count)).Build()).AsScanEntry()
 		if err != nil {
 			return fmt.Errorf("invalidation: scan %s: %w", n.Addr, err)
 		}

@@ -150,6 +150,42 @@ func TestPatternNoMatch(t *testing.T) {
 	}
 }
 
+// TestPatternGlob: Pattern passes the whole glob to Redis, not just a prefix.
+func TestPatternGlob(t *testing.T) {
+	t.Parallel()
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
+			t.Parallel()
+			d := top.start(t)
+			client := connect(t, d)
+			ctx := testContext(t)
+			ns := uniquePrefix("glob")
+			all := keys(ns, 100) // ns0 .. ns99
+			fill(t, ctx, client, all)
+
+			endsIn9 := []string{ns + "9"} // and 29 .. 99; "1?" took 19
+			for i := 29; i < 100; i += 10 {
+				endsIn9 = append(endsIn9, ns+strconv.Itoa(i))
+			}
+			for _, tc := range []struct {
+				glob string
+				gone []string
+			}{
+				{"1?", keys(ns+"1", 10)},                // ns10 .. ns19
+				{"[2-3]", []string{ns + "2", ns + "3"}}, // one digit only
+				{"*[^0-8]", endsIn9},
+				{"[!4]", []string{ns + "4"}}, // '!' is a member, not a negation
+			} {
+				n, err := invalidation.Pattern(ctx, client, ns+tc.glob, invalidation.Options{})
+				require.NoError(t, err)
+				assert.EqualValues(t, len(tc.gone), n, "glob %q", tc.glob)
+				all = slices.DeleteFunc(all, func(k string) bool { return slices.Contains(tc.gone, k) })
+				assert.Equal(t, set(all...), union(scanNodes(t, ctx, d, d.nodes, ns+"*")), "after glob %q", tc.glob)
+			}
+		})
+	}
+}
+
 // TestPatternEscapedUserInput is the package example: a user id with a
 // metacharacter, or one that is a prefix of another, removes only its own
 // keys once escaped.
@@ -221,6 +257,45 @@ func TestPatternCancel(t *testing.T) {
 			for k := range rec.deleted {
 				assert.NotContains(t, left, k)
 			}
+		})
+	}
+}
+
+// TestPatternCountsOwnRemovals: keys another client removes while Pattern
+// runs are not counted, though OnDelete still gets them.
+func TestPatternCountsOwnRemovals(t *testing.T) {
+	t.Parallel()
+	for _, top := range topologies() {
+		t.Run(top.name, func(t *testing.T) {
+			t.Parallel()
+			d := top.start(t)
+			client := connect(t, d)
+			ctx := testContext(t)
+			ns := uniquePrefix("race")
+			ks := keys(ns, 300)
+			fill(t, ctx, client, ks)
+
+			var rec recorder
+			opts := rec.options(invalidation.Options{Count: 5000, Batch: 10})
+			progress := opts.Progress
+			opts.Progress = func(p invalidation.Progress) {
+				progress(p)
+				if len(rec.progress) == 1 { // after the first batch, remove the rest
+					cmds := make(rueidis.Commands, len(ks))
+					for i, k := range ks {
+						cmds[i] = client.B().Del().Key(k).Build()
+					}
+					for _, res := range client.DoMulti(ctx, cmds...) {
+						require.NoError(t, res.Error())
+					}
+				}
+			}
+			n, err := invalidation.Pattern(ctx, client, ns+"*", opts)
+			require.NoError(t, err)
+			assert.EqualValues(t, 10, n)
+			rec.checkProgress(t, d, n)
+			assert.Greater(t, len(rec.deleted), 10, "OnDelete gets the batches whose keys were gone")
+			assert.Empty(t, union(scanNodes(t, ctx, d, d.nodes, ns+"*")))
 		})
 	}
 }
