@@ -43,6 +43,11 @@ func printVersions() {
 		return
 	}
 	fmt.Printf("go: %s\n", runtime.Version())
+	// Unit metadata: which way is better, and which counts are exact.
+	fmt.Println("Unit ops/s better=higher")
+	fmt.Println("Unit hit-% better=higher")
+	fmt.Println("Unit loads/op assume=exact")
+	fmt.Println("Unit max-loads assume=exact")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if info, err := srv.Do(ctx, "INFO", "server"); err == nil {

@@ -232,7 +232,24 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 			c.stats.shortCircuits.Add(1)
 			return c.redisFailed(ctx, k, key, errCircuitOpen)
 		}
-		res, tracked := c.read(ctx, key)
+		var res rueidis.RedisResult
+		var tracked bool
+		if spins == 0 && !sawLease && c.load != nil {
+			// First read: take the lease in the same round trip (see
+			// readAndAcquire). Holding it, load at once.
+			var lease []byte
+			res, tracked, lease = c.readAndAcquire(ctx, key)
+			if lease != nil {
+				if !missed {
+					missed = true
+					c.stats.misses.Add(1)
+				}
+				c.breaker.record(nil)
+				return c.loadUnderLease(ctx, k, key, lease)
+			}
+		} else {
+			res, tracked = c.read(ctx, key)
+		}
 		raw, err := res.AsBytes()
 		c.breaker.record(classify(nilIfRedisNil(err)))
 		switch {
@@ -339,6 +356,24 @@ func (c *Cache[K, V]) served(ctx context.Context, k K, e *entry[V], res rueidis.
 		}
 	}
 	return e.v, nil
+}
+
+// readAndAcquire is read, with the lease taken in the same round trip: the
+// client-side cached GET (which tracks key) and SET NX GET of a fresh lease
+// are sent together. When the SET took the lease it returns it, and the
+// caller loads at once: a miss costs the round trip of GET + SET NX, the
+// load, and the write, as many as a hand-written GET and SET. When the key
+// existed, SET NX wrote nothing (no invalidation, no lease) and the read is
+// used as usual; the extra command shares the read's round trip.
+func (c *Cache[K, V]) readAndAcquire(ctx context.Context, key string) (rueidis.RedisResult, bool, []byte) {
+	lease := newLease()
+	acquired := make(chan rueidis.RedisResult, 1)
+	go func() { acquired <- c.rc.Do(ctx, c.acquireCmd(key, lease)) }()
+	res, tracked := c.read(ctx, key)
+	if _, err := (<-acquired).AsBytes(); rueidis.IsRedisNil(err) {
+		return res, tracked, lease
+	}
+	return res, tracked, nil
 }
 
 // acquireAndLoad tries to take key's lease. Holding it, it loads and writes,

@@ -138,13 +138,18 @@ type Node struct {
 }
 
 // Primaries returns the primaries of client's deployment, sorted by address:
-// the one server of a standalone client, every primary of a cluster (a
-// cluster's Nodes include replicas, which ROLE tells apart).
+// the one server of a standalone client, every primary of a cluster. A
+// cluster's Nodes include replicas, and so do those of a standalone client
+// given replicas (ClientOption.Standalone.ReplicaAddress) or a sentinel
+// client sending reads to replicas; ROLE tells them apart. A lone node of a
+// standalone client is taken as the primary without asking, which spares a
+// round trip and servers that refuse ROLE.
 func Primaries(ctx context.Context, client rueidis.Client) ([]Node, error) {
 	nodes := client.Nodes()
+	askRole := len(nodes) > 1 || client.Mode() == rueidis.ClientModeCluster
 	out := make([]Node, 0, len(nodes))
 	for addr, nc := range nodes {
-		if client.Mode() == rueidis.ClientModeCluster {
+		if askRole {
 			role, err := nc.Do(ctx, nc.B().Role().Build()).ToArray()
 			if err != nil {
 				return nil, fmt.Errorf("invalidation: role of %s: %w", addr, err)

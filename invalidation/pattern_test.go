@@ -388,6 +388,46 @@ func TestPatternClusterWithReplicas(t *testing.T) {
 	}
 }
 
+// TestPrimariesStandaloneWithReplica: a standalone client given a replica
+// (Standalone.ReplicaAddress) lists it among its nodes; Pattern must scan
+// only the primary.
+func TestPrimariesStandaloneWithReplica(t *testing.T) {
+	t.Parallel()
+	primary := redistest.Start(t, redistest.Config{})
+	replica := redistest.Start(t, redistest.Config{})
+	ctx := testContext(t)
+	_, err := replica.Do(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port()))
+	require.NoError(t, err)
+
+	opt := primary.ClientOption()
+	opt.Standalone.ReplicaAddress = []string{replica.Addr()}
+	opt.SendToReplicas = func(cmd rueidis.Completed) bool { return cmd.IsReadOnly() }
+	client, err := rueidis.NewClient(opt)
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	require.Len(t, client.Nodes(), 2, "the client should see the replica, or this test proves nothing")
+
+	nodes, err := invalidation.Primaries(ctx, client)
+	require.NoError(t, err)
+	require.Len(t, nodes, 1)
+	assert.Equal(t, primary.Addr(), nodes[0].Addr)
+
+	d := deployment{name: "standalone+replica", opt: primary.ClientOption(), primaries: []string{primary.Addr()}}
+	ks := keys("s:", 500)
+	fill(t, ctx, client, ks)
+	waitReplicas(t, ctx, nodes)
+	var rec recorder
+	n, err := invalidation.Pattern(ctx, client, "s:*", rec.options(invalidation.Options{}))
+	require.NoError(t, err)
+	assert.EqualValues(t, len(ks), n)
+	rec.checkProgress(t, d, n) // every report names the primary
+	waitReplicas(t, ctx, nodes)
+	d.nodes = []string{primary.Addr(), replica.Addr()}
+	for addr, left := range scanNodes(t, ctx, d, d.nodes, "s:*") {
+		assert.Empty(t, left, "left on %s", addr)
+	}
+}
+
 // waitReplicas blocks until every primary's writes so far reached its
 // replica (WAIT 1 0).
 func waitReplicas(t *testing.T, ctx context.Context, primaries []invalidation.Node) {
