@@ -136,12 +136,12 @@ func (a asideClient) Invalidate(ctx context.Context, id int64) error {
 	return a.c.Invalidate(ctx, id)
 }
 
-// localReady reports whether a key is served from process memory (or, on a
+// localReady reports whether n keys are served from process memory (or, on a
 // client without client-side caching, that none ever will be), for the
 // warm-up of the hit benchmarks.
-func (a asideClient) localReady() bool {
+func (a asideClient) localReady(n int) bool {
 	s := a.c.Stats()
-	return !s.Tracking || s.LocalEntries > 0
+	return !s.Tracking || s.LocalEntries >= n
 }
 
 // ---- rueidis, by hand

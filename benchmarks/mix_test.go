@@ -22,7 +22,7 @@ const (
 	// processes of one service would.
 	mixInstances = 4
 	// mixParallelism is the number of goroutines per GOMAXPROCS.
-	mixParallelism = 8
+	mixParallelism = 16
 	// mixLoad is how long the loader takes after reading the record: a
 	// query. A load that read the record before an update may finish after
 	// it, which is how a cache can be handed an old value to store.
