@@ -71,6 +71,15 @@ func versionCache(t testing.TB, client *cache.Client, ns string, src *source, op
 
 func TestHerdAcrossClientsLoadsOnce(t *testing.T) {
 	t.Parallel()
+	for _, topo := range topologies() {
+		t.Run(topo.name, func(t *testing.T) {
+			t.Parallel()
+			herd(t, topo)
+		})
+	}
+}
+
+func herd(t *testing.T, topo topology) {
 	const clients, goroutines = 4, 1000
 	ctx := context.Background()
 	ns := namespace(t)
@@ -98,7 +107,7 @@ func TestHerdAcrossClientsLoadsOnce(t *testing.T) {
 		return "v:" + key, nil
 	}
 	for i := range caches {
-		c, err := cache.New(connect(t, shared), cache.Options[string, string]{Namespace: ns, Codec: codec.String(), Loader: load})
+		c, err := cache.New(connectWith(t, topo.opt(t)), cache.Options[string, string]{Namespace: ns, Codec: codec.String(), Loader: load})
 		require.NoError(t, err)
 		caches[i] = c
 	}
