@@ -1,7 +1,7 @@
 # The two commands a new user runs are `make quickstart` and `make test`.
 GO ?= go
 
-.PHONY: test quickstart bench bench-ci fuzz vet fmt check
+.PHONY: test quickstart bench fuzz soak vet fmt check
 
 # The README's test command: installs redis-server when it is missing, then runs
 # every test with the race detector against private redis-server processes.
@@ -25,6 +25,12 @@ check: fmt vet test
 bench:
 	./scripts/ensure-redis
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# The long runs of the lease and invalidation tests (10 s of a hot key
+# invalidated every 10 ms, among others).
+soak:
+	./scripts/ensure-redis
+	ASIDE_SOAK=1 $(GO) test -race -count=1 -run 'HotKey|Herd|Stale' -v ./cache/
 
 # Short fuzzing of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 30s
