@@ -409,28 +409,43 @@ func (c *Cache[K, V]) acquireAndLoad(ctx context.Context, k K, key string) (V, e
 // must not be cached.
 func (c *Cache[K, V]) loadUnderLease(ctx context.Context, k K, key string, lease []byte) (V, error) {
 	v, err := c.callLoader(ctx, k, key)
-	var data []byte
-	var ttl time.Duration
+	data, ttl := c.resultEntry(key, v, err)
+	c.commit(ctx, key, lease, data, ttl)
+	return v, err
+}
+
+// resultEntry is what the result of a load writes: the value's entry, a
+// not-found marker, or nothing (nil data) for a failed load or a not-found
+// that the policy does not cache.
+func (c *Cache[K, V]) resultEntry(key string, v V, err error) ([]byte, time.Duration) {
 	switch {
 	case err == nil:
-		if eb := c.encodeValue(key, v); eb.err == nil {
-			data, ttl = eb.data, eb.ttl
-		} else {
+		eb := c.encodeValue(key, v)
+		if eb.err != nil {
 			c.stats.writeErrors.Add(1)
+			return nil, 0
 		}
+		return eb.data, eb.ttl
 	case errors.Is(err, ErrNotFound):
 		if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
-			data, ttl = envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
+			return envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
 		}
 	}
-	ok, werr := c.replace(ctx, key, lease, data, ttl)
+	return nil, 0
+}
+
+// commit puts data (for ttl) in place of old — or deletes the key when data
+// is nil — only if the key still holds old, and counts what happened: a value
+// not written because something replaced old meanwhile is a prevented stale
+// write.
+func (c *Cache[K, V]) commit(ctx context.Context, key string, old, data []byte, ttl time.Duration) {
+	ok, err := c.replace(ctx, key, old, data, ttl)
 	switch {
-	case werr != nil:
+	case err != nil:
 		c.stats.writeErrors.Add(1)
 	case !ok && data != nil:
 		c.stats.discardedFills.Add(1)
 	}
-	return v, err
 }
 
 // awaitLease waits until key's invalidation, the lease's expiry, or ctx. It

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-
-	"github.com/aside-go/aside/internal/envelope"
 )
 
 // RefreshMode is what Get does with a value past its soft TTL (the policy's
@@ -84,32 +82,17 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	c.wrote(key)
 	c.stats.refreshes.Add(1)
 	v, err := c.callLoader(ctx, k, key)
-	var data []byte
-	var ttl time.Duration
-	switch {
-	case err == nil:
-		eb := c.encodeValue(key, v)
-		if eb.err != nil {
-			c.stats.writeErrors.Add(1)
-			return v, nil
-		}
-		data, ttl = eb.data, eb.ttl
-	case errors.Is(err, ErrNotFound):
-		// The record is gone: the value goes too.
-		if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
-			data, ttl = envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
-		}
-	default:
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// Keep serving the claimed value until its hard expiry.
 		c.stats.refreshErrors.Add(1)
 		return zero, err
 	}
-	ok, werr := c.replace(ctx, key, claimed, data, ttl)
-	switch {
-	case werr != nil:
-		c.stats.writeErrors.Add(1)
-	case !ok && data != nil:
-		c.stats.discardedFills.Add(1)
+	// A record that is gone takes the value with it.
+	data, ttl := c.resultEntry(key, v, err)
+	if err == nil && data == nil {
+		return v, nil // could not encode: leave the claimed value
 	}
+	c.commit(ctx, key, claimed, data, ttl)
 	return v, err
 }
 
