@@ -610,3 +610,39 @@ func TestServerWithoutTrackingFallsBackToPlainReads(t *testing.T) {
 	assert.EqualValues(t, 2, s.RedisHits)
 	assert.EqualValues(t, 1, calls.Load())
 }
+
+func TestLocalCapacityBoundsCopies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := userCache(t, nil, namespace(t), nil, func(o *cache.Options[int64, User]) { o.LocalCapacity = 16 })
+	for id := range int64(100) {
+		for range 3 {
+			u, err := c.Get(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, sampleUser(id), u)
+		}
+	}
+	assert.LessOrEqual(t, c.Stats().LocalEntries, 16)
+	assert.Positive(t, c.Stats().LocalEntries)
+}
+
+func TestCloneIsAppliedToEveryHit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var clones atomic.Int64
+	c := userCache(t, nil, namespace(t), nil, func(o *cache.Options[int64, User]) {
+		o.Clone = func(u User) User {
+			clones.Add(1)
+			u.Roles = append([]string(nil), u.Roles...)
+			return u
+		}
+	})
+	warm(t, c, 1)
+	u, err := c.Get(ctx, 1)
+	require.NoError(t, err)
+	u.Roles[0] = "mutated"
+	again, err := c.Get(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "reader", again.Roles[0], "the shared copy was not touched")
+	assert.Positive(t, clones.Load())
+}
