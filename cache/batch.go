@@ -30,17 +30,28 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	var rest []K
 	if c.local != nil {
 		now := c.nanos()
+		var hits, notFound uint64
 		for _, k := range keys {
-			if e, ok := c.local.get(k, now); ok {
-				c.stats.localHits.Add(1)
-				if e.notFound {
-					c.stats.notFoundHits.Add(1)
-				} else {
-					out[k] = c.cloned(e.v)
+			if e, ok := c.local.get(k, now); ok && !e.due(now) {
+				hits++
+				switch {
+				case e.notFound:
+					notFound++
+				case c.clone != nil:
+					out[k] = c.clone(e.v)
+				default:
+					out[k] = e.v
+				}
+				if e.stale {
+					c.stats.staleServed.Add(1)
 				}
 				continue
 			}
 			rest = append(rest, k)
+		}
+		c.stats.localHits.Add(hits)
+		if notFound > 0 {
+			c.stats.notFoundHits.Add(notFound)
 		}
 	} else {
 		rest = keys
@@ -301,7 +312,7 @@ func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []strin
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	for j, res := range replaceScript.ExecMulti(wctx, c.rc, execs...) {
+	for j, res := range evalMany(wctx, c.rc, replaceScript, replaceSHA, execs) {
 		c.wrote(execKeys[j])
 		n, err := res.AsInt64()
 		switch {

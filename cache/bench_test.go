@@ -115,3 +115,151 @@ func BenchmarkHandWrittenGetSet(b *testing.B) {
 }
 
 var _ = cache.NoExpiry
+
+func hundredKeys() []int64 {
+	keys := make([]int64, 100)
+	for i := range keys {
+		keys[i] = int64(i)
+	}
+	return keys
+}
+
+func BenchmarkGetMany100Local(b *testing.B) {
+	ctx := context.Background()
+	c := userCache(b, nil, namespace(b), nil)
+	keys := hundredKeys()
+	for _, k := range keys {
+		warm(b, c, k)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if got, err := c.GetMany(ctx, keys); err != nil || len(got) != 100 {
+			b.Fatal(len(got), err)
+		}
+	}
+}
+
+func BenchmarkGet100SequentialLocal(b *testing.B) {
+	ctx := context.Background()
+	c := userCache(b, nil, namespace(b), nil)
+	keys := hundredKeys()
+	for _, k := range keys {
+		warm(b, c, k)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, k := range keys {
+			if _, err := c.Get(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkGet100SequentialLocalIntoMap is the loop an application writes to
+// get what GetMany returns: 100 Gets collected in a map.
+func BenchmarkGet100SequentialLocalIntoMap(b *testing.B) {
+	ctx := context.Background()
+	c := userCache(b, nil, namespace(b), nil)
+	keys := hundredKeys()
+	for _, k := range keys {
+		warm(b, c, k)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		out := make(map[int64]User, len(keys))
+		for _, k := range keys {
+			v, err := c.Get(ctx, k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[k] = v
+		}
+	}
+}
+
+// BenchmarkGetMany100Redis reads 100 keys that are in Redis but not in
+// process memory (client-side caching off): one pipelined round.
+func BenchmarkGetMany100Redis(b *testing.B) {
+	ctx := context.Background()
+	opt := shared.ClientOption()
+	opt.DisableCache = true
+	c := userCache(b, connectWith(b, opt), namespace(b), nil)
+	keys := hundredKeys()
+	m := map[int64]User{}
+	for _, k := range keys {
+		m[k] = sampleUser(k)
+	}
+	if err := c.SetMany(ctx, m); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if got, err := c.GetMany(ctx, keys); err != nil || len(got) != 100 {
+			b.Fatal(len(got), err)
+		}
+	}
+}
+
+func BenchmarkGet100SequentialRedis(b *testing.B) {
+	ctx := context.Background()
+	opt := shared.ClientOption()
+	opt.DisableCache = true
+	c := userCache(b, connectWith(b, opt), namespace(b), nil)
+	keys := hundredKeys()
+	m := map[int64]User{}
+	for _, k := range keys {
+		m[k] = sampleUser(k)
+	}
+	if err := c.SetMany(ctx, m); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, k := range keys {
+			if _, err := c.Get(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkGetMany100Miss reads 100 absent keys: one read round, one lease
+// round, one batch-loader call, one write round.
+func BenchmarkGetMany100Miss(b *testing.B) {
+	ctx := context.Background()
+	var calls atomic.Int64
+	c, err := cache.New(connect(b, shared), cache.Options[int64, User]{
+		Namespace: namespace(b),
+		BatchLoader: func(_ context.Context, ids []int64) (map[int64]User, error) {
+			calls.Add(1)
+			out := make(map[int64]User, len(ids))
+			for _, id := range ids {
+				out[id] = sampleUser(id)
+			}
+			return out, nil
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]int64, 100)
+	var next int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range keys {
+			next++
+			keys[i] = next
+		}
+		if got, err := c.GetMany(ctx, keys); err != nil || len(got) != 100 {
+			b.Fatal(len(got), err)
+		}
+	}
+	b.ReportMetric(float64(calls.Load())/float64(b.N), "loads/op")
+}

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
 	"strconv"
 	"sync"
 	"time"
@@ -38,7 +40,12 @@ import (
 // replaceScript replaces KEYS[1] with ARGV[2] for ARGV[3] milliseconds (or
 // deletes it when ARGV[3] is 0) if it holds exactly ARGV[1]. It returns 1 when
 // it did.
-var replaceScript = rueidis.NewLuaScript(`
+var (
+	replaceScript = rueidis.NewLuaScript(replaceSrc)
+	replaceSHA    = scriptSHA(replaceSrc)
+)
+
+const replaceSrc = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
 	if ARGV[3] == '0' then
 		redis.call('DEL', KEYS[1])
@@ -47,7 +54,32 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 	end
 	return 1
 end
-return 0`)
+return 0`
+
+// evalMany runs script once per exec in one pipeline of EVALSHA commands.
+// rueidis' Lua.ExecMulti would first send SCRIPT LOAD to every node, a round
+// trip per call; here the SHA-1 is computed locally, and only the executions
+// that meet NOSCRIPT (a server that restarted, or never saw the script) are
+// sent again through Lua.Exec, which loads it.
+func evalMany(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha string, execs []rueidis.LuaExec) []rueidis.RedisResult {
+	cmds := make(rueidis.Commands, len(execs))
+	for i, e := range execs {
+		cmds[i] = rc.B().Evalsha().Sha1(sha).Numkeys(int64(len(e.Keys))).Key(e.Keys...).Arg(e.Args...).Build()
+	}
+	out := rc.DoMulti(ctx, cmds...)
+	for i, res := range out {
+		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+			out[i] = script.Exec(ctx, rc, execs[i].Keys, execs[i].Args)
+		}
+	}
+	return out
+}
+
+// scriptSHA is the SHA-1 Redis names a script by.
+func scriptSHA(src string) string {
+	sum := sha1.Sum([]byte(src))
+	return hex.EncodeToString(sum[:])
+}
 
 // newLease returns a lease envelope with a fresh 128-bit random token.
 func newLease() []byte {

@@ -19,15 +19,18 @@ import (
 // arrives, or after writtenTTL when the key was not tracked and no push will
 // ever come.
 type written struct {
-	m     sync.Map // Redis key -> deadline (Unix nanoseconds)
-	count atomic.Int64
-	now   func() time.Time
+	m         sync.Map // Redis key -> deadline (Unix nanoseconds)
+	count     atomic.Int64
+	nextSweep atomic.Int64 // Unix nanoseconds before which add does not sweep
+	now       func() time.Time
 }
 
 const (
 	writtenTTL = 5 * time.Second
 	// writtenSweep is the size past which add sweeps expired entries, so
-	// keys written once and never read again do not pile up.
+	// keys written once and never read again do not pile up. It sweeps at
+	// most once per writtenTTL, so that a burst of writes (whose entries
+	// cannot have expired yet) does not sweep on every add.
 	writtenSweep = 4096
 )
 
@@ -35,7 +38,9 @@ func (w *written) add(key string) {
 	now := w.now().UnixNano()
 	if _, loaded := w.m.Swap(key, now+int64(writtenTTL)); !loaded {
 		if w.count.Add(1) > writtenSweep {
-			w.sweep(now)
+			if next := w.nextSweep.Load(); now >= next && w.nextSweep.CompareAndSwap(next, now+int64(writtenTTL)) {
+				w.sweep(now)
+			}
 		}
 	}
 }

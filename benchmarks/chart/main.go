@@ -220,24 +220,30 @@ func render(d *dataset) []byte {
 			shown = append(shown, p)
 		}
 	}
-	maxLibs := 0
-	for _, p := range shown {
-		maxLibs = max(maxLibs, len(d.libs(p.row)))
+	// Each line of panels is as tall as its panel with the most libraries.
+	lines := (len(shown) + columns - 1) / columns
+	heights := make([]int, lines)
+	for i, p := range shown {
+		h := headH + len(d.libs(p.row))*(barH+rowGap) + 22 // room for the axis labels
+		heights[i/columns] = max(heights[i/columns], h)
 	}
-	panelH := headH + maxLibs*(barH+rowGap) + 22 // room for the axis labels
-	rows := (len(shown) + columns - 1) / columns
 	width := columns*panelW + panelPad
-	height := rows*(panelH+panelPad) + 40
+	height := 40
+	for _, h := range heights {
+		height += h + panelPad
+	}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="26" font-size="17" font-weight="bold" fill="%s">aside against other Go caches on Redis — one run, one machine</text>`+"\n", panelPad, textColor)
 	fmt.Fprintf(&b, `<text x="%d" y="26" font-size="12" fill="%s" text-anchor="end">median of the runs · log scales</text>`+"\n", width-panelPad, noteColor)
+	y := 40
 	for i, p := range shown {
-		x := panelPad + (i%columns)*panelW
-		y := 40 + (i/columns)*(panelH+panelPad)
-		drawPanel(&b, d, p, x, y)
+		if i > 0 && i%columns == 0 {
+			y += heights[i/columns-1] + panelPad
+		}
+		drawPanel(&b, d, p, panelPad+(i%columns)*panelW, y)
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
@@ -498,9 +504,9 @@ func section(d *dataset, summary, table, chartRef string) string {
 	fmt.Fprintf(&b, "\n![aside against the other libraries](%s)\n\n", chartRef)
 	b.WriteString(summary)
 	if table != "" {
-		b.WriteString("\n#### benchstat\n\n```text\n")
+		b.WriteString("\n#### benchstat\n\n<details><summary>every benchmark, every unit (`results/benchstat.txt`)</summary>\n\n```text\n")
 		b.WriteString(strings.TrimRight(table, "\n"))
-		b.WriteString("\n```\n")
+		b.WriteString("\n```\n\n</details>\n")
 	}
 	b.WriteString("\n" + endMarker)
 	return b.String()
