@@ -186,25 +186,61 @@ func (c *Cache[K, V]) refreshNow(ctx context.Context, k K, e *entry[V]) (V, erro
 // waitBackground waits for the background refreshes to end.
 func (c *Cache[K, V]) waitBackground() { c.bg.Wait() }
 
+// getSlow serves a Get that process memory could not answer.
+//
+// The read from Redis runs in the caller's goroutine, under the caller's
+// context: most such reads find the value, and rueidis already shares
+// concurrent client-side cached reads of one key. Only a key Redis cannot
+// answer (missing, leased, unreadable, or Redis failing) enters the flight
+// group, where one goroutine of the process loads it.
 func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
 	key := c.Key(k)
+	sawNil := false
+	if c.breaker.allow() {
+		var snap uint64
+		if c.local != nil {
+			// Before the read: see the comment on local.
+			snap = c.local.snapshot(key)
+		}
+		res, tracked := c.read(ctx, key)
+		raw, err := res.AsBytes()
+		c.breaker.record(classify(nilIfRedisNil(err)))
+		switch {
+		case err == nil:
+			if e, derr := c.decode(key, raw); derr == nil {
+				v, err := c.served(ctx, k, e, res, tracked, snap)
+				if err != nil {
+					return v, err
+				}
+				return c.cloned(v), nil
+			}
+		case rueidis.IsRedisNil(err):
+			sawNil = true
+		default:
+			v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
+				return c.redisFailed(ctx, k, key, err)
+			})
+			if err != nil {
+				return v, err
+			}
+			return c.cloned(v), nil
+		}
+	}
 	v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
-		return c.fill(ctx, k, key)
+		return c.fill(ctx, k, key, sawNil)
 	})
 	if err != nil {
 		var zero V
 		return zero, err
 	}
-	if c.clone != nil {
-		v = c.clone(v)
-	}
-	return v, nil
+	return c.cloned(v), nil
 }
 
 // fill reads key from Redis and, when it holds nothing usable, loads it under
 // the key's lease (see lease.go), waiting instead while another process holds
-// the lease.
-func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
+// the lease. sawNil says the caller just read the key and found it missing:
+// fill then tries the lease at once.
+func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V, error) {
 	var zero V
 	var wt *wait            // this fill's registered wait, once it saw a lease
 	var waitUntil time.Time // when a waiter loads by itself (LeaseWait)
@@ -232,24 +268,20 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 			c.stats.shortCircuits.Add(1)
 			return c.redisFailed(ctx, k, key, errCircuitOpen)
 		}
-		var res rueidis.RedisResult
-		var tracked bool
-		if spins == 0 && !sawLease && c.load != nil {
-			// First read: take the lease in the same round trip (see
-			// readAndAcquire). Holding it, load at once.
-			var lease []byte
-			res, tracked, lease = c.readAndAcquire(ctx, key)
-			if lease != nil {
-				if !missed {
-					missed = true
-					c.stats.misses.Add(1)
-				}
-				c.breaker.record(nil)
-				return c.loadUnderLease(ctx, k, key, lease)
+		if sawNil && spins == 0 {
+			// The caller found the key missing a moment ago.
+			missed = true
+			c.stats.misses.Add(1)
+			if c.load == nil {
+				return zero, fmt.Errorf("cache: %s: %w (no loader)", key, ErrNotFound)
 			}
-		} else {
-			res, tracked = c.read(ctx, key)
+			if v, err, done := c.acquireAndLoad(ctx, k, key); done {
+				return v, err
+			}
+			sawLease = true
+			continue
 		}
+		res, tracked := c.read(ctx, key)
 		raw, err := res.AsBytes()
 		c.breaker.record(classify(nilIfRedisNil(err)))
 		switch {
@@ -356,24 +388,6 @@ func (c *Cache[K, V]) served(ctx context.Context, k K, e *entry[V], res rueidis.
 		}
 	}
 	return e.v, nil
-}
-
-// readAndAcquire is read, with the lease taken in the same round trip: the
-// client-side cached GET (which tracks key) and SET NX GET of a fresh lease
-// are sent together. When the SET took the lease it returns it, and the
-// caller loads at once: a miss costs the round trip of GET + SET NX, the
-// load, and the write, as many as a hand-written GET and SET. When the key
-// existed, SET NX wrote nothing (no invalidation, no lease) and the read is
-// used as usual; the extra command shares the read's round trip.
-func (c *Cache[K, V]) readAndAcquire(ctx context.Context, key string) (rueidis.RedisResult, bool, []byte) {
-	lease := newLease()
-	acquired := make(chan rueidis.RedisResult, 1)
-	go func() { acquired <- c.rc.Do(ctx, c.acquireCmd(key, lease)) }()
-	res, tracked := c.read(ctx, key)
-	if _, err := (<-acquired).AsBytes(); rueidis.IsRedisNil(err) {
-		return res, tracked, lease
-	}
-	return res, tracked, nil
 }
 
 // acquireAndLoad tries to take key's lease. Holding it, it loads and writes,

@@ -188,7 +188,7 @@ type panel struct {
 var panels = []panel{
 	{"Hit from process memory", "one goroutine · time per Get · lower is better", "HitLocal", "sec/op", true, duration},
 	{"Hit from process memory, parallel", "GOMAXPROCS goroutines · lower is better", "HitLocalParallel", "sec/op", true, duration},
-	{"Hit from Redis", "no copy in process · one round trip · lower is better", "HitRedis", "sec/op", true, duration},
+	{"Hit from Redis", "no copy in process memory · lower is better", "HitRedis", "sec/op", true, duration},
 	{"Miss", "absent key, loader returns at once · lower is better", "Miss", "sec/op", true, duration},
 	{"Batch of 100 keys, all cached", "time per batch · lower is better", "BatchCached", "sec/op", true, duration},
 	{"Batch of 100 keys, all missing", "time per batch · lower is better", "BatchMissing", "sec/op", true, duration},
