@@ -1,7 +1,7 @@
 # The two commands a new user runs are `make quickstart` and `make test`.
 GO ?= go
 
-.PHONY: test quickstart bench fuzz soak vet fmt check
+.PHONY: test quickstart bench bench-ci fuzz soak vet fmt check
 
 # The README's test command: installs redis-server when it is missing, then runs
 # every test with the race detector against private redis-server processes.
@@ -21,10 +21,18 @@ fmt:
 
 check: fmt vet test
 
-# Benchmarks of the library's own packages.
+# Benchmarks of the library's own packages, then the comparison with other
+# Go Redis caches (benchmarks/, its own module): a benchstat table and a chart
+# in benchmarks/results and benchmarks/README.md.
 bench:
 	./scripts/ensure-redis
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	$(MAKE) -C benchmarks bench
+
+# Compiles every comparison benchmark and runs each once.
+bench-ci:
+	./scripts/ensure-redis
+	$(MAKE) -C benchmarks ci
 
 # The long runs of the lease and invalidation tests (10 s of a hot key
 # invalidated every 10 ms, among others).
