@@ -185,17 +185,7 @@ func BenchmarkGet100SequentialLocalIntoMap(b *testing.B) {
 // process memory (client-side caching off): one pipelined round.
 func BenchmarkGetMany100Redis(b *testing.B) {
 	ctx := context.Background()
-	opt := shared.ClientOption()
-	opt.DisableCache = true
-	c := userCache(b, connectWith(b, opt), namespace(b), nil)
-	keys := hundredKeys()
-	m := map[int64]User{}
-	for _, k := range keys {
-		m[k] = sampleUser(k)
-	}
-	if err := c.SetMany(ctx, m); err != nil {
-		b.Fatal(err)
-	}
+	c, keys := inRedisOnly(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -207,17 +197,7 @@ func BenchmarkGetMany100Redis(b *testing.B) {
 
 func BenchmarkGet100SequentialRedis(b *testing.B) {
 	ctx := context.Background()
-	opt := shared.ClientOption()
-	opt.DisableCache = true
-	c := userCache(b, connectWith(b, opt), namespace(b), nil)
-	keys := hundredKeys()
-	m := map[int64]User{}
-	for _, k := range keys {
-		m[k] = sampleUser(k)
-	}
-	if err := c.SetMany(ctx, m); err != nil {
-		b.Fatal(err)
-	}
+	c, keys := inRedisOnly(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -227,6 +207,23 @@ func BenchmarkGet100SequentialRedis(b *testing.B) {
 			}
 		}
 	}
+}
+
+// inRedisOnly returns a cache without client-side caching, and 100 keys it
+// holds in Redis.
+func inRedisOnly(b *testing.B) (*cache.Cache[int64, User], []int64) {
+	opt := shared.ClientOption()
+	opt.DisableCache = true
+	c := userCache(b, connectWith(b, opt), namespace(b), nil)
+	keys := hundredKeys()
+	m := map[int64]User{}
+	for _, k := range keys {
+		m[k] = sampleUser(k)
+	}
+	if err := c.SetMany(context.Background(), m); err != nil {
+		b.Fatal(err)
+	}
+	return c, keys
 }
 
 // BenchmarkGetMany100Miss reads 100 absent keys: one read round, one lease

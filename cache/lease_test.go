@@ -402,26 +402,34 @@ func TestDeadLeaseHolderIsTakenOver(t *testing.T) {
 	<-holderDone
 }
 
+// holdLease starts a Get of key in another client of namespace ns whose load
+// parks holding the key's lease, and returns once it does. Closing release
+// lets the load return v; done is closed when that Get returned.
+func holdLease(t *testing.T, ns, key string, v int64) (release, done chan struct{}) {
+	t.Helper()
+	parked := make(chan struct{})
+	release, done = make(chan struct{}), make(chan struct{})
+	holder := versionCache(t, connect(t, shared), ns, newSource(), func(o *cache.Options[string, int64]) {
+		o.Loader = func(context.Context, string) (int64, error) {
+			close(parked)
+			<-release
+			return v, nil
+		}
+	})
+	go func() {
+		defer close(done)
+		_, _ = holder.Get(context.Background(), key)
+	}()
+	<-parked
+	return release, done
+}
+
 func TestWaiterContextEndsWhileLeaseHeld(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ns := namespace(t)
 	src := newSource()
-	parked := make(chan struct{})
-	release := make(chan struct{})
-	holder := versionCache(t, connect(t, shared), ns, src, func(o *cache.Options[string, int64]) {
-		o.Loader = func(context.Context, string) (int64, error) {
-			close(parked)
-			<-release
-			return 1, nil
-		}
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = holder.Get(ctx, "k")
-	}()
-	<-parked
+	release, done := holdLease(t, ns, "k", 1)
 	waiter := versionCache(t, connect(t, shared), ns, src)
 	short, cancel := context.WithCancel(ctx)
 	go func() {
@@ -443,21 +451,7 @@ func TestLeaseWaitLoadsWithoutWriting(t *testing.T) {
 	ns := namespace(t)
 	src := newSource()
 	src.set("k", 5)
-	parked := make(chan struct{})
-	release := make(chan struct{})
-	holder := versionCache(t, connect(t, shared), ns, src, func(o *cache.Options[string, int64]) {
-		o.Loader = func(context.Context, string) (int64, error) {
-			close(parked)
-			<-release
-			return 6, nil
-		}
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = holder.Get(ctx, "k")
-	}()
-	<-parked
+	release, done := holdLease(t, ns, "k", 6)
 	impatient := versionCache(t, connect(t, shared), ns, src, func(o *cache.Options[string, int64]) {
 		o.LeaseWait = 50 * time.Millisecond
 	})
