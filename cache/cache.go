@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -279,6 +278,7 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V
 				return v, err
 			}
 			sawLease = true
+			wt = c.rewait(key, wt)
 			continue
 		}
 		res, tracked := c.read(ctx, key)
@@ -296,10 +296,7 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V
 					// Register, then read again: an invalidation after the
 					// registration wakes the wait; one before it already
 					// dropped the cached reply, so the read asks Redis.
-					if wt != nil {
-						c.waits.unregister(key, wt)
-					}
-					wt = c.waits.register(key)
+					wt = c.rewait(key, wt)
 					continue
 				}
 				if v, err, done := c.awaitLease(ctx, k, key, wt, res.CachePTTL(), tracked, &waitUntil); done {
@@ -327,9 +324,16 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V
 			}
 		case rueidis.IsRedisNil(err):
 			if sawLease && res.IsCacheHit() {
-				// The push that invalidated this cached "missing" is on
-				// its way (a lease was seen after it): read again.
-				runtime.Gosched()
+				// The push that invalidates this cached "missing" is on
+				// its way (a lease was seen after it): it wakes the wait
+				// registered when the lease was seen. Bounded by a poll.
+				if wt == nil || closed(wt) {
+					wt = c.rewait(key, wt)
+					continue
+				}
+				if err := c.waitWake(ctx, wt, leasePoll); err != nil {
+					return zero, err
+				}
 				continue
 			}
 			if !missed {
@@ -344,6 +348,7 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V
 				return v, err
 			}
 			sawLease = true
+			wt = c.rewait(key, wt)
 		default:
 			return c.redisFailed(ctx, k, key, err)
 		}
@@ -518,6 +523,31 @@ func nilIfRedisNil(err error) error {
 		return nil
 	}
 	return err
+}
+
+// rewait replaces a fill's wait for key (none, or one already woken) with a
+// fresh registration.
+func (c *Cache[K, V]) rewait(key string, wt *wait) *wait {
+	if wt != nil && !closed(wt) {
+		return wt
+	}
+	if wt != nil {
+		c.waits.unregister(key, wt)
+	}
+	return c.waits.register(key)
+}
+
+// waitWake waits for wt's wake, at most d.
+func (c *Cache[K, V]) waitWake(ctx context.Context, wt *wait, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wt.ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 func closed(wt *wait) bool {
