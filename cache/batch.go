@@ -201,7 +201,7 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 		c.batchLoad(ctx, rest, redisKeys, held, leases, finish)
 	}
 	for _, i := range contended {
-		v, err := c.fill(ctx, rest[i], redisKeys[i], false)
+		v, err := c.fill(ctx, rest[i], redisKeys[i])
 		finish(i, v, err)
 	}
 	for _, i := range join {

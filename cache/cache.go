@@ -46,8 +46,11 @@ type Cache[K comparable, V any] struct {
 	local   *local[K, V] // nil when copies are off
 	written written
 	waits   waits
-	flights loader.Group[V]
-	stats   counters
+	// tracking holds the Redis keys with a background tracking read
+	// under way (trackInBackground).
+	tracking sync.Map
+	flights  loader.Group[V]
+	stats    counters
 	// tagWrites counts writes with tags, to sample their indexes.
 	tagWrites atomic.Uint64
 
@@ -187,38 +190,30 @@ func (c *Cache[K, V]) waitBackground() { c.bg.Wait() }
 
 // getSlow serves a Get that process memory could not answer.
 //
-// The read from Redis runs in the caller's goroutine, under the caller's
-// context: most such reads find the value, and rueidis already shares
-// concurrent client-side cached reads of one key. Only a key Redis cannot
-// answer (missing, leased, unreadable, or Redis failing) enters the flight
-// group, where one goroutine of the process loads it.
+// With a loader, one command both reads and leases: SET key <lease> NX GET
+// returns what the key holds, or takes the key's lease when it holds nothing
+// (see lease.go). A value found this way is returned at once, and a
+// client-side cached read in the background tracks the key and keeps a
+// decoded copy for the next Gets (a write command cannot be tracked). A miss
+// costs the round trip of that command, the load, and the write that replaces
+// the lease: as many as a hand-written GET and SET. Only keys Redis cannot
+// answer at once (leased by another, unreadable, Redis failing) enter the
+// flight group. Without a loader there is nothing to lease: the read is a
+// client-side cached GET.
 func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
 	key := c.Key(k)
-	sawNil := false
 	if c.breaker.allow() {
-		var snap uint64
-		if c.local != nil {
-			// Before the read: see the comment on local.
-			snap = c.local.snapshot(key)
+		var (
+			v    V
+			err  error
+			done bool
+		)
+		if c.load != nil {
+			v, err, done = c.readOrLease(ctx, k, key)
+		} else {
+			v, err, done = c.readTracked(ctx, k, key)
 		}
-		res, tracked := c.read(ctx, key)
-		raw, err := res.AsBytes()
-		c.breaker.record(classify(nilIfRedisNil(err)))
-		switch {
-		case err == nil:
-			if e, derr := c.decode(key, raw); derr == nil {
-				v, err := c.served(ctx, k, e, res, tracked, snap)
-				if err != nil {
-					return v, err
-				}
-				return c.cloned(v), nil
-			}
-		case rueidis.IsRedisNil(err):
-			sawNil = true
-		default:
-			v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
-				return c.redisFailed(ctx, k, key, err)
-			})
+		if done {
 			if err != nil {
 				return v, err
 			}
@@ -226,7 +221,7 @@ func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
 		}
 	}
 	v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
-		return c.fill(ctx, k, key, sawNil)
+		return c.fill(ctx, k, key)
 	})
 	if err != nil {
 		var zero V
@@ -235,11 +230,132 @@ func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
 	return c.cloned(v), nil
 }
 
+// readOrLease is getSlow's first step with a loader. It reports done unless
+// the key needs the flight group.
+func (c *Cache[K, V]) readOrLease(ctx context.Context, k K, key string) (V, error, bool) {
+	var zero V
+	lease := newLease()
+	raw, err := c.rc.Do(ctx, c.acquireCmd(key, lease)).AsBytes()
+	c.breaker.record(classify(nilIfRedisNil(err)))
+	switch {
+	case rueidis.IsRedisNil(err):
+		c.stats.misses.Add(1)
+		v, err := c.loadHeld(ctx, k, key, lease)
+		return v, err, true
+	case err == nil:
+		e, derr := c.decode(key, raw)
+		if derr != nil {
+			return zero, nil, false // leased by another, or unreadable
+		}
+		c.trackInBackground(ctx, k, key)
+		v, err := c.served(ctx, k, e, rueidis.RedisResult{}, false, 0)
+		return v, err, true
+	}
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		// Redis refused the write (out of memory, an ACL without SET):
+		// the flight's fill reads with GET.
+		return zero, nil, false
+	}
+	v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
+		return c.redisFailed(ctx, k, key, err)
+	})
+	return v, err, true
+}
+
+// readTracked is getSlow's first step without a loader: a client-side cached
+// GET in the caller's goroutine. It reports done unless the key needs the
+// flight group.
+func (c *Cache[K, V]) readTracked(ctx context.Context, k K, key string) (V, error, bool) {
+	var zero V
+	var snap uint64
+	if c.local != nil {
+		// Before the read: see the comment on local.
+		snap = c.local.snapshot(key)
+	}
+	res, tracked := c.read(ctx, key)
+	raw, err := res.AsBytes()
+	c.breaker.record(classify(nilIfRedisNil(err)))
+	switch {
+	case err == nil:
+		if e, derr := c.decode(key, raw); derr == nil {
+			v, err := c.served(ctx, k, e, res, tracked, snap)
+			return v, err, true
+		}
+		return zero, nil, false
+	case rueidis.IsRedisNil(err):
+		c.stats.misses.Add(1)
+		return zero, fmt.Errorf("cache: %s: %w (no loader)", key, ErrNotFound), true
+	}
+	return zero, fmt.Errorf("cache: get %s: %w", key, classify(err)), true
+}
+
+// loadHeld loads key, whose lease this caller took, as the process's flight
+// for key, so that its other Gets of key share the load. Should another
+// flight of key be under way already (it began between this caller's SET and
+// its claim, and is most likely waiting for this very lease), the lease is
+// released first, then this caller waits for that flight.
+//
+// The load runs on a goroutine of its own, detached from the caller's
+// cancellation (it writes for everyone, and must release the lease), so that
+// a caller whose context ends returns at once.
+func (c *Cache[K, V]) loadHeld(ctx context.Context, k K, key string, lease []byte) (V, error) {
+	fl, leader := c.flights.Claim(key)
+	if !leader {
+		c.commit(ctx, key, lease, nil, 0)
+		return fl.Wait(ctx)
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(c.client.closing, cancel)
+		defer stop()
+		v, err := c.loadUnderLease(lctx, k, key, lease)
+		fl.Finish(v, err)
+	}()
+	return fl.Wait(ctx)
+}
+
+// trackInBackground reads key through the client-side cache on a background
+// goroutine, so that Redis tracks it for this process and the next Gets find
+// a decoded copy. One such read per key at a time.
+func (c *Cache[K, V]) trackInBackground(ctx context.Context, k K, key string) {
+	if c.local == nil {
+		return
+	}
+	if _, busy := c.tracking.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.tracking.Delete(key)
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		defer cancel()
+		stop := context.AfterFunc(c.client.closing, cancel)
+		defer stop()
+		snap := c.local.snapshot(key)
+		res, tracked := c.read(tctx, key)
+		raw, err := res.AsBytes()
+		if err != nil || !tracked {
+			return
+		}
+		e, derr := c.decode(key, raw)
+		if derr != nil {
+			return
+		}
+		if pxat := res.CachePXAT(); pxat > 0 {
+			e.expireAt = pxat * int64(time.Millisecond)
+		}
+		c.local.store(k, e, snap)
+	}()
+}
+
 // fill reads key from Redis and, when it holds nothing usable, loads it under
 // the key's lease (see lease.go), waiting instead while another process holds
-// the lease. sawNil says the caller just read the key and found it missing:
-// fill then tries the lease at once.
-func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V, error) {
+// the lease.
+func (c *Cache[K, V]) fill(ctx context.Context, k K, key string) (V, error) {
 	var zero V
 	var wt *wait            // this fill's registered wait, once it saw a lease
 	var waitUntil time.Time // when a waiter loads by itself (LeaseWait)
@@ -266,20 +382,6 @@ func (c *Cache[K, V]) fill(ctx context.Context, k K, key string, sawNil bool) (V
 		if !c.breaker.allow() {
 			c.stats.shortCircuits.Add(1)
 			return c.redisFailed(ctx, k, key, errCircuitOpen)
-		}
-		if sawNil && spins == 0 {
-			// The caller found the key missing a moment ago.
-			missed = true
-			c.stats.misses.Add(1)
-			if c.load == nil {
-				return zero, fmt.Errorf("cache: %s: %w (no loader)", key, ErrNotFound)
-			}
-			if v, err, done := c.acquireAndLoad(ctx, k, key); done {
-				return v, err
-			}
-			sawLease = true
-			wt = c.rewait(key, wt)
-			continue
 		}
 		res, tracked := c.read(ctx, key)
 		raw, err := res.AsBytes()

@@ -359,30 +359,31 @@ func TestNoStaleKeysUnderRandomLoad(t *testing.T) {
 func TestDeadLeaseHolderIsTakenOver(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := namespace(t)
+	srv := redistest.Start(t, redistest.Config{})
 	src := newSource()
 	src.set("k", 7)
 	parked := make(chan struct{})
-	holderClient := connect(t, shared)
-	holder := versionCache(t, holderClient, ns, src, func(o *cache.Options[string, int64]) {
+	thaw := make(chan struct{})
+	holder := versionCache(t, connect(t, srv), "dead", src, func(o *cache.Options[string, int64]) {
 		o.LeaseTTL = 300 * time.Millisecond
-		o.Loader = func(ctx context.Context, key string) (int64, error) {
+		o.Loader = func(context.Context, string) (int64, error) {
 			close(parked)
-			<-ctx.Done() // never finishes by itself
-			return 0, ctx.Err()
+			<-thaw // hangs like a dead process: neither writes nor releases
+			return 1, nil
 		}
 	})
-	holderCtx, cancelHolder := context.WithCancel(ctx)
 	holderDone := make(chan struct{})
 	go func() {
 		defer close(holderDone)
-		_, _ = holder.Get(holderCtx, "k")
+		_, _ = holder.Get(ctx, "k")
 	}()
 	<-parked
-	// The holder's process dies: its connections go away, its lease stays.
-	holderClient.Close()
+	// As far as Redis can tell the holder is gone: its connections are
+	// cut, and its lease stays until it expires.
+	_, err := srv.Do(ctx, "CLIENT", "KILL", "TYPE", "normal")
+	require.NoError(t, err)
 
-	waiter := versionCache(t, connect(t, shared), ns, src, func(o *cache.Options[string, int64]) {
+	waiter := versionCache(t, connect(t, srv), "dead", src, func(o *cache.Options[string, int64]) {
 		o.LeaseTTL = 300 * time.Millisecond
 	})
 	start := time.Now()
@@ -394,12 +395,19 @@ func TestDeadLeaseHolderIsTakenOver(t *testing.T) {
 	t.Logf("takeover after %v (lease TTL 300ms)", took)
 
 	// No placeholder is left: the key holds the value.
-	rc := connect(t, shared).Rueidis()
+	rc := connect(t, srv).Rueidis()
 	raw, err := rc.Do(ctx, rc.B().Get().Key(waiter.Key("k")).Build()).AsBytes()
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, raw[2]&0x0f, "the key holds a value, not a lease")
-	cancelHolder()
+
+	// The holder comes back to life: its value, loaded under a lease that
+	// expired, must not overwrite the one written after it.
+	close(thaw)
 	<-holderDone
+	assert.EqualValues(t, 1, holder.Stats().DiscardedFills)
+	v, err = waiter.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.EqualValues(t, 7, v)
 }
 
 // holdLease starts a Get of key in another client of namespace ns whose load

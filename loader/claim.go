@@ -55,9 +55,10 @@ func (fl *Flight[V]) Finish(v V, err error) {
 	close(fl.f.done)
 }
 
-// Wait returns the result of a flight the caller joined, or ctx.Err() when
-// ctx ends first. The leader of a flight must not Wait on it before it
-// Finishes.
+// Wait returns the result of the flight, or ctx.Err() when ctx ends first.
+// A leader may Wait too, for a result it publishes from another goroutine:
+// when its ctx ends first, the flight leaves the table (later callers start a
+// new one) but its Finish still reaches the callers waiting on it.
 func (fl *Flight[V]) Wait(ctx context.Context) (V, error) {
 	select {
 	case <-fl.f.done:
