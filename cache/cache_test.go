@@ -641,3 +641,33 @@ func TestCloneIsAppliedToEveryHit(t *testing.T) {
 	assert.Equal(t, "reader", again.Roles[0], "the shared copy was not touched")
 	assert.Positive(t, clones.Load())
 }
+
+// TestReadOnlyUserStillReads runs as a user that may not write: the first
+// read of a Get (SET NX GET, which also takes the lease) is refused, and the
+// Get reads with GET instead.
+func TestReadOnlyUserStillReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
+		Name: "reader", Password: "r", Rules: []string{"~*", "&*", "+@all", "-@write"},
+	}}})
+	writer := userCache(t, connect(t, srv), "ro", nil)
+	require.NoError(t, writer.Set(ctx, 1, sampleUser(1)))
+
+	opt := srv.ClientOption()
+	opt.Username, opt.Password = "reader", "r"
+	var calls atomic.Int64
+	reader := userCache(t, connectWith(t, opt), "ro", &calls)
+	u, err := reader.Get(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, sampleUser(1), u)
+	warm(t, reader, 1)
+	assert.Zero(t, calls.Load())
+
+	// A miss needs a lease, which this user may not take: the Redis error
+	// is returned as it is, not as Redis being down.
+	_, err = reader.Get(ctx, 2)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, cache.ErrUnavailable)
+	assert.Contains(t, err.Error(), "NOPERM")
+}
