@@ -84,7 +84,11 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			down[i] = i
 		}
 		c.stats.fallbacks.Add(uint64(len(down)))
-		errs = c.loadMany(ctx, rest, redisKeys, down, false, out, errs)
+		errs = c.loadMany(ctx, rest, redisKeys, down, out, errs)
+		return out, errors.Join(errs...)
+	}
+	if c.batch != nil {
+		errs = c.getManyLeased(ctx, rest, redisKeys, out, errs)
 		return out, errors.Join(errs...)
 	}
 	results, tracked := c.readMany(ctx, redisKeys)
@@ -138,23 +142,201 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	}
 	if len(miss) > 0 {
 		c.stats.misses.Add(uint64(len(miss)))
-		errs = c.loadMany(ctx, rest, redisKeys, miss, true, out, errs)
+		errs = c.loadMany(ctx, rest, redisKeys, miss, out, errs)
 	}
 	if len(down) > 0 {
 		c.stats.fallbacks.Add(uint64(len(down)))
-		errs = c.loadMany(ctx, rest, redisKeys, down, false, out, errs)
+		errs = c.loadMany(ctx, rest, redisKeys, down, out, errs)
 	}
 	return out, errors.Join(errs...)
 }
 
-// loadMany loads the keys rest[i] for i in idx. The keys another goroutine of
-// this process is loading are waited for. Of the others, the keys whose lease
-// this call takes (one pipeline) are loaded in one batch-loader call and
-// written in one pipeline, each only if it still holds the lease; keys another
-// process is loading are waited for like Get waits. With write unset (Redis
-// is down) it loads every key directly and writes nothing. Values go to out,
-// failures to the returned errs.
-func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string, idx []int, write bool, out map[K]V, errs []error) []error {
+// getManyLeased is GetMany's Redis part with a loader, as getSlow is Get's:
+// one pipeline of SET NX GET reads every key and takes the lease of each
+// missing one. Values found are returned, and tracked by a background
+// client-side cached read; the missing keys this call leads (less those
+// another goroutine of the process is loading: their leases are released)
+// are loaded in one batch-loader call and written in one pipeline; keys
+// another process holds are waited for like Get waits.
+func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []string, out map[K]V, errs []error) []error {
+	leases := make([][]byte, len(rest))
+	cmds := make(rueidis.Commands, len(rest))
+	for i, key := range redisKeys {
+		leases[i] = newLease()
+		cmds[i] = c.acquireCmd(key, leases[i])
+	}
+	results := c.rc.DoMulti(ctx, cmds...)
+	var held, contended, down, found []int
+	var firstErr error
+	for i, res := range results {
+		raw, err := res.AsBytes()
+		switch {
+		case rueidis.IsRedisNil(err):
+			held = append(held, i)
+		case err == nil:
+			e, derr := c.decode(redisKeys[i], raw)
+			if derr != nil {
+				contended = append(contended, i) // leased by another, or unreadable
+				continue
+			}
+			found = append(found, i)
+			v, err := c.served(ctx, rest[i], e, rueidis.RedisResult{}, false, 0)
+			if err == nil {
+				out[rest[i]] = c.cloned(v)
+			}
+		default:
+			if _, ok := rueidis.IsRedisErr(err); ok {
+				contended = append(contended, i) // refused: fill reads with GET
+				continue
+			}
+			if firstErr == nil {
+				firstErr = classify(err)
+			}
+			if errors.Is(classify(err), ErrUnavailable) && c.onDown == FailOpen {
+				down = append(down, i)
+				continue
+			}
+			errs = append(errs, fmt.Errorf("cache: get %s: %w", redisKeys[i], classify(err)))
+		}
+	}
+	c.breaker.record(firstErr)
+	c.trackManyInBackground(ctx, rest, redisKeys, found)
+
+	if len(held) > 0 {
+		c.stats.misses.Add(uint64(len(held)))
+		// Claim each held key as the process's flight: keys another
+		// goroutine already loads give their lease back and wait for it.
+		flights := make([]*loader.Flight[V], len(rest))
+		var lead, join []int
+		var leadLeases [][]byte
+		var giveBack []rueidis.LuaExec
+		var giveBackKeys []string
+		for _, i := range held {
+			fl, leader := c.flights.Claim(redisKeys[i])
+			flights[i] = fl
+			if leader {
+				lead = append(lead, i)
+				leadLeases = append(leadLeases, leases[i])
+				continue
+			}
+			join = append(join, i)
+			giveBack = append(giveBack, rueidis.LuaExec{Keys: []string{redisKeys[i]}, Args: []string{string(leases[i]), "", "0"}})
+			giveBackKeys = append(giveBackKeys, redisKeys[i])
+		}
+		if len(giveBack) > 0 {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+			for j := range evalMany(wctx, c.rc, replaceScript, replaceSHA, giveBack) {
+				c.wrote(giveBackKeys[j])
+			}
+			cancel()
+		}
+		finish := func(i int, v V, err error) {
+			flights[i].Finish(v, err)
+			switch {
+			case err == nil:
+				out[rest[i]] = c.cloned(v)
+			case errors.Is(err, ErrNotFound):
+			default:
+				errs = append(errs, err)
+			}
+		}
+		func() {
+			// Every led flight is finished, whatever happens in the load.
+			defer func() {
+				for _, i := range lead {
+					flights[i].Finish(*new(V), errors.New("cache: batch load did not complete"))
+				}
+			}()
+			c.batchLoad(ctx, rest, redisKeys, lead, leadLeases, finish)
+		}()
+		for _, i := range join {
+			v, err := flights[i].Wait(ctx)
+			switch {
+			case err == nil:
+				out[rest[i]] = c.cloned(v)
+			case errors.Is(err, ErrNotFound):
+			default:
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, i := range contended {
+		k, key := rest[i], redisKeys[i]
+		v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
+			return c.fill(ctx, k, key)
+		})
+		switch {
+		case err == nil:
+			out[k] = c.cloned(v)
+		case errors.Is(err, ErrNotFound):
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if len(down) > 0 {
+		c.stats.fallbacks.Add(uint64(len(down)))
+		errs = c.loadMany(ctx, rest, redisKeys, down, out, errs)
+	}
+	return errs
+}
+
+// trackManyInBackground is trackInBackground for the keys rest[i], i in idx,
+// in one round of client-side cached reads.
+func (c *Cache[K, V]) trackManyInBackground(ctx context.Context, rest []K, redisKeys []string, idx []int) {
+	if c.local == nil || len(idx) == 0 {
+		return
+	}
+	var ks []K
+	var keys []string
+	for _, i := range idx {
+		if _, busy := c.tracking.LoadOrStore(redisKeys[i], struct{}{}); !busy {
+			ks = append(ks, rest[i])
+			keys = append(keys, redisKeys[i])
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer func() {
+			for _, key := range keys {
+				c.tracking.Delete(key)
+			}
+		}()
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		defer cancel()
+		stop := context.AfterFunc(c.client.closing, cancel)
+		defer stop()
+		snaps := make([]uint64, len(keys))
+		for j, key := range keys {
+			snaps[j] = c.local.snapshot(key)
+		}
+		results, tracked := c.readMany(tctx, keys)
+		for j, res := range results {
+			raw, err := res.AsBytes()
+			if err != nil || !tracked[j] {
+				continue
+			}
+			e, derr := c.decode(keys[j], raw)
+			if derr != nil {
+				continue
+			}
+			if pxat := res.CachePXAT(); pxat > 0 {
+				e.expireAt = pxat * int64(time.Millisecond)
+			}
+			c.local.store(ks[j], e, snaps[j])
+		}
+	}()
+}
+
+// loadMany loads the keys rest[i] for i in idx while Redis is unavailable
+// (or, without a loader, reports them not found): the keys another goroutine
+// of this process is loading are waited for, the others are loaded in one
+// batch-loader call, and nothing is written. Values go to out, failures to
+// the returned errs.
+func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string, idx []int, out map[K]V, errs []error) []error {
 	if c.batch == nil {
 		for _, i := range idx {
 			errs = append(errs, fmt.Errorf("cache: %s: %w (no loader)", redisKeys[i], ErrNotFound))
@@ -190,19 +372,8 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 			errs = append(errs, err)
 		}
 	}
-
-	held := lead
-	var leases [][]byte
-	var contended []int
-	if write && len(lead) > 0 {
-		held, leases, contended = c.acquireMany(ctx, rest, redisKeys, lead, finish)
-	}
-	if len(held) > 0 {
-		c.batchLoad(ctx, rest, redisKeys, held, leases, finish)
-	}
-	for _, i := range contended {
-		v, err := c.fill(ctx, rest[i], redisKeys[i])
-		finish(i, v, err)
+	if len(lead) > 0 {
+		c.batchLoad(ctx, rest, redisKeys, lead, nil, finish)
 	}
 	for _, i := range join {
 		v, err := flights[i].Wait(ctx)
@@ -215,38 +386,6 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 		}
 	}
 	return errs
-}
-
-// acquireMany tries to take the leases of the keys rest[i], i in idx, in one
-// pipeline. It returns the keys it holds with their leases, and the keys
-// another process holds; keys found written meanwhile are finished at once.
-func (c *Cache[K, V]) acquireMany(ctx context.Context, rest []K, redisKeys []string, idx []int, finish func(int, V, error)) (held []int, leases [][]byte, contended []int) {
-	cmds := make(rueidis.Commands, len(idx))
-	all := make([][]byte, len(idx))
-	for j, i := range idx {
-		all[j] = newLease()
-		cmds[j] = c.acquireCmd(redisKeys[i], all[j])
-	}
-	for j, res := range c.rc.DoMulti(ctx, cmds...) {
-		i := idx[j]
-		old, err := res.AsBytes()
-		switch {
-		case rueidis.IsRedisNil(err):
-			held = append(held, i)
-			leases = append(leases, all[j])
-		case err != nil:
-			v, err := c.redisFailed(ctx, rest[i], redisKeys[i], err)
-			finish(i, v, err)
-		default:
-			if e, derr := c.decode(redisKeys[i], old); derr == nil {
-				v, err := c.served(ctx, rest[i], e, rueidis.RedisResult{}, false, 0)
-				finish(i, v, err)
-			} else {
-				contended = append(contended, i)
-			}
-		}
-	}
-	return held, leases, contended
 }
 
 // batchLoad loads the keys rest[i], i in idx, in one batch-loader call and
