@@ -14,12 +14,17 @@ import (
 )
 
 // GetMany returns the values of keys, as Get would for each, in few round
-// trips: copies in process memory first; the rest in one round of
-// client-side cached GETs (one single-key GET per key, so on a cluster each
-// goes to its own slot's owner and is tracked for invalidation — never a
-// cross-slot MGET); and the keys still missing, less those another goroutine
-// of this process is already loading, in one call of the batch loader, whose
-// results are written back in one pipeline, each with its own TTL.
+// trips: copies in process memory first; then, for the rest, one pipeline of
+// single-key commands (so on a cluster each goes to its own slot's owner —
+// never a cross-slot MGET). With a loader that command is SET NX GET, which
+// returns what a key holds or takes its lease (see Get); the values found are
+// then tracked by a background round of client-side cached GETs, which keeps
+// decoded copies for the next calls. The missing keys, less those another
+// goroutine of this process is already loading, go to the batch loader in
+// one call, and its results are written in one pipeline, each with its own
+// TTL and only where the lease still stands. Without a loader the pipeline is
+// client-side cached GETs. A batch of misses costs two round trips and one
+// loader call, whatever its size.
 //
 // Keys that are not found are absent from the map. Keys that failed are
 // absent too, and named in the returned error (errors.Join of one error per
