@@ -56,7 +56,7 @@ func ParseURL(rawURL string) (Options, error) {
 	default:
 		return Options{}, invalid("URL scheme", "%q is not rediss", u.Scheme)
 	}
-	if u.Opaque != "" || u.Host == "" {
+	if u.Opaque != "" || u.Hostname() == "" {
 		return Options{}, invalid("URL", "has no host (expected rediss://[:key@]host[:port])")
 	}
 	o := Options{Host: u.Hostname()}
