@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -171,7 +172,7 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 		cmds[i] = c.acquireCmd(key, leases[i])
 	}
 	results := c.rc.DoMulti(ctx, cmds...)
-	var held, contended, down, found []int
+	var held, contended, down, found, lost []int
 	var firstErr error
 	for i, res := range results {
 		raw, err := res.AsBytes()
@@ -194,6 +195,7 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 				contended = append(contended, i) // refused: fill reads with GET
 				continue
 			}
+			lost = append(lost, i)
 			if firstErr == nil {
 				firstErr = classify(err)
 			}
@@ -205,6 +207,14 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 		}
 	}
 	c.breaker.record(firstErr)
+	if len(lost) > 0 {
+		keys := make([]string, len(lost))
+		ls := make([][]byte, len(lost))
+		for j, i := range lost {
+			keys[j], ls[j] = redisKeys[i], leases[i]
+		}
+		c.releaseLater(ctx, keys, ls)
+	}
 	c.trackManyInBackground(ctx, rest, redisKeys, found)
 
 	if len(held) > 0 {
@@ -215,7 +225,6 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 		var lead, join []int
 		var leadLeases [][]byte
 		var giveBack []rueidis.LuaExec
-		var giveBackKeys []string
 		for _, i := range held {
 			fl, leader := c.flights.Claim(redisKeys[i])
 			flights[i] = fl
@@ -226,34 +235,16 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 			}
 			join = append(join, i)
 			giveBack = append(giveBack, rueidis.LuaExec{Keys: []string{redisKeys[i]}, Args: []string{string(leases[i]), "", "0"}})
-			giveBackKeys = append(giveBackKeys, redisKeys[i])
 		}
 		if len(giveBack) > 0 {
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-			for j := range evalMany(wctx, c.rc, replaceScript, replaceSHA, giveBack) {
-				c.wrote(giveBackKeys[j])
-			}
+			// Not wrote(): that would Forget the very flights these keys
+			// now wait on. Redis' push of the deletion drops any copy.
+			wctx, cancel := c.detached(ctx, writeTimeout)
+			evalMany(wctx, c.rc, replaceScript, replaceSHA, giveBack)
 			cancel()
 		}
-		finish := func(i int, v V, err error) {
-			flights[i].Finish(v, err)
-			switch {
-			case err == nil:
-				out[rest[i]] = c.cloned(v)
-			case errors.Is(err, ErrNotFound):
-			default:
-				errs = append(errs, err)
-			}
-		}
-		func() {
-			// Every led flight is finished, whatever happens in the load.
-			defer func() {
-				for _, i := range lead {
-					flights[i].Finish(*new(V), errors.New("cache: batch load did not complete"))
-				}
-			}()
-			c.batchLoad(ctx, rest, redisKeys, lead, leadLeases, finish)
-		}()
+		c.loadLed(ctx, rest, redisKeys, flights, lead, leadLeases)
+		join = append(lead, join...)
 		for _, i := range join {
 			v, err := flights[i].Wait(ctx)
 			switch {
@@ -302,18 +293,15 @@ func (c *Cache[K, V]) trackManyInBackground(ctx context.Context, rest []K, redis
 	if len(keys) == 0 {
 		return
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
-		defer func() {
-			for _, key := range keys {
-				c.tracking.Delete(key)
-			}
-		}()
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	untrack := func() {
+		for _, key := range keys {
+			c.tracking.Delete(key)
+		}
+	}
+	started := c.spawn(func() {
+		defer untrack()
+		tctx, cancel := c.detached(ctx, writeTimeout)
 		defer cancel()
-		stop := context.AfterFunc(c.client.closing, cancel)
-		defer stop()
 		snaps := make([]uint64, len(keys))
 		for j, key := range keys {
 			snaps[j] = c.local.snapshot(key)
@@ -333,7 +321,10 @@ func (c *Cache[K, V]) trackManyInBackground(ctx context.Context, rest []K, redis
 			}
 			c.local.store(ks[j], e, snaps[j])
 		}
-	}()
+	})
+	if !started {
+		untrack()
+	}
 }
 
 // loadMany loads the keys rest[i] for i in idx while Redis is unavailable
@@ -359,27 +350,8 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 			join = append(join, i)
 		}
 	}
-	// Every claimed flight is finished, whatever happens below, or its
-	// joiners would wait until their contexts end. Finish is a no-op on a
-	// flight already finished.
-	defer func() {
-		for _, i := range lead {
-			flights[i].Finish(*new(V), errors.New("cache: batch load did not complete"))
-		}
-	}()
-	finish := func(i int, v V, err error) {
-		flights[i].Finish(v, err)
-		switch {
-		case err == nil:
-			out[rest[i]] = c.cloned(v)
-		case errors.Is(err, ErrNotFound):
-		default:
-			errs = append(errs, err)
-		}
-	}
-	if len(lead) > 0 {
-		c.batchLoad(ctx, rest, redisKeys, lead, nil, finish)
-	}
+	c.loadLed(ctx, rest, redisKeys, flights, lead, nil)
+	join = append(lead, join...)
 	for _, i := range join {
 		v, err := flights[i].Wait(ctx)
 		switch {
@@ -393,6 +365,35 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 	return errs
 }
 
+// loadLed loads the keys rest[i], i in idx, whose flights (flights[i]) the
+// caller leads, in one batch-loader call on a background goroutine detached
+// from the caller's cancellation: the callers that joined those flights must
+// not fail because this one went away, and the leases must be written or
+// released whatever happens. The caller then waits on the flights like any
+// joiner.
+func (c *Cache[K, V]) loadLed(ctx context.Context, rest []K, redisKeys []string, flights []*loader.Flight[V], idx []int, leases [][]byte) {
+	if len(idx) == 0 {
+		return
+	}
+	load := func() {
+		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(c.client.closing, cancel)
+		defer stop()
+		// Every led flight is finished, whatever happens in the load:
+		// Finish is a no-op on a flight already finished.
+		defer func() {
+			for _, i := range idx {
+				flights[i].Finish(*new(V), errors.New("cache: batch load did not complete"))
+			}
+		}()
+		c.batchLoad(lctx, rest, redisKeys, idx, leases, func(i int, v V, err error) { flights[i].Finish(v, err) })
+	}
+	if !c.spawn(load) {
+		load() // the client is closing: no background work
+	}
+}
+
 // batchLoad loads the keys rest[i], i in idx, in one batch-loader call and
 // finishes their flights. With leases (one per key) it writes the results in
 // one pipeline, each key only if it still holds its lease, and releases the
@@ -403,12 +404,22 @@ func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []strin
 		ks[j] = rest[i]
 	}
 	c.stats.loads.Add(1)
-	loaded, err := c.batch(ctx, ks)
+	loaded, err := c.safeBatch(ctx, ks)
 	var perKey map[K]error
 	if err != nil {
 		c.stats.loadErrors.Add(1)
 		perKey = loader.KeyErrors[K](err)
 	}
+	// The flights finish after the writes, as a single Get's do: whoever
+	// reads the key once its flight finished finds the value (or no lease)
+	// in Redis.
+	vals := make([]V, len(idx))
+	errs := make([]error, len(idx))
+	defer func() {
+		for j, i := range idx {
+			finish(i, vals[j], errs[j])
+		}
+	}()
 	var execs []rueidis.LuaExec
 	var execKeys []string
 	var execValue []bool
@@ -417,7 +428,7 @@ func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []strin
 		var data []byte
 		var ttl time.Duration
 		if v, ok := loaded[k]; ok {
-			finish(i, v, nil)
+			vals[j] = v
 			if eb := c.encodeValue(key, v); eb.err == nil {
 				data, ttl = eb.data, eb.ttl
 			} else {
@@ -432,9 +443,9 @@ func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []strin
 				kerr = err
 			}
 			if kerr != nil && !errors.Is(kerr, ErrNotFound) {
-				finish(i, *new(V), fmt.Errorf("cache: load %s: %w", key, kerr))
+				errs[j] = fmt.Errorf("cache: load %s: %w", key, kerr)
 			} else {
-				finish(i, *new(V), fmt.Errorf("cache: %s: %w", key, ErrNotFound))
+				errs[j] = fmt.Errorf("cache: %s: %w", key, ErrNotFound)
 				if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
 					data, ttl = envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
 				}
@@ -454,7 +465,7 @@ func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []strin
 	if len(execs) == 0 {
 		return
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	wctx, cancel := c.detached(ctx, writeTimeout)
 	defer cancel()
 	for j, res := range evalMany(wctx, c.rc, replaceScript, replaceSHA, execs) {
 		c.wrote(execKeys[j])
@@ -466,6 +477,18 @@ func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []strin
 			c.stats.discardedFills.Add(1)
 		}
 	}
+}
+
+// safeBatch is the batch loader with a panic turned into an error for every
+// key (wrapping loader.ErrPanic), so that the leases taken for the batch are
+// released and its waiters get an answer.
+func (c *Cache[K, V]) safeBatch(ctx context.Context, ks []K) (m map[K]V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, &loader.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return c.batch(ctx, ks)
 }
 
 // SetMany writes every value of m in one pipeline, each key with the TTL the

@@ -49,26 +49,45 @@ func (b *breaker) allow() bool {
 }
 
 // record tells the breaker how a call that went to Redis ended.
+//
+// A call that ran into a deadline counts as a failure, like a connection
+// error: against a Redis that hangs, every request ends at its deadline, and
+// those are exactly the timeouts the breaker exists to stop paying. A call
+// whose caller gave up (context.Canceled) says nothing about Redis: it
+// neither counts nor resets the count, and a probe that ends so leaves the
+// breaker open for the next probe.
 func (b *breaker) record(err error) {
 	if b.threshold <= 0 {
 		return
 	}
-	down := err != nil && errors.Is(err, ErrUnavailable) && !errors.Is(err, errCircuitOpen)
-	if !down && !b.open.Load() {
-		if err == nil || !errors.Is(err, ErrUnavailable) {
+	switch {
+	case err == nil:
+		if !b.open.Load() {
 			b.mu.Lock()
 			b.failures = 0
 			b.mu.Unlock()
+			return
 		}
+		b.mu.Lock()
+		b.failures, b.probing = 0, false
+		b.open.Store(false)
+		b.mu.Unlock()
+		return
+	case errors.Is(err, errCircuitOpen):
+		return
+	case errors.Is(err, context.Canceled):
+		b.mu.Lock()
+		b.probing = false
+		b.mu.Unlock()
+		return
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	default:
+		// Redis answered, with an error of its own: it is up.
+		b.record(nil)
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !down {
-		b.failures, b.probing = 0, false
-		b.open.Store(false)
-		return
-	}
 	b.failures++
 	if b.probing || b.failures >= b.threshold {
 		b.probing = false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,14 @@ type Cache[K comparable, V any] struct {
 	refreshMode    RefreshMode
 	refreshTimeout time.Duration
 	refreshSlots   chan struct{} // one token per running background refresh
-	bg             sync.WaitGroup
+
+	// bg counts the cache's background goroutines; bgClosed, set by the
+	// client's Close, stops new ones from starting. bgMu makes the check of
+	// bgClosed and bg.Add one step, so that Close's bg.Wait never races
+	// with an Add.
+	bgMu     sync.Mutex
+	bgClosed bool
+	bg       sync.WaitGroup
 }
 
 // New builds a cache on a client made by [Connect]. It returns an error
@@ -185,8 +193,43 @@ func (c *Cache[K, V]) refreshNow(ctx context.Context, k K, e *entry[V]) (V, erro
 	return c.cloned(v), nil
 }
 
-// waitBackground waits for the background refreshes to end.
-func (c *Cache[K, V]) waitBackground() { c.bg.Wait() }
+// spawn runs f on a background goroutine that Client.Close waits for, and
+// reports whether it did: once the client is closing, it starts nothing and
+// the caller does the work itself or skips it.
+func (c *Cache[K, V]) spawn(f func()) bool {
+	c.bgMu.Lock()
+	if c.bgClosed {
+		c.bgMu.Unlock()
+		return false
+	}
+	c.bg.Add(1)
+	c.bgMu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		f()
+	}()
+	return true
+}
+
+// waitBackground stops new background work and waits for the running one.
+func (c *Cache[K, V]) waitBackground() {
+	c.bgMu.Lock()
+	c.bgClosed = true
+	c.bgMu.Unlock()
+	c.bg.Wait()
+}
+
+// detached returns a context with ctx's values but not its cancellation,
+// bounded by d and by the client's Close: for work that must finish for
+// everyone once begun, such as releasing a lease.
+func (c *Cache[K, V]) detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	stop := context.AfterFunc(c.client.closing, cancel)
+	return dctx, func() {
+		stop()
+		cancel()
+	}
+}
 
 // getSlow serves a Get that process memory could not answer.
 //
@@ -256,8 +299,10 @@ func (c *Cache[K, V]) readOrLease(ctx context.Context, k K, key string) (V, erro
 		// the flight's fill reads with GET.
 		return zero, nil, false
 	}
+	c.releaseLater(ctx, []string{key}, [][]byte{lease})
+	failed := err
 	v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
-		return c.redisFailed(ctx, k, key, err)
+		return c.redisFailed(ctx, k, key, failed)
 	})
 	return v, err, true
 }
@@ -301,19 +346,25 @@ func (c *Cache[K, V]) readTracked(ctx context.Context, k K, key string) (V, erro
 func (c *Cache[K, V]) loadHeld(ctx context.Context, k K, key string, lease []byte) (V, error) {
 	fl, leader := c.flights.Claim(key)
 	if !leader {
-		c.commit(ctx, key, lease, nil, 0)
+		// Give the lease back. Not through commit, whose wrote() would
+		// Forget the flight this caller now waits on; Redis' push of the
+		// deletion drops any copy.
+		gctx, cancel := c.detached(ctx, writeTimeout)
+		_ = replaceScript.Exec(gctx, c.rc, []string{key}, []string{string(lease), "", "0"}).Error()
+		cancel()
 		return fl.Wait(ctx)
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
+	load := func() {
 		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		stop := context.AfterFunc(c.client.closing, cancel)
 		defer stop()
 		v, err := c.loadUnderLease(lctx, k, key, lease)
 		fl.Finish(v, err)
-	}()
+	}
+	if !c.spawn(load) {
+		load() // the client is closing: no background work
+	}
 	return fl.Wait(ctx)
 }
 
@@ -327,14 +378,10 @@ func (c *Cache[K, V]) trackInBackground(ctx context.Context, k K, key string) {
 	if _, busy := c.tracking.LoadOrStore(key, struct{}{}); busy {
 		return
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
+	started := c.spawn(func() {
 		defer c.tracking.Delete(key)
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		tctx, cancel := c.detached(ctx, writeTimeout)
 		defer cancel()
-		stop := context.AfterFunc(c.client.closing, cancel)
-		defer stop()
 		snap := c.local.snapshot(key)
 		res, tracked := c.read(tctx, key)
 		raw, err := res.AsBytes()
@@ -349,7 +396,10 @@ func (c *Cache[K, V]) trackInBackground(ctx context.Context, k K, key string) {
 			e.expireAt = pxat * int64(time.Millisecond)
 		}
 		c.local.store(k, e, snap)
-	}()
+	})
+	if !started {
+		c.tracking.Delete(key)
+	}
 }
 
 // fill reads key from Redis and, when it holds nothing usable, loads it under
@@ -510,6 +560,9 @@ func (c *Cache[K, V]) acquireAndLoad(ctx context.Context, k K, key string) (V, e
 		v, err := c.loadUnderLease(ctx, k, key, lease)
 		return v, err, true
 	case err != nil:
+		if _, ok := rueidis.IsRedisErr(err); !ok {
+			c.releaseLater(ctx, []string{key}, [][]byte{lease})
+		}
 		v, err := c.redisFailed(ctx, k, key, err)
 		return v, err, true
 	}
@@ -529,10 +582,44 @@ func (c *Cache[K, V]) acquireAndLoad(ctx context.Context, k K, key string) (V, e
 // during the load deleted it, and the value, read before that invalidation,
 // must not be cached.
 func (c *Cache[K, V]) loadUnderLease(ctx context.Context, k K, key string, lease []byte) (V, error) {
-	v, err := c.callLoader(ctx, k, key)
+	v, err := c.safeLoad(ctx, k, key)
 	data, ttl := c.resultEntry(key, v, err)
 	c.commit(ctx, key, lease, data, ttl)
 	return v, err
+}
+
+// safeLoad is callLoader with a loader panic turned into an error wrapping
+// loader.ErrPanic, so that whoever holds a lease for the load releases it
+// and the load's waiters get an answer.
+func (c *Cache[K, V]) safeLoad(ctx context.Context, k K, key string) (v V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.stats.loadErrors.Add(1)
+			var zero V
+			v, err = zero, fmt.Errorf("cache: load %s: %w", key, &loader.PanicError{Value: r, Stack: debug.Stack()})
+		}
+	}()
+	return c.callLoader(ctx, k, key)
+}
+
+// releaseLater releases leases whose SET NX GET may or may not have reached
+// Redis (its reply was lost: the caller's context ended, or the connection
+// broke). Left alone, such a lease would make every process wait LeaseTTL
+// for a load that never comes. The release is a compare-and-delete, right
+// whether the SET happened or not.
+func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, leases [][]byte) {
+	release := func() {
+		rctx, cancel := c.detached(ctx, writeTimeout)
+		defer cancel()
+		execs := make([]rueidis.LuaExec, len(keys))
+		for i, key := range keys {
+			execs[i] = rueidis.LuaExec{Keys: []string{key}, Args: []string{string(leases[i]), "", "0"}}
+		}
+		evalMany(rctx, c.rc, replaceScript, replaceSHA, execs)
+	}
+	if !c.spawn(release) {
+		release()
+	}
 }
 
 // resultEntry is what the result of a load writes: the value's entry, a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/rueidis"
 
@@ -19,8 +20,9 @@ var (
 
 	// ErrUnavailable is wrapped by errors that come from Redis being
 	// unreachable or not answering in time (connection refused or reset,
-	// I/O timeouts, a closed client). A context that ends stays
-	// context.Canceled or context.DeadlineExceeded instead.
+	// I/O timeouts, a closed client) or saying it cannot serve now
+	// (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). A context that ends
+	// stays context.Canceled or context.DeadlineExceeded instead.
 	ErrUnavailable = errors.New("cache: redis unavailable")
 
 	// ErrKeyMissing is returned by [Cache.TTL] for a key that does not
@@ -49,7 +51,11 @@ func classify(err error) error {
 	case errors.Is(err, ErrUnavailable):
 		return err
 	}
-	if _, ok := rueidis.IsRedisErr(err); ok {
+	if re, ok := rueidis.IsRedisErr(err); ok {
+		// Replies that say the server cannot serve right now.
+		if re.IsLoading() || re.IsTryAgain() || re.IsClusterDown() || strings.HasPrefix(re.Error(), "MASTERDOWN") {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)

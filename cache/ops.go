@@ -87,13 +87,15 @@ func (co callOptions) apply(eb entryBytes) entryBytes {
 // the client-side cache until the push arrives, gives read-your-writes in the
 // process.
 func (c *Cache[K, V]) wrote(key string) {
+	// Mark first: a read that snapshots its stripe after the invalidation
+	// below then sees the mark, and does not trust a cached reply.
+	if c.client.tracking {
+		c.written.add(key)
+	}
 	if c.local != nil {
 		c.local.invalidate(key)
 	}
 	c.flights.Forget(key)
-	if c.client.tracking {
-		c.written.add(key)
-	}
 }
 
 // Delete removes keys and returns how many existed, as DEL does. It works on
@@ -196,6 +198,9 @@ func (c *Cache[K, V]) Persist(ctx context.Context, k K) (bool, error) {
 
 func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.Completed) (bool, error) {
 	n, err := c.rc.Do(ctx, cmd).AsInt64()
+	// An expiry change is a write: it may delete the key (a TTL of zero or
+	// a past instant) or shorten its life below the copy's.
+	c.wrote(key)
 	if err != nil {
 		return false, fmt.Errorf("cache: %s %s: %w", op, key, classify(err))
 	}

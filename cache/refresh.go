@@ -81,7 +81,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	}
 	c.wrote(key)
 	c.stats.refreshes.Add(1)
-	v, err := c.callLoader(ctx, k, key)
+	v, err := c.safeLoad(ctx, k, key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		// Keep serving the claimed value until its hard expiry.
 		c.stats.refreshErrors.Add(1)
@@ -112,21 +112,21 @@ func (c *Cache[K, V]) refreshInBackground(ctx context.Context, k K, e *entry[V])
 		e.refreshing.Store(false)
 		return
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
+	started := c.spawn(func() {
 		defer func() { <-c.refreshSlots }()
 		// The caller's values, not its cancellation: the caller has its
 		// value already. Bounded by its own timeout, and by the client's
 		// Close.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.refreshTimeout)
+		rctx, cancel := c.detached(ctx, c.refreshTimeout)
 		defer cancel()
-		stop := context.AfterFunc(c.client.closing, cancel)
-		defer stop()
 		if _, err := c.refresh(rctx, k, e.key, e.softAt); err != nil {
 			// Let a later hit try again (the claim moved the soft expiry
 			// in Redis, which a re-read picks up).
 			e.refreshing.Store(false)
 		}
-	}()
+	})
+	if !started {
+		<-c.refreshSlots
+		e.refreshing.Store(false)
+	}
 }

@@ -1,0 +1,200 @@
+package cache_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/codec"
+	"github.com/aside-go/aside/internal/redistest"
+	"github.com/aside-go/aside/loader"
+)
+
+// A GetMany whose context ends while it loads does not cancel the load: the
+// load writes for everyone, and a Get of the key after it neither fails nor
+// loads again.
+func TestGetManyCancellationDoesNotCancelItsLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	parked := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	var calls atomic.Int64
+	c, err := cache.New(connect(t, shared), cache.Options[string, int64]{
+		Namespace: namespace(t), Codec: codec.MsgPack[int64](),
+		BatchLoader: func(ctx context.Context, keys []string) (map[string]int64, error) {
+			calls.Add(1)
+			once.Do(func() { close(parked) })
+			select {
+			case <-release:
+				return map[string]int64{"k": 7}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+	})
+	require.NoError(t, err)
+	mctx, cancel := context.WithCancel(ctx)
+	manyDone := make(chan error, 1)
+	go func() {
+		_, err := c.GetMany(mctx, []string{"k"})
+		manyDone <- err
+	}()
+	<-parked
+	cancel()
+	require.ErrorIs(t, <-manyDone, context.Canceled)
+
+	getDone := make(chan error, 1)
+	var got int64
+	go func() {
+		v, err := c.Get(ctx, "k")
+		got = v
+		getDone <- err
+	}()
+	close(release)
+	require.NoError(t, <-getDone)
+	assert.EqualValues(t, 7, got)
+	assert.EqualValues(t, 1, calls.Load(), "the load went on without its first caller")
+}
+
+// A Get whose context ends while its SET NX GET is on the wire leaves no
+// lease behind: the others do not wait LeaseTTL.
+func TestLostLeaseReplyIsReleased(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Config{})
+	src := newSource()
+	src.set("k", 1)
+	a := versionCache(t, connect(t, srv), "lost", src, func(o *cache.Options[string, int64]) { o.LeaseTTL = time.Minute })
+	require.NoError(t, srv.Pause())
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := a.Get(short, "k")
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, srv.Resume())
+	// The lease (if the SET reached Redis) is released within the
+	// release's own timeout, far below the minute of LeaseTTL.
+	rc := connect(t, srv).Rueidis()
+	assert.Eventually(t, func() bool {
+		n, err := rc.Do(ctx, rc.B().Exists().Key(a.Key("k")).Build()).AsInt64()
+		return err == nil && n == 0
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// Closing the client while Gets run neither panics nor races.
+func TestCloseWhileGetsRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for round := range 5 {
+		client, err := cache.Connect(shared.ClientOption())
+		require.NoError(t, err)
+		c := versionCache(t, client, namespace(t), newSource())
+		var wg sync.WaitGroup
+		var started atomic.Int64
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 30 {
+					started.Add(1)
+					_, _ = c.Get(ctx, string(rune('a'+g))+string(rune('a'+i)))
+				}
+			}()
+		}
+		for started.Load() < int64(10*(round+1)) {
+			waitABit()
+		}
+		client.Close()
+		wg.Wait()
+	}
+}
+
+// Against a Redis that hangs, requests with deadlines trip the breaker, and
+// the rest fall back at once.
+func TestBreakerTripsOnTimeouts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Config{})
+	c := userCache(t, connect(t, srv), "hang", nil, func(o *cache.Options[int64, User]) {
+		o.BreakerThreshold = 3
+		o.BreakerCooldown = time.Minute
+	})
+	require.NoError(t, srv.Pause())
+	defer func() { _ = srv.Resume() }()
+	for id := range int64(10) {
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, _ = c.Get(short, id)
+		cancel()
+	}
+	s := c.Stats()
+	assert.EqualValues(t, 1, s.BreakerTrips)
+	assert.True(t, s.BreakerOpen)
+	assert.Positive(t, s.ShortCircuits)
+	assert.Positive(t, s.Fallbacks)
+}
+
+// A loader that panics on the lease path fails its Get with ErrPanic, the
+// process survives, and the lease is released at once.
+func TestLoaderPanicReleasesTheLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client := connect(t, shared)
+	var calls atomic.Int64
+	c := versionCache(t, client, namespace(t), newSource(), func(o *cache.Options[string, int64]) {
+		o.Loader = func(context.Context, string) (int64, error) {
+			if calls.Add(1) == 1 {
+				panic("loader bug")
+			}
+			return 3, nil
+		}
+	})
+	_, err := c.Get(ctx, "k")
+	require.ErrorIs(t, err, loader.ErrPanic)
+	rc := client.Rueidis()
+	n, err := rc.Do(ctx, rc.B().Exists().Key(c.Key("k")).Build()).AsInt64()
+	require.NoError(t, err)
+	assert.Zero(t, n, "no lease left behind")
+	v, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, v)
+
+	// The same on the batch path.
+	b, err := cache.New(client, cache.Options[string, int64]{
+		Namespace: namespace(t), Codec: codec.MsgPack[int64](),
+		BatchLoader: func(context.Context, []string) (map[string]int64, error) { panic("batch bug") },
+	})
+	require.NoError(t, err)
+	_, err = b.GetMany(ctx, []string{"x", "y"})
+	require.ErrorIs(t, err, loader.ErrPanic)
+	n, err = rc.Do(ctx, rc.B().Exists().Key(b.Key("x"), b.Key("y")).Build()).AsInt64()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
+
+// Expire with a TTL of zero deletes the key: a Get right after it never
+// returns the deleted value from process memory.
+func TestExpireIsAWriteForReadYourWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newSource()
+	c := versionCache(t, connect(t, shared), namespace(t), src)
+	for round := range 30 {
+		src.set("k", 1)
+		warm(t, c, "k")
+		existed, err := c.Expire(ctx, "k", 0)
+		require.NoError(t, err)
+		require.True(t, existed)
+		src.set("k", 2)
+		v, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		require.EqualValues(t, 2, v, "round %d", round)
+		_, err = c.Delete(ctx, "k")
+		require.NoError(t, err)
+	}
+}
