@@ -244,16 +244,9 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 			cancel()
 		}
 		c.loadLed(ctx, rest, redisKeys, flights, lead, leadLeases)
-		join = append(lead, join...)
-		for _, i := range join {
+		for _, i := range append(lead, join...) {
 			v, err := flights[i].Wait(ctx)
-			switch {
-			case err == nil:
-				out[rest[i]] = c.cloned(v)
-			case errors.Is(err, ErrNotFound):
-			default:
-				errs = append(errs, err)
-			}
+			errs = c.collect(out, rest[i], v, err, errs)
 		}
 	}
 	for _, i := range contended {
@@ -261,13 +254,7 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 		v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
 			return c.fill(ctx, k, key)
 		})
-		switch {
-		case err == nil:
-			out[k] = c.cloned(v)
-		case errors.Is(err, ErrNotFound):
-		default:
-			errs = append(errs, err)
-		}
+		errs = c.collect(out, k, v, err, errs)
 	}
 	if len(down) > 0 {
 		c.stats.fallbacks.Add(uint64(len(down)))
@@ -351,16 +338,9 @@ func (c *Cache[K, V]) loadMany(ctx context.Context, rest []K, redisKeys []string
 		}
 	}
 	c.loadLed(ctx, rest, redisKeys, flights, lead, nil)
-	join = append(lead, join...)
-	for _, i := range join {
+	for _, i := range append(lead, join...) {
 		v, err := flights[i].Wait(ctx)
-		switch {
-		case err == nil:
-			out[rest[i]] = c.cloned(v)
-		case errors.Is(err, ErrNotFound):
-		default:
-			errs = append(errs, err)
-		}
+		errs = c.collect(out, rest[i], v, err, errs)
 	}
 	return errs
 }
@@ -532,6 +512,19 @@ func (c *Cache[K, V]) SetMany(ctx context.Context, m map[K]V, opts ...Option) er
 	}
 	c.maybePruneTags(ctx, co.tags)
 	return errors.Join(errs...)
+}
+
+// collect puts the outcome of one key of a batch in out (a value), nowhere
+// (not found), or errs (a failure).
+func (c *Cache[K, V]) collect(out map[K]V, k K, v V, err error, errs []error) []error {
+	switch {
+	case err == nil:
+		out[k] = c.cloned(v)
+	case errors.Is(err, ErrNotFound):
+	default:
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // cloned applies the Clone option.
