@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -249,13 +250,7 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 			errs = c.collect(out, rest[i], v, err, errs)
 		}
 	}
-	for _, i := range contended {
-		k, key := rest[i], redisKeys[i]
-		v, _, err := c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
-			return c.fill(ctx, k, key)
-		})
-		errs = c.collect(out, k, v, err, errs)
-	}
+	errs = c.fillMany(ctx, rest, redisKeys, contended, out, errs)
 	if len(down) > 0 {
 		c.stats.fallbacks.Add(uint64(len(down)))
 		errs = c.loadMany(ctx, rest, redisKeys, down, out, errs)
@@ -513,6 +508,40 @@ func (c *Cache[K, V]) SetMany(ctx context.Context, m map[K]V, opts ...Option) er
 	c.maybePruneTags(ctx, co.tags)
 	return errors.Join(errs...)
 }
+
+// fillMany reads or loads the keys rest[i], i in idx, one fill each — keys
+// another process holds the lease of, or that Redis refused — concurrently
+// (at most fillManyConcurrency at a time), so that their waits overlap
+// instead of adding up.
+func (c *Cache[K, V]) fillMany(ctx context.Context, rest []K, redisKeys []string, idx []int, out map[K]V, errs []error) []error {
+	if len(idx) == 0 {
+		return errs
+	}
+	vals := make([]V, len(idx))
+	fails := make([]error, len(idx))
+	slots := make(chan struct{}, fillManyConcurrency)
+	var wg sync.WaitGroup
+	for j, i := range idx {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			k, key := rest[i], redisKeys[i]
+			vals[j], _, fails[j] = c.flights.Do(ctx, key, func(ctx context.Context) (V, error) {
+				return c.fill(ctx, k, key)
+			})
+		}()
+	}
+	wg.Wait()
+	for j, i := range idx {
+		errs = c.collect(out, rest[i], vals[j], fails[j], errs)
+	}
+	return errs
+}
+
+// fillManyConcurrency bounds the concurrent fills of one GetMany.
+const fillManyConcurrency = 16
 
 // collect puts the outcome of one key of a batch in out (a value), nowhere
 // (not found), or errs (a failure).

@@ -514,3 +514,41 @@ func TestRedisRestartDuringLoad(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond, "recovers, and nothing stale is served")
 	assert.EqualValues(t, 2, src.get("k"))
 }
+
+// TestGetManyWaitsForLeasesTogether: keys another process is loading are
+// waited for, and all come back.
+func TestGetManyWaitsForLeasesTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	releaseA, doneA := holdLease(t, ns, "a", 1)
+	releaseB, doneB := holdLease(t, ns, "b", 2)
+	c, err := cache.New(connect(t, shared), cache.Options[string, int64]{
+		Namespace: ns, Codec: codec.MsgPack[int64](),
+		BatchLoader: func(context.Context, []string) (map[string]int64, error) {
+			return map[string]int64{"c": 3}, nil
+		},
+	})
+	require.NoError(t, err)
+	got := make(chan map[string]int64, 1)
+	go func() {
+		m, err := c.GetMany(ctx, []string{"a", "b", "c"})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	// Both waits are under way together (bounded: waits that ran one
+	// after the other would never reach 2 before the releases).
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().LeaseWaits < 2 && time.Now().Before(deadline) {
+		waitABit()
+	}
+	waits := c.Stats().LeaseWaits
+	close(releaseA)
+	close(releaseB)
+	<-doneA
+	<-doneB
+	assert.Equal(t, map[string]int64{"a": 1, "b": 2, "c": 3}, <-got)
+	assert.GreaterOrEqual(t, waits, uint64(2), "the two waits overlapped")
+}
