@@ -3,10 +3,13 @@ GO ?= go
 
 .PHONY: test quickstart bench bench-ci fuzz soak vet fmt check
 
-# The README's test command: installs redis-server when it is missing, then runs
-# every test with the race detector against private redis-server processes.
+# The README's test command: installs redis-server when it is missing, runs
+# the codec's allocation bounds in a normal build (the race detector adds
+# copies of its own), then every test with the race detector against private
+# redis-server processes.
 test:
 	./scripts/ensure-redis
+	$(GO) test -count=1 -run 'Allocation' ./codec/
 	$(GO) test -race -count=1 ./...
 
 # Runs the guide, step by step, against REDIS_URL or a private redis-server.

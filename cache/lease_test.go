@@ -103,6 +103,9 @@ func herd(t *testing.T, topo topology) {
 		for waiting() < clients-1 && time.Now().Before(deadline) {
 			waitABit()
 		}
+		// The source's own latency, as the herd scenario specifies; the
+		// waiting above, on the other clients' lease waits, is the
+		// synchronisation.
 		time.Sleep(20 * time.Millisecond)
 		return "v:" + key, nil
 	}
@@ -271,7 +274,8 @@ func TestNoStaleKeysUnderRandomLoad(t *testing.T) {
 	for i := range keys {
 		src.set(fmt.Sprint(i), 0)
 	}
-	// Loads are slow now and then, so that updates overlap them.
+	// Loads are slow now and then (a source's latency, not a wait for
+	// anything), so that updates land while loads are under way.
 	src.hook = func(key string, _ int64) {
 		if rand.IntN(8) == 0 {
 			time.Sleep(time.Millisecond)

@@ -107,7 +107,11 @@ func TestMsgPackAmplification(t *testing.T) {
 // strings and byte slices: at most 2 × len(data) + 64 KiB.
 func TestMsgPackStringsAllocation(t *testing.T) {
 	if raceEnabled {
-		t.Skip("allocation differs under the race detector")
+		// Under -race, msgpack's read buffer costs one more copy of the
+		// payload (the compiler keeps the temporary of its
+		// append(b, make(...)...) idiom), so the 2× bound only holds in a
+		// normal build: `make test` runs this test again without -race.
+		t.Skip("the 2× bound is checked without -race (make test runs it so)")
 	}
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	tests := []struct {
