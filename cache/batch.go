@@ -209,12 +209,7 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 	}
 	c.breaker.record(firstErr)
 	if len(lost) > 0 {
-		keys := make([]string, len(lost))
-		ls := make([][]byte, len(lost))
-		for j, i := range lost {
-			keys[j], ls[j] = redisKeys[i], leases[i]
-		}
-		c.releaseLater(ctx, keys, ls)
+		c.releaseLater(ctx, pick(redisKeys, lost), pick(leases, lost))
 	}
 	c.trackManyInBackground(ctx, rest, redisKeys, found)
 
@@ -224,27 +219,19 @@ func (c *Cache[K, V]) getManyLeased(ctx context.Context, rest []K, redisKeys []s
 		// goroutine already loads give their lease back and wait for it.
 		flights := make([]*loader.Flight[V], len(rest))
 		var lead, join []int
-		var leadLeases [][]byte
-		var giveBack []rueidis.LuaExec
 		for _, i := range held {
 			fl, leader := c.flights.Claim(redisKeys[i])
 			flights[i] = fl
 			if leader {
 				lead = append(lead, i)
-				leadLeases = append(leadLeases, leases[i])
-				continue
+			} else {
+				join = append(join, i)
 			}
-			join = append(join, i)
-			giveBack = append(giveBack, rueidis.LuaExec{Keys: []string{redisKeys[i]}, Args: []string{string(leases[i]), "", "0"}})
 		}
-		if len(giveBack) > 0 {
-			// Not wrote(): that would Forget the very flights these keys
-			// now wait on. Redis' push of the deletion drops any copy.
-			wctx, cancel := c.detached(ctx, writeTimeout)
-			evalMany(wctx, c.rc, replaceScript, replaceSHA, giveBack)
-			cancel()
+		if len(join) > 0 {
+			c.releaseLeases(ctx, pick(redisKeys, join), pick(leases, join))
 		}
-		c.loadLed(ctx, rest, redisKeys, flights, lead, leadLeases)
+		c.loadLed(ctx, rest, redisKeys, flights, lead, pick(leases, lead))
 		for _, i := range append(lead, join...) {
 			v, err := flights[i].Wait(ctx)
 			errs = c.collect(out, rest[i], v, err, errs)
@@ -351,10 +338,8 @@ func (c *Cache[K, V]) loadLed(ctx context.Context, rest []K, redisKeys []string,
 		return
 	}
 	load := func() {
-		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		lctx, cancel := c.detached(ctx, 0)
 		defer cancel()
-		stop := context.AfterFunc(c.client.closing, cancel)
-		defer stop()
 		// Every led flight is finished, whatever happens in the load:
 		// Finish is a no-op on a flight already finished.
 		defer func() {
@@ -374,12 +359,8 @@ func (c *Cache[K, V]) loadLed(ctx context.Context, rest []K, redisKeys []string,
 // one pipeline, each key only if it still holds its lease, and releases the
 // leases of the keys that failed.
 func (c *Cache[K, V]) batchLoad(ctx context.Context, rest []K, redisKeys []string, idx []int, leases [][]byte, finish func(int, V, error)) {
-	ks := make([]K, len(idx))
-	for j, i := range idx {
-		ks[j] = rest[i]
-	}
 	c.stats.loads.Add(1)
-	loaded, err := c.safeBatch(ctx, ks)
+	loaded, err := c.safeBatch(ctx, pick(rest, idx))
 	var perKey map[K]error
 	if err != nil {
 		c.stats.loadErrors.Add(1)
@@ -562,6 +543,15 @@ func (c *Cache[K, V]) cloned(v V) V {
 		return c.clone(v)
 	}
 	return v
+}
+
+// pick returns s[i] for each i in idx.
+func pick[T any](s []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for j, i := range idx {
+		out[j] = s[i]
+	}
+	return out
 }
 
 // unique returns ks without repeats, in first-seen order. It allocates only

@@ -167,30 +167,31 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 // hitDue serves a copy past its soft expiry, as the refresh mode says.
 func (c *Cache[K, V]) hitDue(ctx context.Context, k K, e *entry[V]) (V, error) {
 	c.stats.localHits.Add(1)
-	if c.refreshMode == RefreshSync {
-		return c.refreshNow(ctx, k, e)
+	v, err := c.whenDue(ctx, k, e)
+	if err != nil {
+		return v, err
 	}
-	c.stats.staleServed.Add(1)
-	c.refreshInBackground(ctx, k, e)
-	return c.cloned(e.v), nil
+	return c.cloned(v), nil
 }
 
-// refreshNow refreshes e before returning, sharing the refresh with the
-// process's other Gets of the key. When another process holds the claim,
-// the current value is returned: it is within its hard TTL, and its refresh
-// is under way.
-func (c *Cache[K, V]) refreshNow(ctx context.Context, k K, e *entry[V]) (V, error) {
+// whenDue serves e, past its soft expiry: RefreshSync refreshes it first,
+// sharing the refresh with the process's other Gets of the key, and returns
+// the current value when another process holds the claim (it is within its
+// hard TTL, and its refresh is under way); RefreshBackground returns it at
+// once and refreshes it in the background.
+func (c *Cache[K, V]) whenDue(ctx context.Context, k K, e *entry[V]) (V, error) {
+	if c.refreshMode == RefreshBackground {
+		c.stats.staleServed.Add(1)
+		c.refreshInBackground(ctx, k, e)
+		return e.v, nil
+	}
 	v, _, err := c.flights.Do(ctx, "refresh\x00"+e.key, func(ctx context.Context) (V, error) {
 		return c.refresh(ctx, k, e.key, e.softAt)
 	})
 	if errors.Is(err, errNotClaimed) {
-		return c.cloned(e.v), nil
+		return e.v, nil
 	}
-	if err != nil {
-		var zero V
-		return zero, err
-	}
-	return c.cloned(v), nil
+	return v, err
 }
 
 // spawn runs f on a background goroutine that Client.Close waits for, and
@@ -220,10 +221,17 @@ func (c *Cache[K, V]) waitBackground() {
 }
 
 // detached returns a context with ctx's values but not its cancellation,
-// bounded by d and by the client's Close: for work that must finish for
-// everyone once begun, such as releasing a lease.
+// ended by the client's Close and, when d > 0, after d: for work that must
+// finish for everyone once begun, such as a load others wait for or the
+// release of a lease.
 func (c *Cache[K, V]) detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if d > 0 {
+		var cancelTimeout context.CancelFunc
+		dctx, cancelTimeout = context.WithTimeout(dctx, d)
+		cancelParent := cancel
+		cancel = func() { cancelTimeout(); cancelParent() }
+	}
 	stop := context.AfterFunc(c.client.closing, cancel)
 	return dctx, func() {
 		stop()
@@ -346,19 +354,12 @@ func (c *Cache[K, V]) readTracked(ctx context.Context, k K, key string) (V, erro
 func (c *Cache[K, V]) loadHeld(ctx context.Context, k K, key string, lease []byte) (V, error) {
 	fl, leader := c.flights.Claim(key)
 	if !leader {
-		// Give the lease back. Not through commit, whose wrote() would
-		// Forget the flight this caller now waits on; Redis' push of the
-		// deletion drops any copy.
-		gctx, cancel := c.detached(ctx, writeTimeout)
-		_ = replaceScript.Exec(gctx, c.rc, []string{key}, []string{string(lease), "", "0"}).Error()
-		cancel()
+		c.releaseLeases(ctx, []string{key}, [][]byte{lease})
 		return fl.Wait(ctx)
 	}
 	load := func() {
-		lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		lctx, cancel := c.detached(ctx, 0)
 		defer cancel()
-		stop := context.AfterFunc(c.client.closing, cancel)
-		defer stop()
 		v, err := c.loadUnderLease(lctx, k, key, lease)
 		fl.Finish(v, err)
 	}
@@ -372,34 +373,7 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, k K, key string, lease []byt
 // goroutine, so that Redis tracks it for this process and the next Gets find
 // a decoded copy. One such read per key at a time.
 func (c *Cache[K, V]) trackInBackground(ctx context.Context, k K, key string) {
-	if c.local == nil {
-		return
-	}
-	if _, busy := c.tracking.LoadOrStore(key, struct{}{}); busy {
-		return
-	}
-	started := c.spawn(func() {
-		defer c.tracking.Delete(key)
-		tctx, cancel := c.detached(ctx, writeTimeout)
-		defer cancel()
-		snap := c.local.snapshot(key)
-		res, tracked := c.read(tctx, key)
-		raw, err := res.AsBytes()
-		if err != nil || !tracked {
-			return
-		}
-		e, derr := c.decode(key, raw)
-		if derr != nil {
-			return
-		}
-		if pxat := res.CachePXAT(); pxat > 0 {
-			e.expireAt = pxat * int64(time.Millisecond)
-		}
-		c.local.store(k, e, snap)
-	})
-	if !started {
-		c.tracking.Delete(key)
-	}
+	c.trackManyInBackground(ctx, []K{k}, []string{key}, []int{0})
 }
 
 // fill reads key from Redis and, when it holds nothing usable, loads it under
@@ -534,15 +508,7 @@ func (c *Cache[K, V]) served(ctx context.Context, k K, e *entry[V], res rueidis.
 		c.stats.staleServed.Add(1)
 	}
 	if e.due(c.nanos()) {
-		if c.refreshMode == RefreshSync {
-			v, err := c.refresh(ctx, k, e.key, e.softAt)
-			if !errors.Is(err, errNotClaimed) {
-				return v, err
-			}
-		} else {
-			c.stats.staleServed.Add(1)
-			c.refreshInBackground(ctx, k, e)
-		}
+		return c.whenDue(ctx, k, e)
 	}
 	return e.v, nil
 }
@@ -602,23 +568,28 @@ func (c *Cache[K, V]) safeLoad(ctx context.Context, k K, key string) (v V, err e
 	return c.callLoader(ctx, k, key)
 }
 
-// releaseLater releases leases whose SET NX GET may or may not have reached
-// Redis (its reply was lost: the caller's context ended, or the connection
-// broke). Left alone, such a lease would make every process wait LeaseTTL
-// for a load that never comes. The release is a compare-and-delete, right
-// whether the SET happened or not.
-func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, leases [][]byte) {
-	release := func() {
-		rctx, cancel := c.detached(ctx, writeTimeout)
-		defer cancel()
-		execs := make([]rueidis.LuaExec, len(keys))
-		for i, key := range keys {
-			execs[i] = rueidis.LuaExec{Keys: []string{key}, Args: []string{string(leases[i]), "", "0"}}
-		}
-		evalMany(rctx, c.rc, replaceScript, replaceSHA, execs)
+// releaseLeases deletes each key that still holds its lease (a
+// compare-and-delete, right whether the lease was ever set or not). It is not
+// a write of this process's in the sense of wrote(): that would Forget the
+// flights the callers may wait on next, and Redis' push of the deletion
+// drops any copy anyway.
+func (c *Cache[K, V]) releaseLeases(ctx context.Context, keys []string, leases [][]byte) {
+	rctx, cancel := c.detached(ctx, writeTimeout)
+	defer cancel()
+	execs := make([]rueidis.LuaExec, len(keys))
+	for i, key := range keys {
+		execs[i] = rueidis.LuaExec{Keys: []string{key}, Args: []string{string(leases[i]), "", "0"}}
 	}
-	if !c.spawn(release) {
-		release()
+	evalMany(rctx, c.rc, replaceScript, replaceSHA, execs)
+}
+
+// releaseLater releases, in the background, leases whose SET NX GET may or
+// may not have reached Redis (its reply was lost: the caller's context
+// ended, or the connection broke). Left alone, such a lease would make every
+// process wait LeaseTTL for a load that never comes.
+func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, leases [][]byte) {
+	if !c.spawn(func() { c.releaseLeases(ctx, keys, leases) }) {
+		c.releaseLeases(ctx, keys, leases)
 	}
 }
 
@@ -759,26 +730,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// read GETs key through the client-side cache. When this process wrote key
-// and the invalidation of that write has not arrived yet (see written), a reply
-// served from the client-side cache may hold the bytes from before the write:
-// it is dropped and a plain GET asks Redis. A reply that made its own round
-// trip was read after the write, so it is good, and the client-side cache now
-// holds it too. read reports whether the reply came through client-side
-// caching, that is whether Redis will invalidate it.
+// read is readMany for one key.
 func (c *Cache[K, V]) read(ctx context.Context, key string) (rueidis.RedisResult, bool) {
-	// Check before the read: the push may clear the mark while the read runs.
-	wrote := c.written.has(key)
-	res := c.rc.DoCache(ctx, c.rc.B().Get().Key(key).Cache(), c.localTTL)
-	if wrote {
-		if res.IsCacheHit() {
-			return c.rc.Do(ctx, c.rc.B().Get().Key(key).Build()), false
-		}
-		if res.NonRedisError() == nil {
-			c.written.done(key)
-		}
-	}
-	return res, true
+	res, tracked := c.readMany(ctx, []string{key})
+	return res[0], tracked[0]
 }
 
 // callLoader runs the loader for a key that Redis could not answer.
@@ -925,9 +880,14 @@ func (c *Cache[K, V]) invalidateAll() {
 	c.waits.wakeAll()
 }
 
-// readMany is read for many keys in one round (and a second one for keys
-// this process wrote whose cached replies cannot be trusted yet). It reports
-// for each key whether its reply came through client-side caching.
+// readMany GETs keys through the client-side cache, in one round. When this
+// process wrote a key and the invalidation of that write has not arrived yet
+// (see written), a reply served from the client-side cache may hold the bytes
+// from before the write: it is dropped, and a plain GET in a second round asks
+// Redis. A reply that made its own round trip was read after the write, so it
+// is good, and the client-side cache now holds it too. readMany reports for
+// each key whether its reply came through client-side caching, that is
+// whether Redis will invalidate it.
 func (c *Cache[K, V]) readMany(ctx context.Context, keys []string) ([]rueidis.RedisResult, []bool) {
 	cmds := make([]rueidis.CacheableTTL, len(keys))
 	tracked := make([]bool, len(keys))

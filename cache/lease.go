@@ -98,7 +98,7 @@ func (c *Cache[K, V]) acquireCmd(key string, lease []byte) rueidis.Completed {
 // It runs with its own deadline, detached from ctx's cancellation: a lease
 // must be released even when every caller has gone.
 func (c *Cache[K, V]) replace(ctx context.Context, key string, old, data []byte, ttl time.Duration) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	ctx, cancel := c.detached(ctx, writeTimeout)
 	defer cancel()
 	ttlArg := "0"
 	if ttl > 0 {
