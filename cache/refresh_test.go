@@ -41,17 +41,25 @@ func refreshCache(t testing.TB, client *cache.Client, ns string, src *source, cl
 	})
 }
 
-func TestRefreshAheadInBackground(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// warmRefreshCache returns a cache whose values are due for refresh after 5
+// minutes of clock, holding a decoded copy of "k" (version 1 of src).
+func warmRefreshCache(t *testing.T, mode cache.RefreshMode) (*cache.Cache[string, int64], *source, *fakeClock) {
+	t.Helper()
 	clock := &fakeClock{now: time.Now()}
 	src := newSource()
 	src.set("k", 1)
-	c := refreshCache(t, connect(t, shared), namespace(t), src, clock, cache.RefreshBackground)
+	c := refreshCache(t, connect(t, shared), namespace(t), src, clock, mode)
+	warm(t, c, "k")
+	return c, src, clock
+}
+
+func TestRefreshAheadInBackground(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, src, clock := warmRefreshCache(t, cache.RefreshBackground)
 	v, err := c.Get(ctx, "k")
 	require.NoError(t, err)
 	require.EqualValues(t, 1, v)
-	warm(t, c, "k")
 
 	src.set("k", 2)
 	clock.Add(6 * time.Minute) // past the soft TTL (5m), within the hard one
@@ -77,13 +85,7 @@ func TestRefreshAheadInBackground(t *testing.T) {
 func TestRefreshAheadSync(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Now()}
-	src := newSource()
-	src.set("k", 1)
-	c := refreshCache(t, connect(t, shared), namespace(t), src, clock, cache.RefreshSync)
-	_, err := c.Get(ctx, "k")
-	require.NoError(t, err)
-	warm(t, c, "k")
+	c, src, clock := warmRefreshCache(t, cache.RefreshSync)
 	src.set("k", 2)
 	clock.Add(6 * time.Minute)
 	v, err := c.Get(ctx, "k")
@@ -184,13 +186,7 @@ func TestOneProcessRefreshes(t *testing.T) {
 func TestRefreshOvertakenByInvalidationIsDiscarded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clock := &fakeClock{now: time.Now()}
-	src := newSource()
-	src.set("k", 1)
-	c := refreshCache(t, connect(t, shared), namespace(t), src, clock, cache.RefreshSync)
-	_, err := c.Get(ctx, "k")
-	require.NoError(t, err)
-	warm(t, c, "k")
+	c, src, clock := warmRefreshCache(t, cache.RefreshSync)
 
 	parked := make(chan struct{})
 	release := make(chan struct{})

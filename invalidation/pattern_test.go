@@ -176,14 +176,23 @@ func TestPatternGlob(t *testing.T) {
 				{"*[^0-8]", endsIn9},
 				{"[!4]", []string{ns + "4"}}, // '!' is a member, not a negation
 			} {
-				n, err := invalidation.Pattern(ctx, client, ns+tc.glob, invalidation.Options{})
-				require.NoError(t, err)
-				assert.EqualValues(t, len(tc.gone), n, "glob %q", tc.glob)
-				all = slices.DeleteFunc(all, func(k string) bool { return slices.Contains(tc.gone, k) })
-				assert.Equal(t, set(all...), union(scanNodes(t, ctx, d, d.nodes, ns+"*")), "after glob %q", tc.glob)
+				all = removeAndCheck(t, ctx, client, d, ns, all, ns+tc.glob, tc.gone)
 			}
 		})
 	}
+}
+
+// removeAndCheck runs Pattern with pattern over the keys all, which must
+// remove exactly gone, and checks that every node holds the rest under ns. It
+// returns the rest.
+func removeAndCheck(t *testing.T, ctx context.Context, client rueidis.Client, d deployment, ns string, all []string, pattern string, gone []string) []string {
+	t.Helper()
+	n, err := invalidation.Pattern(ctx, client, pattern, invalidation.Options{})
+	require.NoError(t, err)
+	assert.EqualValues(t, len(gone), n, "pattern %q", pattern)
+	all = slices.DeleteFunc(all, func(k string) bool { return slices.Contains(gone, k) })
+	assert.Equal(t, set(all...), union(scanNodes(t, ctx, d, d.nodes, ns+"*")), "after pattern %q", pattern)
+	return all
 }
 
 // TestPatternEscapedUserInput is the package example: a user id with a
@@ -213,13 +222,7 @@ func TestPatternEscapedUserInput(t *testing.T) {
 				{"1001", []string{ns + "1001:x"}},
 				{"[1]", []string{ns + "[1]:a"}},
 			} {
-				n, err := invalidation.Pattern(ctx, client, ns+invalidation.Escape(tc.id)+":*", invalidation.Options{})
-				require.NoError(t, err)
-				assert.EqualValues(t, len(tc.gone), n, "id %q", tc.id)
-				for _, k := range tc.gone {
-					all = slices.DeleteFunc(all, func(s string) bool { return s == k })
-				}
-				assert.Equal(t, set(all...), union(scanNodes(t, ctx, d, d.nodes, ns+"*")), "after id %q", tc.id)
+				all = removeAndCheck(t, ctx, client, d, ns, all, ns+invalidation.Escape(tc.id)+":*", tc.gone)
 			}
 		})
 	}
