@@ -97,19 +97,3 @@ func (b *breaker) record(err error) {
 		b.until = b.now().Add(b.cooldown).UnixNano()
 	}
 }
-
-// fallbackLoad calls the loader while Redis is unavailable, at most
-// FallbackConcurrency at a time in this cache, so that a dead Redis does not
-// turn every read into a database query at once. Callers beyond the bound
-// wait for a slot, or for their context.
-func (c *Cache[K, V]) fallbackLoad(ctx context.Context, k K, key string) (V, error) {
-	select {
-	case c.fallbackSlots <- struct{}{}:
-	case <-ctx.Done():
-		var zero V
-		return zero, ctx.Err()
-	}
-	defer func() { <-c.fallbackSlots }()
-	c.stats.fallbacks.Add(1)
-	return c.callLoader(ctx, k, key)
-}

@@ -14,47 +14,81 @@ import (
 	"github.com/aside-go/aside/internal/envelope"
 )
 
-// Leases: one load per key across every process.
-//
-// A fill that finds nothing in Redis takes the key's lease before it loads:
-// SET key <lease> NX GET PX <LeaseTTL>, where <lease> is an envelope of kind
-// Lease holding a token drawn for this fill alone (a token per client would
-// let two fills of one process each believe they hold the other's lease).
-// GET makes the same command return what the key holds when the SET did not
-// happen: a value another process wrote meanwhile, or its lease.
-//
-// The holder loads, then writes with replaceScript, which replaces the key
-// only if it still holds the holder's own lease. Every invalidation deletes
-// the key — lease included — so a fill that read the source before an update
-// (and therefore before the update's invalidation) can never write its value
-// after it: the stale-set race of cache-aside is closed. A holder that dies
-// leaves a lease that expires after LeaseTTL, and the next reader takes over.
-//
-// A reader that finds a lease waits for the key's invalidation, which Redis
-// pushes when the holder writes (or the lease expires, or anyone deletes the
-// key), then reads again. It registers its wait before the read that
-// observes the lease, so no invalidation can fall between that read and the
-// wait. Redis tracks a key once per read: the read that observes the lease is
-// a client-side cached GET, which tracks the key again for the next push.
+// The scripts of the read and write paths. Every read or write of a value
+// that may leave a copy in process memory is one of them, because a script
+// does in one atomic step what separate commands cannot: read (which makes
+// Redis track the key for this connection — aside connects in OPTOUT mode, so
+// every read is tracked, inside scripts too), take a lease, write, and read
+// again after the write. See the package documentation, "How it works".
 
-// replaceScript replaces KEYS[1] with ARGV[2] for ARGV[3] milliseconds (or
-// deletes it when ARGV[3] is 0) if it holds exactly ARGV[1]. It returns 1 when
-// it did.
+// visitScript is a read's one Redis visit. With a lease in ARGV[1] it is
+// SET KEYS[1] ARGV[1] NX GET PX ARGV[2]: it returns what the key holds, or
+// takes the key's lease when it holds nothing; with an empty ARGV[1] it is a
+// GET. Either way it then reads PTTL, which tracks the key for this
+// connection after the SET: a later change by anyone pushes an invalidation
+// here. It returns {the key's bytes or nil, PTTL}.
 var (
-	replaceScript = rueidis.NewLuaScript(replaceSrc)
-	replaceSHA    = scriptSHA(replaceSrc)
+	visitScript = rueidis.NewLuaScript(visitSrc)
+	visitSHA    = scriptSHA(visitSrc)
 )
 
-const replaceSrc = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-	if ARGV[3] == '0' then
-		redis.call('DEL', KEYS[1])
-	else
-		redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-	end
-	return 1
+const visitSrc = `
+local v
+if ARGV[1] == '' then
+	v = redis.call('GET', KEYS[1])
+else
+	v = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
 end
-return 0`
+return {v, redis.call('PTTL', KEYS[1])}`
+
+// writeScript writes ARGV[2] to KEYS[1] for ARGV[3] milliseconds (or deletes
+// it when ARGV[3] is 0). With a non-empty ARGV[1] (a lease token never is
+// empty) it writes only if the key holds exactly ARGV[1], which it reads with
+// GETEX: a write command, so that the comparison tracks nothing, and the
+// write's invalidation reaches only the connections that tracked the key
+// before (the visit that took the lease). With an empty ARGV[1] it writes
+// whatever the key holds, and reads PTTL first, so that Redis tracks the key
+// for this connection and pushes the write's invalidation back here. Either
+// way that push is the echo the client expects (see Client.expectEcho). It
+// reads PTTL after the write, so that the key stays tracked for the next
+// change. It returns {1 if it wrote, PTTL}.
+var (
+	writeScript = rueidis.NewLuaScript(writeSrc)
+	writeSHA    = scriptSHA(writeSrc)
+)
+
+const writeSrc = `
+if ARGV[1] == '' then
+	redis.call('PTTL', KEYS[1])
+elseif redis.call('GETEX', KEYS[1]) ~= ARGV[1] then
+	return {0, 0}
+end
+if ARGV[3] == '0' then
+	redis.call('DEL', KEYS[1])
+	return {1, -2}
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {1, redis.call('PTTL', KEYS[1])}`
+
+// Leases: one load per key across every process.
+//
+// A read that finds nothing in Redis takes the key's lease in the same visit:
+// the lease is an envelope of kind Lease holding a token drawn for this load
+// alone (a token per client would let two loads of one process each believe
+// they hold the other's lease). The holder loads, then writes with
+// writeScript, which replaces the key only if it still holds the holder's own
+// lease. Every invalidation deletes the key — lease included — so a load that
+// read the source before an update (and therefore before the update's
+// invalidation) can never write its value after it: the stale-set race of
+// cache-aside is closed. A holder that dies leaves a lease that expires after
+// LeaseTTL, and the next reader takes over.
+//
+// A reader that finds another's lease waits for the key's invalidation, which
+// Redis pushes when the holder writes (or the lease expires, or anyone
+// deletes the key): the visit that saw the lease tracked the key. It then
+// visits again. Finding the lease of one of this process's own loads, it
+// waits for that load instead: Redis still holding the lease proves that no
+// invalidation came between that load's lease and this read.
 
 // evalMany runs script once per exec in one pipeline of EVALSHA commands.
 // rueidis' Lua.ExecMulti would first send SCRIPT LOAD to every node, a round
@@ -64,15 +98,24 @@ return 0`
 func evalMany(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha string, execs []rueidis.LuaExec) []rueidis.RedisResult {
 	cmds := make(rueidis.Commands, len(execs))
 	for i, e := range execs {
-		cmds[i] = rc.B().Evalsha().Sha1(sha).Numkeys(int64(len(e.Keys))).Key(e.Keys...).Arg(e.Args...).Build()
+		cmds[i] = evalCmd(rc, sha, e)
 	}
-	out := rc.DoMulti(ctx, cmds...)
+	var out []rueidis.RedisResult
+	if len(cmds) == 1 {
+		out = []rueidis.RedisResult{rc.Do(ctx, cmds[0])}
+	} else {
+		out = rc.DoMulti(ctx, cmds...)
+	}
 	for i, res := range out {
 		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
 			out[i] = script.Exec(ctx, rc, execs[i].Keys, execs[i].Args)
 		}
 	}
 	return out
+}
+
+func evalCmd(rc rueidis.Client, sha string, e rueidis.LuaExec) rueidis.Completed {
+	return rc.B().Evalsha().Sha1(sha).Numkeys(int64(len(e.Keys))).Key(e.Keys...).Arg(e.Args...).Build()
 }
 
 // scriptSHA is the SHA-1 Redis names a script by.
@@ -88,83 +131,116 @@ func newLease() []byte {
 	return envelope.Encode(envelope.Lease, false, time.Time{}, token[:])
 }
 
-// acquireCmd is the command that takes key's lease or returns what it holds.
-func (c *Cache[K, V]) acquireCmd(key string, lease []byte) rueidis.Completed {
-	return c.rc.B().Set().Key(key).Value(rueidis.BinaryString(lease)).Nx().Get().PxMilliseconds(ms(c.leaseTTL)).Build()
+// visitExec is the visit of key: with a lease to take, or a plain read.
+func (c *Cache[K, V]) visitExec(key string, lease []byte) rueidis.LuaExec {
+	if lease == nil {
+		return rueidis.LuaExec{Keys: []string{key}, Args: []string{"", ""}}
+	}
+	return rueidis.LuaExec{Keys: []string{key}, Args: []string{string(lease), strconv.FormatInt(ms(c.leaseTTL), 10)}}
 }
 
-// replace runs replaceScript: if key still holds old, it becomes data for
-// ttl (or is deleted when ttl is 0). It reports whether the key was replaced.
-// It runs with its own deadline, detached from ctx's cancellation: a lease
-// must be released even when every caller has gone.
-func (c *Cache[K, V]) replace(ctx context.Context, key string, old, data []byte, ttl time.Duration) (bool, error) {
-	ctx, cancel := c.detached(ctx, writeTimeout)
-	defer cancel()
+// writeExec is writeScript's execution: data for ttl in place of old (any
+// bytes when old is nil), or a deletion when data is nil.
+func writeExec(key string, old, data []byte, ttl time.Duration) rueidis.LuaExec {
 	ttlArg := "0"
-	if ttl > 0 {
+	if data != nil {
 		ttlArg = strconv.FormatInt(ms(ttl), 10)
 	}
-	n, err := replaceScript.Exec(ctx, c.rc, []string{key}, []string{string(old), string(data), ttlArg}).AsInt64()
-	c.wrote(key)
-	return n == 1, classify(err)
+	return rueidis.LuaExec{Keys: []string{key}, Args: []string{string(old), string(data), ttlArg}}
 }
 
-// writeTimeout bounds the writes a fill makes after its load.
-const writeTimeout = 5 * time.Second
+// visitReply is a visit's answer: the key's bytes (nil when it held nothing:
+// the lease, if one was offered, is now the caller's) and its PTTL.
+func visitReply(res rueidis.RedisResult) (raw []byte, found bool, pttl int64, err error) {
+	arr, err := res.ToArray()
+	if err != nil {
+		return nil, false, 0, err
+	}
+	if len(arr) != 2 {
+		return nil, false, 0, errBadReply
+	}
+	pttl, _ = arr[1].AsInt64()
+	raw, err = arr[0].AsBytes()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return nil, false, pttl, nil
+	case err != nil:
+		return nil, false, pttl, err
+	}
+	return raw, true, pttl, nil
+}
 
-// waits lets fills of this process wait for the invalidation of a key.
+// writeReply is writeScript's answer: whether it wrote, and the key's PTTL
+// after the write.
+func writeReply(res rueidis.RedisResult) (wrote bool, pttl int64, err error) {
+	arr, err := res.ToArray()
+	if err != nil {
+		return false, 0, err
+	}
+	if len(arr) != 2 {
+		return false, 0, errBadReply
+	}
+	n, _ := arr[0].AsInt64()
+	pttl, _ = arr[1].AsInt64()
+	return n == 1, pttl, nil
+}
+
+// waits lets reads of this process wait for the invalidation of keys.
 type waits struct {
 	mu sync.Mutex
-	m  map[string]*wait // guarded by mu
+	m  map[string][]chan struct{} // guarded by mu
 }
 
-type wait struct {
-	ch   chan struct{} // closed by the key's invalidation
-	refs int
-}
-
-// register returns a channel closed by the next invalidation of key. Call
-// unregister with it when done waiting.
-func (w *waits) register(key string) *wait {
+// register makes the next invalidation of key send on ch (without blocking:
+// give ch a buffer of one). Call unregister when done waiting.
+func (w *waits) register(key string, ch chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
-		w.m = make(map[string]*wait)
+		w.m = make(map[string][]chan struct{})
 	}
-	wt, ok := w.m[key]
-	if !ok {
-		wt = &wait{ch: make(chan struct{})}
-		w.m[key] = wt
-	}
-	wt.refs++
-	return wt
+	w.m[key] = append(w.m[key], ch)
 }
 
-func (w *waits) unregister(key string, wt *wait) {
+func (w *waits) unregister(key string, ch chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	wt.refs--
-	if wt.refs == 0 && w.m[key] == wt {
+	chs := w.m[key]
+	for i, have := range chs {
+		if have == ch {
+			chs[i] = chs[len(chs)-1]
+			chs = chs[:len(chs)-1]
+			break
+		}
+	}
+	if len(chs) == 0 {
 		delete(w.m, key)
+	} else {
+		w.m[key] = chs
 	}
 }
 
-// wake closes the wait of key, if any. A fill that registers after it gets a
-// new channel.
+// wake signals the waits of key, which stay registered.
 func (w *waits) wake(key string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if wt, ok := w.m[key]; ok {
-		close(wt.ch)
-		delete(w.m, key)
+	for _, ch := range w.m[key] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
 func (w *waits) wakeAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for key, wt := range w.m {
-		close(wt.ch)
-		delete(w.m, key)
+	for _, chs := range w.m {
+		for _, ch := range chs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
 	}
 }

@@ -9,28 +9,30 @@ import (
 // local holds the decoded values of one cache in process memory.
 //
 // Reads are lock-free (a sync.Map keyed by the typed key, so a hit builds no
-// key string and decodes nothing). Writes and invalidations go through one of
+// key string and decodes nothing). Stores and invalidations go through one of
 // stripeCount stripes chosen by the Redis key, each holding a mutex, an
-// invalidation counter and the index from Redis key back to typed key that an
-// invalidation (which names only the Redis key) needs.
+// invalidation counter and the index from a Redis key back to the typed keys
+// whose copies it backs. The index keeps every typed key: a Key function
+// that is not one-to-one (strings.ToLower, say) maps several typed keys to
+// one Redis key, and an invalidation of that Redis key drops them all.
 //
-// The order that keeps a stale copy out. A fill reads the stripe's counter
-// (snapshot) BEFORE it sends GET to Redis, and stores the decoded value only
-// if, under the stripe's mutex, the counter still equals the snapshot. An
-// invalidation increments the counter and deletes the copy under that same
-// mutex. So for an invalidation of the key that rueidis delivers at any moment
-// after the snapshot — including between the GET's reply and the store — either
-// the invalidation runs first and the fill sees a changed counter and does not
-// store, or the fill stores first and the invalidation then deletes what it
-// stored. An invalidation delivered before the snapshot concerns a write that
-// Redis applied before our GET, so the GET already returns the new value.
-// Invalidations of other keys of the same stripe also make a fill skip its
-// store; that costs only a later re-read (served by rueidis' own local cache),
-// never correctness, and with 256 stripes it is rare.
+// The order that keeps a stale copy out. A read takes the stripe's counter
+// (snapshot) BEFORE it sends its command to Redis, and stores the decoded
+// value only if, under the stripe's mutex, the counter still equals the
+// snapshot. An invalidation increments the counter and deletes the copies
+// under that same mutex. So for an invalidation of the key that arrives at any
+// moment after the snapshot — including between the reply and the store —
+// either the invalidation runs first and the read sees a changed counter and
+// does not store, or the read stores first and the invalidation then deletes
+// what it stored. An invalidation that arrived before the snapshot concerns a
+// change that Redis applied before the read, which therefore saw it.
+// Invalidations of other keys of the same stripe also make a read skip its
+// store; that costs only a later re-read, never correctness, and with 256
+// stripes it is rare.
 type local[K comparable, V any] struct {
 	items   sync.Map // K -> *entry[V]
 	size    atomic.Int64
-	max     int64
+	max     int64 // 0: keep no copies (the counters still serve waits)
 	stripes [stripeCount]stripe[K]
 	seed    maphash.Seed
 }
@@ -39,9 +41,9 @@ const stripeCount = 256
 
 type stripe[K comparable] struct {
 	mu  sync.Mutex
-	gen atomic.Uint64 // written under mu; read without it for snapshots
-	rev map[string]K  // Redis key -> typed key of the stored copy
-	_   [32]byte      // keep neighbouring stripes off one cache line
+	gen atomic.Uint64  // written under mu; read without it for snapshots
+	rev map[string][]K // Redis key -> typed keys with a stored copy; guarded by mu
+	_   [24]byte       // keep neighbouring stripes off one cache line
 }
 
 // entry is one decoded value. It is immutable once stored, but for the
@@ -56,10 +58,13 @@ type entry[V any] struct {
 	softAt     int64  // Unix nanoseconds after which a refresh is due; 0 = never
 }
 
-func newLocal[K comparable, V any](max int) *local[K, V] {
-	l := &local[K, V]{max: int64(max), seed: maphash.MakeSeed()}
+// due reports whether e is past its soft expiry at now.
+func (e *entry[V]) due(now int64) bool { return e.softAt != 0 && now >= e.softAt }
+
+func newLocal[K comparable, V any](capacity int) *local[K, V] {
+	l := &local[K, V]{max: int64(max(capacity, 0)), seed: maphash.MakeSeed()}
 	for i := range l.stripes {
-		l.stripes[i].rev = make(map[string]K)
+		l.stripes[i].rev = make(map[string][]K)
 	}
 	return l
 }
@@ -84,7 +89,7 @@ func (l *local[K, V]) get(k K, nowNanos int64) (*entry[V], bool) {
 }
 
 // snapshot returns the invalidation counter of key's stripe, to be taken
-// before the read from Redis whose result may be stored with store.
+// before the Redis command whose result may be stored with store.
 func (l *local[K, V]) snapshot(key string) uint64 {
 	return l.stripe(key).gen.Load()
 }
@@ -94,46 +99,104 @@ func (l *local[K, V]) snapshot(key string) uint64 {
 func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
 	st := l.stripe(e.key)
 	st.mu.Lock()
-	if st.gen.Load() != snap {
+	if st.gen.Load() != snap || l.max == 0 {
 		st.mu.Unlock()
 		return false
 	}
-	_, loaded := l.items.Swap(k, e)
-	st.rev[e.key] = k
+	added := l.put(st, k, e)
 	st.mu.Unlock()
-	if !loaded && l.size.Add(1) > l.max {
+	if added && l.size.Add(1) > l.max {
 		l.shrink()
 	}
 	return true
 }
 
-// invalidate drops the copy stored under the Redis key and makes fills that
-// snapshotted before it skip their store.
+// storeWritten is store for a value this process has just written: in one
+// step under the stripe's mutex it drops every copy of the Redis key (as
+// invalidate does, so that reads in flight do not store what they read
+// before the write), then keeps e as the copy of k — unless an invalidation
+// touched the stripe since snap, taken before the write was sent.
+func (l *local[K, V]) storeWritten(k K, e *entry[V], snap uint64) bool {
+	st := l.stripe(e.key)
+	st.mu.Lock()
+	ok := st.gen.Load() == snap && l.max > 0
+	st.gen.Add(1)
+	l.drop(st, e.key)
+	added := ok && l.put(st, k, e)
+	st.mu.Unlock()
+	if added && l.size.Add(1) > l.max {
+		l.shrink()
+	}
+	return ok
+}
+
+// put stores e for k in the map and the index; st.mu is held. It reports
+// whether k had no copy before.
+func (l *local[K, V]) put(st *stripe[K], k K, e *entry[V]) bool {
+	_, loaded := l.items.Swap(k, e)
+	ks := st.rev[e.key]
+	for _, have := range ks {
+		if have == k {
+			return !loaded
+		}
+	}
+	st.rev[e.key] = append(ks, k)
+	return !loaded
+}
+
+// drop deletes every copy backed by key; st.mu is held. An index entry whose
+// typed key now holds a copy of another Redis key is skipped.
+func (l *local[K, V]) drop(st *stripe[K], key string) {
+	ks, ok := st.rev[key]
+	if !ok {
+		return
+	}
+	delete(st.rev, key)
+	for _, k := range ks {
+		if v, loaded := l.items.Load(k); loaded && v.(*entry[V]).key == key {
+			if l.items.CompareAndDelete(k, v) {
+				l.size.Add(-1)
+			}
+		}
+	}
+}
+
+// unindex removes k from key's index entry; st.mu is held.
+func (st *stripe[K]) unindex(key string, k K) {
+	ks := st.rev[key]
+	for i, have := range ks {
+		if have == k {
+			ks[i] = ks[len(ks)-1]
+			ks = ks[:len(ks)-1]
+			break
+		}
+	}
+	if len(ks) == 0 {
+		delete(st.rev, key)
+	} else {
+		st.rev[key] = ks
+	}
+}
+
+// invalidate drops the copies stored under the Redis key and makes reads
+// that snapshotted before it skip their store.
 func (l *local[K, V]) invalidate(key string) {
 	st := l.stripe(key)
 	st.mu.Lock()
 	st.gen.Add(1)
-	if k, ok := st.rev[key]; ok {
-		delete(st.rev, key)
-		if _, loaded := l.items.LoadAndDelete(k); loaded {
-			l.size.Add(-1)
-		}
-	}
+	l.drop(st, key)
 	st.mu.Unlock()
 }
 
-// invalidateAll drops every copy, for a connection that dropped (rueidis
-// flushes its own local cache then, and Redis forgets what it tracked).
+// invalidateAll drops every copy, for a connection that dropped or a flush
+// (Redis forgot what it tracked).
 func (l *local[K, V]) invalidateAll() {
 	for i := range l.stripes {
 		st := &l.stripes[i]
 		st.mu.Lock()
 		st.gen.Add(1)
-		for key, k := range st.rev {
-			delete(st.rev, key)
-			if _, loaded := l.items.LoadAndDelete(k); loaded {
-				l.size.Add(-1)
-			}
+		for key := range st.rev {
+			l.drop(st, key)
 		}
 		st.mu.Unlock()
 	}
@@ -145,8 +208,8 @@ func (l *local[K, V]) evict(k K, e *entry[V]) {
 	st := l.stripe(e.key)
 	st.mu.Lock()
 	if l.items.CompareAndDelete(k, e) {
-		delete(st.rev, e.key)
 		l.size.Add(-1)
+		st.unindex(e.key, k)
 	}
 	st.mu.Unlock()
 }

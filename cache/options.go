@@ -141,7 +141,9 @@ func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidOptions, field, fmt.Sprintf(format, args...))
 }
 
-func (o *Options[K, V]) resolve() error {
+// validate checks the options as the caller gave them, zero values meaning
+// their defaults, and names the first field at fault.
+func (o *Options[K, V]) validate() error {
 	if o.Namespace == "" {
 		return invalid("Namespace", "required")
 	}
@@ -151,11 +153,63 @@ func (o *Options[K, V]) resolve() error {
 		}
 	}
 	if o.Key == nil {
-		f, err := defaultKeyFunc[K]()
-		if err != nil {
+		if _, err := defaultKeyFunc[K](); err != nil {
 			return err
 		}
-		o.Key = f
+	}
+	if o.TTL != nil {
+		if err := o.TTL.Validate(); err != nil {
+			return fmt.Errorf("%w: TTL: %w", ErrInvalidOptions, err)
+		}
+	}
+	switch o.OnRedisDown {
+	case FailOpen, FailFast:
+	default:
+		return invalid("OnRedisDown", "unknown policy %d", o.OnRedisDown)
+	}
+	switch o.Refresh {
+	case RefreshBackground, RefreshSync:
+	default:
+		return invalid("Refresh", "unknown mode %d", o.Refresh)
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{
+		{"BatchConcurrency", o.BatchConcurrency},
+		{"RefreshConcurrency", o.RefreshConcurrency},
+		{"FallbackConcurrency", o.FallbackConcurrency},
+	} {
+		if f.n < 0 {
+			return invalid(f.name, "%d is negative", f.n)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+		min  time.Duration
+	}{
+		{"LocalTTL", o.LocalTTL, time.Millisecond},
+		{"LeaseTTL", o.LeaseTTL, time.Millisecond},
+		{"RefreshTimeout", o.RefreshTimeout, 0},
+		{"BreakerCooldown", o.BreakerCooldown, 0},
+		{"LeaseWait", o.LeaseWait, 0},
+	} {
+		switch {
+		case f.d < 0:
+			return invalid(f.name, "%v is negative", f.d)
+		case f.d != 0 && f.d < f.min:
+			return invalid(f.name, "%v is below %v", f.d, f.min)
+		}
+	}
+	return nil
+}
+
+// withDefaults returns a copy of valid options with every zero field set to
+// its default. The caller's struct is not touched.
+func (o Options[K, V]) withDefaults() Options[K, V] {
+	if o.Key == nil {
+		o.Key, _ = defaultKeyFunc[K]()
 	}
 	if o.Codec == nil {
 		o.Codec = codec.MsgPack[V]()
@@ -163,48 +217,20 @@ func (o *Options[K, V]) resolve() error {
 	if o.TTL == nil {
 		o.TTL = ttlpolicy.Minutes(5)
 	}
-	if err := o.TTL.Validate(); err != nil {
-		return fmt.Errorf("%w: TTL: %w", ErrInvalidOptions, err)
-	}
-	if o.BatchConcurrency < 0 {
-		return invalid("BatchConcurrency", "%d is negative", o.BatchConcurrency)
-	}
-	switch o.OnRedisDown {
-	case FailOpen, FailFast:
-	default:
-		return invalid("OnRedisDown", "unknown policy %d", o.OnRedisDown)
-	}
 	if o.LocalCapacity == 0 {
 		o.LocalCapacity = defaultLocalCapacity
 	}
-	switch {
-	case o.LocalTTL == 0:
+	if o.LocalTTL == 0 {
 		o.LocalTTL = defaultLocalTTL
-	case o.LocalTTL < time.Millisecond:
-		return invalid("LocalTTL", "%v is below 1ms", o.LocalTTL)
 	}
-	switch {
-	case o.LeaseTTL == 0:
+	if o.LeaseTTL == 0 {
 		o.LeaseTTL = defaultLeaseTTL
-	case o.LeaseTTL < time.Millisecond:
-		return invalid("LeaseTTL", "%v is below 1ms", o.LeaseTTL)
 	}
-	switch o.Refresh {
-	case RefreshBackground, RefreshSync:
-	default:
-		return invalid("Refresh", "unknown mode %d", o.Refresh)
-	}
-	switch {
-	case o.RefreshConcurrency == 0:
+	if o.RefreshConcurrency == 0 {
 		o.RefreshConcurrency = 4
-	case o.RefreshConcurrency < 0:
-		return invalid("RefreshConcurrency", "%d is negative", o.RefreshConcurrency)
 	}
-	switch {
-	case o.RefreshTimeout == 0:
+	if o.RefreshTimeout == 0 {
 		o.RefreshTimeout = o.LeaseTTL
-	case o.RefreshTimeout < 0:
-		return invalid("RefreshTimeout", "%v is negative", o.RefreshTimeout)
 	}
 	switch {
 	case o.BreakerThreshold == 0:
@@ -212,25 +238,16 @@ func (o *Options[K, V]) resolve() error {
 	case o.BreakerThreshold < 0:
 		o.BreakerThreshold = 0 // off
 	}
-	switch {
-	case o.BreakerCooldown == 0:
+	if o.BreakerCooldown == 0 {
 		o.BreakerCooldown = time.Second
-	case o.BreakerCooldown < 0:
-		return invalid("BreakerCooldown", "%v is negative", o.BreakerCooldown)
 	}
-	switch {
-	case o.FallbackConcurrency == 0:
+	if o.FallbackConcurrency == 0 {
 		o.FallbackConcurrency = 16
-	case o.FallbackConcurrency < 0:
-		return invalid("FallbackConcurrency", "%d is negative", o.FallbackConcurrency)
-	}
-	if o.LeaseWait < 0 {
-		return invalid("LeaseWait", "%v is negative", o.LeaseWait)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return nil
+	return o
 }
 
 // defaultKeyFunc returns the key function for string and integer kinds.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -79,25 +80,34 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	case err != nil:
 		return zero, classify(err)
 	}
-	c.wrote(key)
+	c.client.wrote(key)
 	c.stats.refreshes.Add(1)
-	v, err := c.safeLoad(ctx, k, key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	l := c.loadKeys(ctx, []K{k}, []string{key}, []int{0}, true)[0]
+	if l.err != nil {
 		// Keep serving the claimed value until its hard expiry.
 		c.stats.refreshErrors.Add(1)
-		return zero, err
+		return zero, l.err
 	}
-	// A record that is gone takes the value with it.
-	data, ttl := c.resultEntry(key, v, err)
-	if err == nil && data == nil {
-		return v, nil // could not encode: leave the claimed value
+	if !l.e.notFound && l.data == nil {
+		return l.e.v, nil // could not encode: leave the claimed value
 	}
-	c.commit(ctx, key, claimed, data, ttl)
-	return v, err
+	// A record that is gone takes the value with it: its not-found marker
+	// or nothing replaces the claimed value.
+	wctx, cancel := c.detached(ctx, writeTimeout)
+	defer cancel()
+	wrote, _, err := writeReply(writeScript.Exec(wctx, c.rc, []string{key}, writeExec(key, claimed, l.data, l.ttl).Args))
+	c.client.wrote(key)
+	switch {
+	case err != nil:
+		c.stats.writeErrors.Add(1)
+	case !wrote && l.data != nil:
+		c.stats.discardedFills.Add(1)
+	}
+	if l.e.notFound {
+		return zero, fmt.Errorf("cache: %s: %w", key, ErrNotFound)
+	}
+	return l.e.v, nil
 }
-
-// due reports whether e is past its soft expiry at now.
-func (e *entry[V]) due(now int64) bool { return e.softAt != 0 && now >= e.softAt }
 
 // refreshInBackground starts a refresh of e unless one of this process is
 // running for it, or the refresh goroutines are all busy (a later hit will

@@ -80,3 +80,34 @@ type counters struct {
 	refreshes, refreshErrors, staleServed      atomic.Uint64
 	redisErrors, shortCircuits                 atomic.Uint64
 }
+
+// Stats returns a snapshot of the cache's counters.
+func (c *Cache[K, V]) Stats() Stats {
+	s := Stats{
+		LocalHits:      c.stats.localHits.Load(),
+		RedisHits:      c.stats.redisHits.Load(),
+		Misses:         c.stats.misses.Load(),
+		NotFoundHits:   c.stats.notFoundHits.Load(),
+		Loads:          c.stats.loads.Load(),
+		LoadErrors:     c.stats.loadErrors.Load(),
+		Invalidations:  c.stats.invalidations.Load(),
+		Fallbacks:      c.stats.fallbacks.Load(),
+		DecodeErrors:   c.stats.decodeErrors.Load(),
+		WriteErrors:    c.stats.writeErrors.Load(),
+		LeaseWaits:     c.stats.leaseWaits.Load(),
+		LeaseTimeouts:  c.stats.leaseTimeouts.Load(),
+		DiscardedFills: c.stats.discardedFills.Load(),
+		Refreshes:      c.stats.refreshes.Load(),
+		RefreshErrors:  c.stats.refreshErrors.Load(),
+		StaleServed:    c.stats.staleServed.Load(),
+		RedisErrors:    c.stats.redisErrors.Load(),
+		ShortCircuits:  c.stats.shortCircuits.Load(),
+		BreakerTrips:   c.breaker.trips.Load(),
+		BreakerOpen:    c.breaker.open.Load(),
+		Tracking:       c.client.tracking,
+	}
+	if c.local != nil {
+		s.LocalEntries = c.local.len()
+	}
+	return s
+}

@@ -164,3 +164,12 @@ func (g *Group[V]) Forget(key string) {
 	delete(g.flights, key)
 	g.mu.Unlock()
 }
+
+// ForgetAll is Forget for every key: the cache calls it when Redis forgot
+// what it tracked for the process (a flush, or a connection that dropped), so
+// that no read from then on joins a load that began before.
+func (g *Group[V]) ForgetAll() {
+	g.mu.Lock()
+	clear(g.flights)
+	g.mu.Unlock()
+}

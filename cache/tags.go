@@ -5,59 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
-
-	"github.com/aside-go/aside/invalidation"
 )
-
-// PatternOption tunes one [Cache.InvalidatePattern].
-type PatternOption func(*invalidation.Options)
-
-// WithProgress reports the totals after each batch of a pattern invalidation.
-func WithProgress(f func(invalidation.Progress)) PatternOption {
-	return func(o *invalidation.Options) { o.Progress = f }
-}
-
-// WithScanCount sets the COUNT hint of each SCAN call (default 1000).
-func WithScanCount(n int) PatternOption {
-	return func(o *invalidation.Options) { o.Count = n }
-}
-
-// InvalidatePattern removes every key of the cache whose part after the
-// namespace matches the Redis glob pattern, on every primary, and returns how
-// many it removed (see package invalidation: SCAN with MATCH and COUNT, never
-// KEYS; batched single-key UNLINKs). The pattern cannot reach outside the
-// namespace. Escape the parts of it that come from users with
-// [invalidation.Escape], so that they match only themselves:
-//
-//	users.InvalidatePattern(ctx, "tenant:"+invalidation.Escape(tenant)+":*")
-//
-// Keys that existed when it started and were not written again meanwhile are
-// all gone when it returns; keys written while it runs may survive it.
-func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opts ...PatternOption) (int64, error) {
-	o := invalidation.Options{OnDelete: func(keys []string) {
-		for _, key := range keys {
-			c.wrote(key)
-		}
-	}}
-	for _, f := range opts {
-		f(&o)
-	}
-	// The namespace holds no glob metacharacters (New checks), so the
-	// prefix matches only itself.
-	n, err := invalidation.Pattern(ctx, c.rc, c.ns+pattern, o)
-	if err != nil {
-		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, classify(err))
-	}
-	return n, nil
-}
-
-// InvalidatePrefix removes every key of the cache whose part after the
-// namespace starts with prefix, taken literally.
-func (c *Cache[K, V]) InvalidatePrefix(ctx context.Context, prefix string, opts ...PatternOption) (int64, error) {
-	return c.InvalidatePattern(ctx, invalidation.Escape(prefix)+"*", opts...)
-}
 
 // tagKey is the Redis set that indexes the keys carrying tag. Its name starts
 // with the namespace and '#', which no key of any cache can (namespaces have
@@ -67,19 +18,18 @@ func (c *Cache[K, V]) tagKey(tag string) string {
 	return c.ns[:len(c.ns)-1] + "#tag:" + tag
 }
 
-// writeCmds is the SET of an entry followed, for each tag, by its index
-// update: SADD the key, then PEXPIRE NX (an index without expiry gets the
-// entry's) and PEXPIRE GT (an index that would die before the entry lives as
-// long), so an index expires with its longest-lived member.
-func (c *Cache[K, V]) writeCmds(key string, eb entryBytes, tags []string) rueidis.Commands {
-	cmds := make(rueidis.Commands, 0, 1+3*len(tags))
-	cmds = append(cmds, c.setCmd(key, eb))
+// tagCmds are the index updates of a write of key for ttl, for each tag: SADD
+// the key, then PEXPIRE NX (an index without expiry gets the entry's) and
+// PEXPIRE GT (an index that would die before the entry lives as long), so an
+// index expires with its longest-lived member.
+func (c *Cache[K, V]) tagCmds(key string, ttl time.Duration, tags []string) rueidis.Commands {
+	cmds := make(rueidis.Commands, 0, 3*len(tags))
 	for _, tag := range tags {
 		tk := c.tagKey(tag)
 		cmds = append(cmds,
 			c.rc.B().Sadd().Key(tk).Member(key).Build(),
-			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(eb.ttl)).Nx().Build(),
-			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(eb.ttl)).Gt().Build(),
+			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(ttl)).Nx().Build(),
+			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(ttl)).Gt().Build(),
 		)
 	}
 	return cmds
@@ -134,7 +84,7 @@ func (c *Cache[K, V]) unlinkMembers(ctx context.Context, members []string) (int6
 	var n int64
 	var errs []error
 	for i, res := range c.rc.DoMulti(ctx, cmds...) {
-		c.wrote(keys[i])
+		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("unlink %s: %w", keys[i], classify(err)))

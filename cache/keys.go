@@ -17,87 +17,6 @@ import (
 // such as ttl > time.Hour read naturally.
 const NoExpiry time.Duration = math.MaxInt64
 
-// Set writes v under k in one atomic command (SET with PX), with the expiry
-// the TTL policy gives it or the one [WithTTL] sets, and the tags [WithTags]
-// attaches. Every process caching k drops its copy when Redis pushes the
-// invalidation; this process reads its own write from the moment Set returns.
-func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
-	co := callOpts(opts)
-	key := c.Key(k)
-	if err := co.check(); err != nil {
-		return fmt.Errorf("cache: set %s: %w", key, err)
-	}
-	eb := c.encodeValue(key, v)
-	if eb.err != nil {
-		return eb.err
-	}
-	eb = co.apply(eb)
-	if !c.breaker.allow() {
-		return fmt.Errorf("cache: set %s: %w", key, errCircuitOpen)
-	}
-	cmds := c.writeCmds(key, eb, co.tags)
-	var err error
-	if len(cmds) == 1 {
-		err = c.rc.Do(ctx, cmds[0]).Error()
-	} else {
-		for _, res := range c.rc.DoMulti(ctx, cmds...) {
-			if err = res.Error(); err != nil {
-				break
-			}
-		}
-	}
-	c.wrote(key)
-	c.breaker.record(classify(err))
-	if err != nil {
-		return fmt.Errorf("cache: set %s: %w", key, classify(err))
-	}
-	c.maybePruneTags(ctx, co.tags)
-	return nil
-}
-
-func callOpts(opts []Option) callOptions {
-	var co callOptions
-	for _, o := range opts {
-		o(&co)
-	}
-	return co
-}
-
-func (co callOptions) check() error {
-	if co.ttl != 0 && co.ttl < time.Millisecond {
-		return fmt.Errorf("WithTTL(%v): the TTL must be at least 1ms", co.ttl)
-	}
-	return nil
-}
-
-// apply puts a per-call TTL in place of the policy's, and with it drops the
-// soft expiry: a caller that sets the TTL decides the entry's life.
-func (co callOptions) apply(eb entryBytes) entryBytes {
-	if co.ttl == 0 {
-		return eb
-	}
-	payload := eb.data[envelope.HeaderSize:]
-	return entryBytes{data: envelope.Encode(envelope.Value, false, time.Time{}, payload), ttl: co.ttl}
-}
-
-// wrote is called after every write of key by this process (whether Redis
-// acknowledged it or not: it may have applied it). Redis pushes the write's
-// invalidation to this process too, but after the reply and maybe on another
-// connection: dropping the copy and the flight here, and reading key around
-// the client-side cache until the push arrives, gives read-your-writes in the
-// process.
-func (c *Cache[K, V]) wrote(key string) {
-	// Mark first: a read that snapshots its stripe after the invalidation
-	// below then sees the mark, and does not trust a cached reply.
-	if c.client.tracking {
-		c.written.add(key)
-	}
-	if c.local != nil {
-		c.local.invalidate(key)
-	}
-	c.flights.Forget(key)
-}
-
 // Delete removes keys and returns how many existed, as DEL does. It works on
 // any topology: each key is its own command, sent in one pipeline, so keys of
 // different cluster slots never form a cross-slot command.
@@ -126,7 +45,7 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 	n := 0
 	var errs []error
 	for i, res := range c.rc.DoMulti(ctx, cmds...) {
-		c.wrote(keys[i])
+		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cache: %s %s: %w", op, keys[i], classify(err)))
@@ -160,8 +79,11 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		return n, nil
 	}
 	var errs []error
-	results, _ := c.readMany(ctx, rest)
-	for i, res := range results {
+	cmds := make(rueidis.Commands, len(rest))
+	for i, key := range rest {
+		cmds[i] = c.rc.B().Get().Key(key).Build()
+	}
+	for i, res := range c.rc.DoMulti(ctx, cmds...) {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
@@ -200,7 +122,7 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.
 	n, err := c.rc.Do(ctx, cmd).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
 	// a past instant) or shorten its life below the copy's.
-	c.wrote(key)
+	c.client.wrote(key)
 	if err != nil {
 		return false, fmt.Errorf("cache: %s %s: %w", op, key, classify(err))
 	}

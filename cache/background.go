@@ -1,0 +1,66 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// background runs the goroutines of a cache that outlive the call that
+// started them (loads others wait for, refreshes, lease releases), so that
+// Client.Close can stop and wait for them.
+type background struct {
+	// closing is the client's: cancelled by Close.
+	closing context.Context
+	// bg counts the goroutines; closed, set by the client's Close, stops new
+	// ones from starting. mu makes the check of closed and bg.Add one step,
+	// so that Close's bg.Wait never races with an Add.
+	mu     sync.Mutex
+	closed bool
+	bg     sync.WaitGroup
+}
+
+// spawn runs f on a background goroutine that Client.Close waits for, and
+// reports whether it did: once the client is closing, it starts nothing and
+// the caller does the work itself or skips it.
+func (b *background) spawn(f func()) bool {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	b.bg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.bg.Done()
+		f()
+	}()
+	return true
+}
+
+// waitBackground stops new background work and waits for the running one.
+func (b *background) waitBackground() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.bg.Wait()
+}
+
+// detached returns a context with ctx's values but not its cancellation,
+// ended by the client's Close and, when d > 0, after d: for work that must
+// finish for everyone once begun, such as a load others wait for or the
+// release of a lease.
+func (b *background) detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if d > 0 {
+		var cancelTimeout context.CancelFunc
+		dctx, cancelTimeout = context.WithTimeout(dctx, d)
+		cancelParent := cancel
+		cancel = func() { cancelTimeout(); cancelParent() }
+	}
+	stop := context.AfterFunc(b.closing, cancel)
+	return dctx, func() {
+		stop()
+		cancel()
+	}
+}

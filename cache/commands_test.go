@@ -1,0 +1,111 @@
+package cache_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/internal/redistest"
+)
+
+// commandStats returns the calls per command from INFO commandstats, without
+// the commands of connection set-up and administration.
+func commandStats(t testing.TB, srv *redistest.Server) map[string]int {
+	t.Helper()
+	text, err := srv.Do(context.Background(), "INFO", "commandstats")
+	require.NoError(t, err)
+	out := map[string]int{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		name = strings.TrimPrefix(name, "cmdstat_")
+		switch {
+		case name == "info", name == "hello", name == "ping", strings.HasPrefix(name, "client"), strings.HasPrefix(name, "script"):
+			continue
+		}
+		for _, f := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				n, _ := strconv.Atoi(v)
+				out[name] = n
+			}
+		}
+	}
+	return out
+}
+
+// commandsSince returns the commands sent since before, by name, and their
+// total.
+func commandsSince(t testing.TB, srv *redistest.Server, before map[string]int) (map[string]int, int) {
+	t.Helper()
+	delta := map[string]int{}
+	total := 0
+	for name, n := range commandStats(t, srv) {
+		if d := n - before[name]; d > 0 {
+			delta[name] = d
+			total += d
+		}
+	}
+	return delta, total
+}
+
+// TestCommandsPerGet counts the Redis commands one Get sends: for a key
+// that Redis holds but process memory does not, one visit that reads, leases
+// and tracks; for a key nobody holds, that visit and the write of the loaded
+// value. After either, the next Gets are served from process memory.
+func TestCommandsPerGet(t *testing.T) {
+	t.Parallel()
+	srv, err := redistest.Launch(redistest.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	ctx := context.Background()
+	ns := namespace(t)
+
+	writer := userCache(t, connect(t, srv), ns, nil)
+	require.NoError(t, writer.Set(ctx, 1, sampleUser(1)))
+	reader := userCache(t, connect(t, srv), ns, nil)
+	_, err = reader.Get(ctx, 1000) // scripts loaded, connections up
+	require.NoError(t, err)
+
+	before := commandStats(t, srv)
+	_, err = reader.Get(ctx, 1)
+	require.NoError(t, err)
+	cmds, n := commandsSince(t, srv, before)
+	_ = n
+	t.Logf("Get of a key in Redis only: %d commands %v", n, cmds)
+	// INFO commandstats counts the commands a script runs too: one
+	// EVALSHA, and the SET NX GET and PTTL inside it.
+	assert.Equal(t, map[string]int{"evalsha": 1, "set": 1, "pttl": 1}, cmds, "one visit reads, leases and tracks")
+
+	before = commandStats(t, srv)
+	_, err = reader.Get(ctx, 2)
+	require.NoError(t, err)
+	cmds, n = commandsSince(t, srv, before)
+	t.Logf("Get of a missing key: %d commands %v", n, cmds)
+	// The visit (SET NX GET, PTTL), then the write under the lease (GETEX,
+	// SET, PTTL).
+	assert.Equal(t, map[string]int{"evalsha": 2, "set": 2, "pttl": 2, "getex": 1}, cmds, "a miss costs the visit and the write-back")
+
+	for _, id := range []int64{1, 2} {
+		s0 := reader.Stats()
+		toRedis := 0
+		for range 5 {
+			_, err := reader.Get(ctx, id)
+			require.NoError(t, err)
+			if reader.Stats().LocalHits > s0.LocalHits {
+				break
+			}
+			toRedis++
+		}
+		t.Logf("key %d: %d Gets went to Redis before the first local hit", id, toRedis)
+		assert.Zero(t, toRedis, "the copy is in process memory for the very next Get")
+	}
+	_ = cache.NoExpiry
+}

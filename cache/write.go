@@ -1,0 +1,153 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/internal/envelope"
+)
+
+// Set writes v under k in one atomic step, with the expiry the TTL policy
+// gives it or the one [WithTTL] sets (millisecond precision, as SET with PX),
+// and the tags [WithTags] attaches. Every other process caching k drops its
+// copy when Redis pushes the invalidation; in this process, every cache of
+// the client reads v from the moment Set returns, and this cache keeps v in
+// process memory for its next Get.
+func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
+	return c.set(ctx, "set", []K{k}, []V{v}, opts)
+}
+
+// SetMany writes every value of m in one pipeline, each key with the TTL the
+// policy gives it (MSET could not carry them) or the one [WithTTL] sets, and
+// the tags [WithTags] attaches, as Set does for one. Keys that failed are
+// named in the returned error; the others were written.
+func (c *Cache[K, V]) SetMany(ctx context.Context, m map[K]V, opts ...Option) error {
+	ks := make([]K, 0, len(m))
+	vs := make([]V, 0, len(m))
+	for k, v := range m {
+		ks = append(ks, k)
+		vs = append(vs, v)
+	}
+	return c.set(ctx, "set many", ks, vs, opts)
+}
+
+// set writes vs[i] under ks[i] with writeScript, which leaves the key tracked
+// for this connection after the write, so that the value written can stay in
+// process memory: see Client.expectEcho.
+func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts []Option) error {
+	co := callOpts(opts)
+	if err := co.check(); err != nil {
+		return fmt.Errorf("cache: %s: %w", op, err)
+	}
+	if len(ks) == 0 {
+		return nil
+	}
+	if !c.breaker.allow() {
+		return fmt.Errorf("cache: %s: %w", op, errCircuitOpen)
+	}
+	type write struct {
+		k     K
+		key   string
+		e     *entry[V]
+		first int // index in cmds of its writeScript
+		snap  uint64
+		err   error
+	}
+	keep := c.local != nil && c.local.max > 0
+	var errs []error
+	writes := make([]write, 0, len(ks))
+	var cmds rueidis.Commands
+	var execs []rueidis.LuaExec
+	for i, k := range ks {
+		key := c.Key(k)
+		eb := co.apply(c.encodeValue(key, vs[i]))
+		if eb.err != nil {
+			errs = append(errs, eb.err)
+			continue
+		}
+		w := write{k: k, key: key, e: &entry[V]{v: vs[i], key: key, softAt: eb.softAt}, first: len(cmds)}
+		if keep {
+			c.client.expectEcho(key)
+			w.snap = c.local.snapshot(key)
+		}
+		ex := writeExec(key, nil, eb.data, eb.ttl)
+		execs = append(execs, ex)
+		cmds = append(cmds, evalCmd(c.rc, writeSHA, ex))
+		cmds = append(cmds, c.tagCmds(key, eb.ttl, co.tags)...)
+		writes = append(writes, w)
+	}
+	var results []rueidis.RedisResult
+	if len(cmds) == 1 {
+		results = []rueidis.RedisResult{c.rc.Do(ctx, cmds[0])}
+	} else {
+		results = c.rc.DoMulti(ctx, cmds...)
+	}
+	var firstErr error
+	for j := range writes {
+		w := &writes[j]
+		res := results[w.first]
+		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+			res = writeScript.Exec(ctx, c.rc, execs[j].Keys, execs[j].Args)
+		}
+		_, pttl, err := writeReply(res)
+		end := len(results)
+		if j+1 < len(writes) {
+			end = writes[j+1].first
+		}
+		for _, r := range results[w.first+1 : end] {
+			if err == nil {
+				err = r.Error()
+			}
+		}
+		if err != nil {
+			w.err = fmt.Errorf("cache: %s %s: %w", op, w.key, classify(err))
+			errs = append(errs, w.err)
+			if firstErr == nil {
+				firstErr = classify(err)
+			}
+		}
+		if !keep || err != nil {
+			if keep {
+				c.client.cancelEcho(w.key)
+			}
+			c.client.wrote(w.key)
+			continue
+		}
+		c.client.wroteBy(w.key, c)
+		c.flights.Forget(w.key)
+		c.expireIn(w.e, pttl)
+		c.local.storeWritten(w.k, w.e, w.snap)
+	}
+	c.breaker.record(firstErr)
+	c.maybePruneTags(ctx, co.tags)
+	return errors.Join(errs...)
+}
+
+func callOpts(opts []Option) callOptions {
+	var co callOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	return co
+}
+
+func (co callOptions) check() error {
+	if co.ttl != 0 && co.ttl < time.Millisecond {
+		return fmt.Errorf("WithTTL(%v): the TTL must be at least 1ms", co.ttl)
+	}
+	return nil
+}
+
+// apply puts a per-call TTL in place of the policy's, and with it drops the
+// soft expiry: a caller that sets the TTL decides the entry's life.
+func (co callOptions) apply(eb entryBytes) entryBytes {
+	if co.ttl == 0 || eb.err != nil {
+		return eb
+	}
+	payload := eb.data[envelope.HeaderSize:]
+	return entryBytes{data: envelope.Encode(envelope.Value, false, time.Time{}, payload), ttl: co.ttl}
+}
