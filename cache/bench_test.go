@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/rueidis"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/aside-go/aside/cache"
@@ -259,4 +260,78 @@ func BenchmarkGetMany100Miss(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(calls.Load())/float64(b.N), "loads/op")
+}
+
+// BenchmarkHandWrittenGet is the Redis hit an application writes itself with
+// rueidis: GET and decode, one round trip.
+func BenchmarkHandWrittenGet(b *testing.B) {
+	ctx := context.Background()
+	client := connect(b, shared)
+	rc := client.Rueidis()
+	key := namespace(b) + ":1"
+	data, err := msgpack.Marshal(sampleUser(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rc.Do(ctx, rc.B().Set().Key(key).Value(string(data)).Build()).Error(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		raw, err := rc.Do(ctx, rc.B().Get().Key(key).Build()).AsBytes()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var u User
+		if err := msgpack.Unmarshal(raw, &u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVisitAlternatives measures, on a key that holds a value, the
+// commands that could make a read's one Redis visit (read, take the lease
+// when missing, and track, atomically): the visit script, and a MULTI/EXEC of
+// SET NX GET and PTTL; with a plain GET and a plain SET NX GET (neither tracks
+// after a lease) for scale.
+func BenchmarkVisitAlternatives(b *testing.B) {
+	ctx := context.Background()
+	rc := connect(b, shared).Rueidis()
+	key := namespace(b) + ":1"
+	if err := rc.Do(ctx, rc.B().Set().Key(key).Value("a value of some thirty bytes...").Build()).Error(); err != nil {
+		b.Fatal(err)
+	}
+	script := rueidis.NewLuaScript(cache.VisitScript)
+	run := func(b *testing.B, do func() error) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := do(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("script", func(b *testing.B) {
+		run(b, func() error {
+			return script.Exec(ctx, rc, []string{key}, []string{"lease", "5000"}).Error()
+		})
+	})
+	b.Run("multi-exec", func(b *testing.B) {
+		run(b, func() error {
+			res := rc.DoMulti(ctx,
+				rc.B().Multi().Build(),
+				rc.B().Set().Key(key).Value("lease").Nx().Get().PxMilliseconds(5000).Build(),
+				rc.B().Pttl().Key(key).Build(),
+				rc.B().Exec().Build())
+			return res[3].Error()
+		})
+	})
+	b.Run("get", func(b *testing.B) {
+		run(b, func() error { return rc.Do(ctx, rc.B().Get().Key(key).Build()).Error() })
+	})
+	b.Run("set-nx-get", func(b *testing.B) {
+		run(b, func() error {
+			return rc.Do(ctx, rc.B().Set().Key(key).Value("lease").Nx().Get().PxMilliseconds(5000).Build()).Error()
+		})
+	})
 }

@@ -4,10 +4,10 @@
 // receives Redis' client-side caching invalidations; a [Cache] is a typed view
 // of one namespace of keys on it. Get serves a value from process memory when
 // a fresh decoded copy is there (a map lookup: no decoding, no allocation),
-// else from Redis, else from the loader — one load per key at a time in the
-// process — and writes the loaded value back with the TTL policy's expiry.
-// Redis pushes an invalidation to every process holding a copy whenever a key
-// changes, so no copy outlives a write.
+// else from Redis, else from the loader — one load per key at a time across
+// every process — and writes the loaded value back with the TTL policy's
+// expiry. Redis pushes an invalidation to every process holding a copy
+// whenever a key changes, and the copy is dropped.
 //
 //	client, err := cache.Connect(rueidis.ClientOption{InitAddress: []string{"localhost:6379"}})
 //	if err != nil { ... }
@@ -32,5 +32,75 @@
 //
 // Errors are classified for errors.Is: [ErrNotFound] (the source has no such
 // record, possibly remembered as a not-found marker), [ErrUnavailable] (Redis
-// unreachable or timing out), and context errors as they are.
+// unreachable or timing out), and context errors as they are. A Get or GetMany
+// that fails for a key returns a [*loader.KeyError] naming it.
+//
+// # Guarantees
+//
+// Each holds for every Cache of a Client, standalone or on a cluster, and is
+// tested by forcing the interleaving that would break it:
+//
+//   - G1, no stale set: a load that read the source before an invalidation of
+//     its key never writes its value to Redis.
+//   - G2: a read that reaches Redis after an invalidation, a write or a flush
+//     has returned never returns a value whose load started before it, in
+//     this process or another. (A read that joins a load of its own process
+//     does not reach Redis; such a load is forgotten by the invalidation's
+//     push, so that reads after the push start their own.)
+//   - G3, read-your-writes: a process's own write (Set, Delete, Invalidate,
+//     Expire and the others) through any Cache of a Client is visible to its
+//     next read of that key through any Cache of that Client.
+//   - G4: another process's write drops every copy of the key in this
+//     process within the push delay, whatever the Key function: when two
+//     typed keys map to one Redis key, both copies are dropped.
+//   - G5: one load per key at a time across every process (a lease in
+//     Redis), with a dead holder taken over after LeaseTTL.
+//
+// When the server refuses client tracking ([Client.Tracking] is false) no
+// copies are kept and no push comes: every Get visits Redis, and G2 and G3
+// hold the same way.
+//
+// # How it works
+//
+// The read path. A Get that misses process memory makes one Redis visit: a
+// script that runs SET key <lease> NX GET PX <LeaseTTL> and then PTTL key. It
+// returns what the key holds, or takes the key's lease when it holds nothing;
+// the PTTL, a read, makes Redis track the key for the connection (Connect turns
+// tracking on in OPTOUT mode, so reads inside scripts are tracked). A value
+// found is decoded and kept in process memory until its expiry or its
+// invalidation. GetMany sends one such visit per key in one pipeline; Get is
+// GetMany of one key.
+//
+// Flights. Concurrent reads of a key in the process share one resolution (the
+// visit, and the load when the key is missing). Every push of the key forgets
+// it, a flush or a dropped connection forgets them all, and so does every
+// write of the process: a read after any of them starts its own. Taking a
+// lease therefore never joins an older load; finding the lease of one of the
+// process's own loads still in Redis proves no invalidation came since it
+// began, and the read waits for that load.
+//
+// Loads. The holder of a lease loads on a goroutine of its own (the callers
+// may leave; the load writes for everyone) and writes with a script that
+// replaces the key only if it still holds the holder's lease: an invalidation
+// deletes the key, lease and all, which is what keeps G1. The script compares
+// with GETEX, which tracks nothing, so the write's invalidation reaches only
+// the visit's connection, then reads PTTL to track the key again.
+//
+// Copies after a write. A write of this process (Set, or a load's write)
+// reaches the process again as Redis' invalidation of that very write, the
+// echo, which must not drop the copy of the value just written. The writer
+// announces it before sending (Client.expectEcho); the next push of the key
+// is taken for it. Every announced echo is matched by a push Redis sends after
+// the announcement, so a push of a later change that is taken for the echo is
+// followed by the echo itself, which then drops the copy: copies still go
+// within the push delay.
+//
+// The order that keeps a stale copy out: a read takes a counter of the key's
+// stripe before its visit and stores its copy only if no invalidation changed
+// the counter since (see local.go).
+//
+// Waits. A read that finds another process's lease waits for the key's
+// push (the visit tracked the key; the holder's write, the lease's expiry or
+// anyone's deletion pushes), bounded by the lease's remaining TTL and
+// [Options].LeaseWait, then visits again.
 package cache

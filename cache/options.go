@@ -103,9 +103,9 @@ type Options[K comparable, V any] struct {
 	// them). Default: 100 000. A negative value keeps no copies at all.
 	LocalCapacity int
 
-	// LocalTTL bounds how long rueidis' client-side cache keeps a value
-	// whose Redis key has no expiry; values with an expiry are kept until it,
-	// or until Redis invalidates them. Default: one hour.
+	// LocalTTL bounds how long process memory keeps a copy of a value whose
+	// Redis key has no expiry; copies of keys with an expiry are kept until
+	// it, or until Redis invalidates them. Default: one hour.
 	LocalTTL time.Duration
 
 	// Clone, when set, is applied to every value Get returns. Values served

@@ -30,12 +30,20 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 		now := c.nanos()
 		if e, ok := c.local.get(k, now); ok {
 			c.stats.localHits.Add(1)
-			return c.serve(ctx, k, e, now)
+			if e.softAt != 0 || e.stale || e.notFound || c.clone != nil {
+				return c.serve(ctx, k, e, now)
+			}
+			return e.v, nil
 		}
 	}
-	ks := [1]K{k}
-	var out [1]outcome[V]
-	c.fetch(ctx, ks[:], out[:])
+	return c.getSlow(ctx, k)
+}
+
+// getSlow is Get for a key process memory does not hold: GetMany's machinery
+// for one key.
+func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
+	out := make([]outcome[V], 1)
+	c.fetch(ctx, []K{k}, out)
 	return c.answer(ctx, k, out[0])
 }
 

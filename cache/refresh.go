@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/internal/envelope"
 )
 
 // RefreshMode is what Get does with a value past its soft TTL (the policy's
@@ -41,21 +43,8 @@ const (
 // The claim itself changes the key, so Redis invalidates every copy of it:
 // each process re-reads the value once per refresh.
 
-// claimScript: if KEYS[1] is a value entry whose soft expiry field equals
-// ARGV[1], replace that field with ARGV[2], set the entry's stale flag
-// (envelope.FlagStale, 32), keep the TTL, and return the new bytes; otherwise
-// return nil.
-var claimScript = rueidis.NewLuaScript(`
-local v = redis.call('GET', KEYS[1])
-if not v or string.len(v) < 11 or string.byte(v, 1) ~= 174 or string.byte(v, 2) ~= 1 then
-	return false
-end
-if bit.band(string.byte(v, 3), 15) ~= 1 or string.sub(v, 4, 11) ~= ARGV[1] then
-	return false
-end
-local claimed = string.sub(v, 1, 2) .. string.char(bit.bor(string.byte(v, 3), 32)) .. ARGV[2] .. string.sub(v, 12)
-redis.call('SET', KEYS[1], claimed, 'KEEPTTL')
-return claimed`)
+// claimScript is the envelope's claim: see envelope.ClaimScript.
+var claimScript = rueidis.NewLuaScript(envelope.ClaimScript)
 
 func be64(ms int64) string {
 	var b [8]byte

@@ -33,6 +33,8 @@ const (
 	Version = 1
 	// HeaderSize is the number of bytes before the payload.
 	HeaderSize = 11
+	// softOffset is where the soft expiry starts.
+	softOffset = 3
 )
 
 // Kind is what an entry holds.
@@ -93,7 +95,7 @@ func Append(dst []byte, kind Kind, compressed bool, softExpiry time.Time, payloa
 		}
 	}
 	dst = append(dst, magic, Version, flags)
-	dst = binary.BigEndian.AppendUint64(dst, soft)
+	dst = binary.BigEndian.AppendUint64(dst, soft) // at softOffset
 	return append(dst, payload...)
 }
 
@@ -119,7 +121,7 @@ func Decode(data []byte) (Entry, error) {
 		return Entry{}, ErrCorrupt
 	}
 	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Stale: flags&FlagStale != 0, Payload: data[HeaderSize:]}
-	if soft := binary.BigEndian.Uint64(data[3:11]); soft != 0 {
+	if soft := binary.BigEndian.Uint64(data[softOffset:HeaderSize]); soft != 0 {
 		if soft > 1<<62 {
 			return Entry{}, ErrCorrupt
 		}
@@ -136,6 +138,25 @@ func SetStale(data []byte) []byte {
 	}
 	return data
 }
+
+// ClaimScript is the Lua source of the refresh claim (see the cache's
+// refresh.go): if KEYS[1] holds a value entry of this version whose soft
+// expiry field equals ARGV[1] (8 bytes, big-endian milliseconds), it replaces
+// that field with ARGV[2], sets the stale flag, keeps the key's TTL, and
+// returns the new bytes; otherwise it returns nil. The offsets and flags come
+// from the layout above, so that the script and Encode never disagree.
+var ClaimScript = fmt.Sprintf(`
+local v = redis.call('GET', KEYS[1])
+if not v or string.len(v) < %[1]d or string.byte(v, 1) ~= %[2]d or string.byte(v, 2) ~= %[3]d then
+	return false
+end
+if bit.band(string.byte(v, 3), %[4]d) ~= %[5]d or string.sub(v, %[6]d, %[1]d) ~= ARGV[1] then
+	return false
+end
+local claimed = string.sub(v, 1, 2) .. string.char(bit.bor(string.byte(v, 3), %[7]d)) .. ARGV[2] .. string.sub(v, %[8]d)
+redis.call('SET', KEYS[1], claimed, 'KEEPTTL')
+return claimed`,
+	HeaderSize, magic, Version, kindMask, Value, softOffset+1, FlagStale, HeaderSize+1)
 
 // IsLease reports whether data is a lease placeholder, without decoding the rest.
 func IsLease(data []byte) bool {
