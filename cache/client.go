@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +105,13 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 			return time.Duration(attempts) * 10 * time.Millisecond
 		}
 	}
+	if !opt.DisableCache {
+		ok, err := trackingAllowed(opt)
+		if err != nil {
+			return nil, fmt.Errorf("cache: connect: %w", classify(err))
+		}
+		opt.DisableCache = !ok
+	}
 	rc, err := rueidis.NewClient(opt)
 	if err != nil && errors.Is(err, rueidis.ErrNoCache) && !opt.DisableCache {
 		opt.DisableCache = true
@@ -112,12 +120,65 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: connect: %w", classify(err))
 	}
+	dialAll(rc)
 	c.rc = rc
 	c.tracking = !opt.DisableCache
 	c.clock = startClock()
 	c.closing, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
+
+// trackingAllowed asks the server, over one connection of a client without
+// tracking, whether it grants client tracking (RESP3 and CLIENT TRACKING ON).
+// Asking first, rather than letting rueidis.NewClient fail with ErrNoCache and
+// building again, matters: a client that fails so leaves a cluster-topology
+// refresh behind, which later dials a connection that nothing ever closes.
+func trackingAllowed(opt rueidis.ClientOption) (bool, error) {
+	probe := opt
+	probe.DisableCache = true
+	probe.ForceSingleClient = true
+	probe.OnInvalidations = nil
+	probe.ClientTrackingOptions = nil
+	rc, err := rueidis.NewClient(probe)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	if opt.Dialer.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opt.Dialer.Timeout)
+		defer cancel()
+	}
+	err = rc.Do(ctx, rc.B().Arbitrary("CLIENT", "TRACKING", "ON").Args(opt.ClientTrackingOptions...).Build()).Error()
+	if _, refused := rueidis.IsRedisErr(err); refused {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// dialAll makes rueidis dial every multiplexed connection of rc now. rueidis
+// dials each on its first use, at random (a keyed command goes to a random
+// one), and a Close that races with such a dial leaves the new connection
+// open for good (mux._pipe stores the dialled wire over the one Close
+// closed). Dialled here, none is left to race with the application's Close.
+// Errors are left to the commands that follow.
+func dialAll(rc rueidis.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range dialProbes {
+		wg.Go(func() {
+			_ = rc.Do(ctx, rc.B().Exists().Key("aside-connect:"+strconv.Itoa(i)).Build()).Error()
+		})
+	}
+	wg.Wait()
+}
+
+// dialProbes is how many keyed commands dialAll sends: with 4 connections
+// per node (rueidis' most on one node) the chance that one is never picked is
+// below 1e-7.
+const dialProbes = 64
 
 // DefaultMaxRetries is how many times a read command is retried on a network
 // error when the ClientOption given to [Connect] sets no RetryDelay.

@@ -1,0 +1,1105 @@
+package cache_test
+
+// Adversarial black-box tests of the guarantees G2, G3 and G4 of the design
+// (and of the read path they rest on): every test forces its interleaving
+// with channels and Redis' own invalidation pushes, never with sleeps, and
+// every wait for an event gives up after [patience] with a message saying
+// what did not happen.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/codec"
+	"github.com/aside-go/aside/internal/redistest"
+	"github.com/aside-go/aside/loader"
+	"github.com/aside-go/aside/ttlpolicy"
+)
+
+// patience bounds every wait for an event (a push, a parked load, a call that
+// should return): far above what the event takes on a loaded machine.
+const patience = 10 * time.Second
+
+// testContext is the context of a test's own calls: it ends with the test,
+// and after a bound far above what any test needs, so that a call that would
+// wait forever fails the test instead of hanging it.
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pushWatch records the invalidations one client received. cache.Connect
+// calls the ClientOption's own OnInvalidations after its dispatch to the
+// caches, so once the watch saw a key (or a nil "flush everything"), every
+// cache of the client has processed it.
+type pushWatch struct {
+	mu      sync.Mutex
+	keys    map[string]int // pushes per Redis key
+	flushes int            // nil pushes: a flush, or a dropped connection
+	changed chan struct{}  // closed and replaced at every push
+}
+
+// pushMark is what a pushWatch had seen of one key at some moment.
+type pushMark struct {
+	key           string
+	keys, flushes int
+}
+
+// watchedClient connects a client on opt whose invalidations w records.
+func watchedClient(t testing.TB, opt rueidis.ClientOption) (*cache.Client, *pushWatch) {
+	t.Helper()
+	w := &pushWatch{keys: map[string]int{}, changed: make(chan struct{})}
+	opt.OnInvalidations = w.hook
+	return connectWith(t, opt), w
+}
+
+func (w *pushWatch) hook(msgs []rueidis.RedisMessage) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if msgs == nil {
+		w.flushes++
+	}
+	for _, m := range msgs {
+		if k, err := m.ToString(); err == nil {
+			w.keys[k]++
+		}
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+func (w *pushWatch) mark(key string) pushMark {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return pushMark{key: key, keys: w.keys[key], flushes: w.flushes}
+}
+
+// awaitKey waits for an invalidation of m.key (or a flush) after m.
+func (w *pushWatch) awaitKey(t testing.TB, m pushMark, what string) {
+	t.Helper()
+	w.await(t, what, func() bool { return w.keys[m.key] > m.keys || w.flushes > m.flushes })
+}
+
+// awaitFlush waits for a nil push after m.
+func (w *pushWatch) awaitFlush(t testing.TB, m pushMark, what string) {
+	t.Helper()
+	w.await(t, what, func() bool { return w.flushes > m.flushes })
+}
+
+// await waits until seen, called under w.mu, holds.
+func (w *pushWatch) await(t testing.TB, what string, seen func() bool) {
+	t.Helper()
+	timer := time.NewTimer(patience)
+	defer timer.Stop()
+	for {
+		w.mu.Lock()
+		ok, changed := seen(), w.changed
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("%s: the client received no such invalidation push within %v", what, patience)
+		}
+	}
+}
+
+// gates parks loads of a source at will and counts its loads per key.
+type gates struct {
+	mu    sync.Mutex
+	armed map[string]*gate
+	loads map[string]int
+}
+
+// gate holds the first load of one key that reads a given version.
+type gate struct {
+	version int64
+	parked  chan struct{} // closed when the load parked
+	release chan struct{}
+	once    sync.Once
+}
+
+// gatedSource returns a source whose loads the gates control.
+func gatedSource() (*source, *gates) {
+	g := &gates{armed: map[string]*gate{}, loads: map[string]int{}}
+	src := newSource()
+	src.hook = g.hook
+	return src, g
+}
+
+func (g *gates) hook(key string, version int64) {
+	g.mu.Lock()
+	g.loads[key]++
+	gt := g.armed[key]
+	if gt != nil && gt.version == version {
+		delete(g.armed, key)
+	} else {
+		gt = nil
+	}
+	g.mu.Unlock()
+	if gt != nil {
+		close(gt.parked)
+		<-gt.release
+	}
+}
+
+// park makes the next load of key that reads version park, after its read of
+// the source, until the gate is freed. The test's cleanup frees it too, and
+// runs before the cleanups of the clients made earlier (which wait for their
+// background loads), so a failing test never leaves a load parked.
+func (g *gates) park(t testing.TB, key string, version int64) *gate {
+	gt := &gate{version: version, parked: make(chan struct{}), release: make(chan struct{})}
+	g.mu.Lock()
+	g.armed[key] = gt
+	g.mu.Unlock()
+	t.Cleanup(gt.free)
+	return gt
+}
+
+func (g *gates) loadsOf(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.loads[key]
+}
+
+func (gt *gate) free() { gt.once.Do(func() { close(gt.release) }) }
+
+func (gt *gate) awaitParked(t testing.TB, what string) {
+	t.Helper()
+	timer := time.NewTimer(patience)
+	defer timer.Stop()
+	select {
+	case <-gt.parked:
+	case <-timer.C:
+		t.Fatalf("%s: the load did not start within %v", what, patience)
+	}
+}
+
+// outcome is what a call made on another goroutine returned.
+type outcome[V any] struct {
+	v   V
+	err error
+}
+
+// inBackground runs f on a goroutine of its own. Its context ends after
+// 3×patience, so that the goroutine ends even when the test gave up on it.
+func inBackground[V any](f func(context.Context) (V, error)) <-chan outcome[V] {
+	ch := make(chan outcome[V], 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*patience)
+		defer cancel()
+		v, err := f(ctx)
+		ch <- outcome[V]{v, err}
+	}()
+	return ch
+}
+
+// await returns what the call behind ch returned, and fails the test when it
+// has not returned within patience: it waits for something that does not
+// come (such as a load that began before the event the test is about).
+func await[V any](t testing.TB, ch <-chan outcome[V], what string) (V, error) {
+	t.Helper()
+	timer := time.NewTimer(patience)
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		return o.v, o.err
+	case <-timer.C:
+		t.Fatalf("%s: did not return within %v (is it waiting on a load that began before the invalidation?)", what, patience)
+	}
+	var zero V
+	return zero, nil
+}
+
+// within is await(inBackground(f)).
+func within[V any](t testing.TB, what string, f func(context.Context) (V, error)) (V, error) {
+	t.Helper()
+	return await(t, inBackground(f), what)
+}
+
+// warmCopy reads k through c until a read is served from process memory, and
+// returns that value: c then holds a decoded copy of k. The state ends the
+// loop; patience only bounds it.
+func warmCopy[K comparable, V any](t testing.TB, c *cache.Cache[K, V], k K) V {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		before := c.Stats().LocalHits
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		v, err := c.Get(ctx, k)
+		cancel()
+		require.NoError(t, err, "warm %v", k)
+		if c.Stats().LocalHits > before {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("warm %v: no read was served from process memory within %v", k, patience)
+		}
+	}
+}
+
+// hitsSince returns how many more local and Redis hits s counts than before.
+func hitsSince(before, s cache.Stats) (local, redis uint64) {
+	return s.LocalHits - before.LocalHits, s.RedisHits - before.RedisHits
+}
+
+// folded makes a cache's Key function (and its loader) case-insensitive: two
+// typed keys that differ only in case are one Redis key, one source row.
+func folded(src *source) func(*cache.Options[string, int64]) {
+	return func(o *cache.Options[string, int64]) {
+		o.Key = strings.ToLower
+		o.Loader = func(ctx context.Context, k string) (int64, error) { return src.load(ctx, strings.ToLower(k)) }
+	}
+}
+
+// singleConnection makes rueidis pipeline everything over one connection per
+// node, so that a push or a dropped connection that the client reports
+// concerns the only connection there is: what the test awaits is then the
+// whole state of the client, not that of one of its connections.
+func singleConnection(opt rueidis.ClientOption) rueidis.ClientOption {
+	opt.PipelineMultiplex = -1
+	return opt
+}
+
+// stepClock is a clock the test moves by hand.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// monitor reads the MONITOR stream of a server: every command as the server
+// runs it, those run by scripts marked as such.
+type monitor struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func startMonitor(t testing.TB, srv *redistest.Server) *monitor {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", srv.Addr(), patience)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	m := &monitor{conn: conn, r: bufio.NewReader(conn)}
+	_, err = conn.Write([]byte("*1\r\n$7\r\nMONITOR\r\n"))
+	require.NoError(t, err)
+	require.Equal(t, "+OK", m.line(t))
+	return m
+}
+
+func (m *monitor) line(t testing.TB) string {
+	t.Helper()
+	require.NoError(t, m.conn.SetReadDeadline(time.Now().Add(patience)))
+	s, err := m.r.ReadString('\n')
+	require.NoError(t, err, "MONITOR stream")
+	return strings.TrimRight(s, "\r\n")
+}
+
+// visits returns the commands clients sent since the monitor started, up to
+// now, by name: a MULTI…EXEC block counts as one visit ("multi pttl get
+// exec"); commands that scripts ran are left out (their script is the visit),
+// and so are connection set-up and administration (INFO, CLIENT, HELLO, PING,
+// SCRIPT). An ECHO of a marker tells where "now" is in the stream.
+func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
+	t.Helper()
+	marker := fmt.Sprintf("guarantee-test-marker-%d", rand.Int64())
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	_, err := srv.Do(ctx, "ECHO", marker)
+	require.NoError(t, err)
+	var out []string
+	inMulti := map[string]int{} // client address -> its open block in out
+	for {
+		// +1700000000.123456 [0 127.0.0.1:5678] "SET" "key" ...
+		line := m.line(t)
+		open, end := strings.IndexByte(line, '['), strings.IndexByte(line, ']')
+		if open < 0 || end < open {
+			continue
+		}
+		_, from, _ := strings.Cut(line[open+1:end], " ")
+		args := line[end+1:]
+		name := ""
+		if _, rest, ok := strings.Cut(args, `"`); ok {
+			name, _, _ = strings.Cut(rest, `"`)
+		}
+		name = strings.ToLower(name)
+		if name == "echo" && strings.Contains(args, marker) {
+			return out
+		}
+		if from == "lua" {
+			continue
+		}
+		if i, ok := inMulti[from]; ok {
+			out[i] += " " + name
+			if name == "exec" || name == "discard" {
+				delete(inMulti, from)
+			}
+			continue
+		}
+		switch name {
+		case "info", "client", "hello", "ping", "script":
+			continue
+		case "multi":
+			inMulti[from] = len(out)
+		}
+		out = append(out, name)
+	}
+}
+
+// commandCalls returns the calls per command of INFO commandstats, commands
+// run by scripts included (Redis counts them too).
+func commandCalls(t testing.TB, srv *redistest.Server) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	text, err := srv.Do(ctx, "INFO", "commandstats")
+	require.NoError(t, err)
+	out := map[string]int{}
+	for _, line := range strings.Split(text, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for _, f := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.Atoi(v)
+			}
+		}
+	}
+	return out
+}
+
+// tally counts names, for messages.
+func tally(names []string) string {
+	n := map[string]int{}
+	for _, name := range names {
+		n[name]++
+	}
+	keys := make([]string, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, n[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// readVia returns a one-key read through Get, or through GetMany.
+func readVia(c *cache.Cache[string, int64], many bool) func(context.Context, string) (int64, error) {
+	if !many {
+		return c.Get
+	}
+	return func(ctx context.Context, k string) (int64, error) {
+		m, err := c.GetMany(ctx, []string{k})
+		if err != nil {
+			return 0, err
+		}
+		v, ok := m[k]
+		if !ok {
+			return 0, fmt.Errorf("GetMany returned no value for %q", k)
+		}
+		return v, nil
+	}
+}
+
+// releaseOrders are the two orders in which a load parked before an
+// invalidation may finish: before the read that follows the invalidation, or
+// after it.
+var releaseOrders = []struct {
+	name         string
+	releaseFirst bool
+}{
+	{"old load finishes first", true},
+	{"old load still parked", false},
+}
+
+// overtaken drives one round of the G2 race on key k: r's Get parks its load
+// of version 1 holding the lease; invalidate (which moves the source to 2 and
+// returns once the event and its push reached r) runs; then read, in r's
+// process, must return 2 from a load of its own, whichever of the parked load
+// and the read finishes first. The parked Get itself returns 1: it began
+// before the event.
+func overtaken(t *testing.T, round int, r *cache.Cache[string, int64], src *source, g *gates, k string,
+	releaseFirst bool, invalidate func(), read func(context.Context, string) (int64, error)) {
+	t.Helper()
+	src.set(k, 1)
+	gt := g.park(t, k, 1)
+	old := inBackground(func(ctx context.Context) (int64, error) { return r.Get(ctx, k) })
+	gt.awaitParked(t, fmt.Sprintf("round %d: Get(%s)", round, k))
+
+	invalidate()
+
+	finishOld := func() {
+		gt.free()
+		v, err := await(t, old, fmt.Sprintf("round %d: the Get whose load was parked", round))
+		require.NoError(t, err, "round %d: the parked Get", round)
+		require.EqualValues(t, 1, v, "round %d: the parked Get returns the row its load read", round)
+	}
+	if releaseFirst {
+		finishOld()
+	}
+	v, err := within(t, fmt.Sprintf("round %d: the read after the invalidation", round), func(ctx context.Context) (int64, error) {
+		return read(ctx, k)
+	})
+	require.NoError(t, err, "round %d: the read after the invalidation", round)
+	require.EqualValues(t, 2, v, "round %d: a read that reaches Redis after the invalidation returned must not return the load that began before it", round)
+	require.Equal(t, 2, g.loadsOf(k), "round %d: the read after the invalidation ran a load of its own", round)
+	if !releaseFirst {
+		finishOld()
+	}
+}
+
+// TestG2ReadAfterAnotherProcessInvalidates attacks G2 across processes: a
+// read in process R that reaches Redis after process W's Invalidate returned
+// (and after R received Redis' push for it) never returns the value of R's
+// load that began before the invalidation — whether that load is still
+// running or finished first, through Get or GetMany.
+func TestG2ReadAfterAnotherProcessInvalidates(t *testing.T) {
+	t.Parallel()
+	for _, read := range []struct {
+		name string
+		many bool
+	}{{"Get", false}, {"GetMany", true}} {
+		for _, order := range releaseOrders {
+			t.Run(read.name+"/"+order.name, func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t)
+				ns := namespace(t)
+				src, g := gatedSource()
+				rc, rp := watchedClient(t, shared.ClientOption())
+				r := versionCache(t, rc, ns, src)
+				w := versionCache(t, connect(t, shared), ns, src)
+				for round := range 20 {
+					k := fmt.Sprintf("k%d", round)
+					overtaken(t, round, r, src, g, k, order.releaseFirst, func() {
+						src.set(k, 2)
+						m := rp.mark(r.Key(k))
+						require.NoError(t, w.Invalidate(ctx, k))
+						rp.awaitKey(t, m, fmt.Sprintf("round %d: R hears of W's Invalidate(%s) (R's parked load holds the key's lease)", round, k))
+					}, readVia(r, read.many))
+					for name, c := range map[string]*cache.Cache[string, int64]{"R": r, "W": w} {
+						v, err := c.Get(ctx, k)
+						require.NoError(t, err, "round %d: %s.Get", round, name)
+						require.EqualValues(t, 2, v, "round %d: %s.Get at the end", round, name)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestG2ReadAfterFlushOrDroppedConnection attacks G2 for the invalidations
+// that name no key: after FLUSHDB or FLUSHALL returned (through the reader's
+// own client), or after the reader's connection dropped and another process
+// then deleted the key, a read never returns the value of a load that began
+// before. Each reader has one connection (see singleConnection), so that its
+// nil push is the whole client's news.
+func TestG2ReadAfterFlushOrDroppedConnection(t *testing.T) {
+	t.Parallel()
+	events := []struct {
+		name string
+		// happen moves the source of k to 2 and makes the event happen:
+		// it returns once r's client reported the nil push (and, for a
+		// dropped connection, once another client deleted k).
+		happen func(t *testing.T, ctx context.Context, srv *redistest.Server, rc *cache.Client, rp *pushWatch, ns string, src *source, k string)
+	}{
+		{"FLUSHDB", func(t *testing.T, ctx context.Context, _ *redistest.Server, rc *cache.Client, rp *pushWatch, _ string, src *source, k string) {
+			src.set(k, 2)
+			rr := rc.Rueidis()
+			m := rp.mark("")
+			require.NoError(t, rr.Do(ctx, rr.B().Flushdb().Build()).Error())
+			rp.awaitFlush(t, m, "R hears of its own FLUSHDB")
+		}},
+		{"FLUSHALL", func(t *testing.T, ctx context.Context, _ *redistest.Server, rc *cache.Client, rp *pushWatch, _ string, src *source, k string) {
+			src.set(k, 2)
+			rr := rc.Rueidis()
+			m := rp.mark("")
+			require.NoError(t, rr.Do(ctx, rr.B().Flushall().Build()).Error())
+			rp.awaitFlush(t, m, "R hears of its own FLUSHALL")
+		}},
+		{"connection drop", func(t *testing.T, ctx context.Context, srv *redistest.Server, _ *cache.Client, rp *pushWatch, ns string, src *source, k string) {
+			m := rp.mark("")
+			_, err := srv.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+			require.NoError(t, err)
+			rp.awaitFlush(t, m, "R hears that its connection dropped")
+			// The key changes while R is not connected: Redis cannot push
+			// this DEL to R, which must not need it.
+			src.set(k, 2)
+			w := versionCache(t, connect(t, srv), ns, src)
+			require.NoError(t, w.Invalidate(ctx, k))
+		}},
+	}
+	for _, ev := range events {
+		for _, order := range releaseOrders {
+			t.Run(ev.name+"/"+order.name, func(t *testing.T) {
+				t.Parallel()
+				ctx := testContext(t)
+				srv := redistest.Start(t, redistest.Config{})
+				ns := namespace(t)
+				src, g := gatedSource()
+				rc, rp := watchedClient(t, singleConnection(srv.ClientOption()))
+				r := versionCache(t, rc, ns, src)
+				for round := range 10 {
+					k := fmt.Sprintf("k%d", round)
+					overtaken(t, round, r, src, g, k, order.releaseFirst, func() {
+						ev.happen(t, ctx, srv, rc, rp, ns, src, k)
+					}, r.Get)
+					v, err := r.Get(ctx, k)
+					require.NoError(t, err, "round %d", round)
+					require.EqualValues(t, 2, v, "round %d: Get at the end", round)
+				}
+			})
+		}
+	}
+}
+
+// TestG4NonInjectiveKeyDropsEveryCopy attacks G3 and G4 with a Key function
+// that maps two typed keys to one Redis key ("Bob3" and "bob3" are both
+// "<ns>:bob3"): with a decoded copy of each in memory, an Invalidate or a Set
+// in the same process, or a Set by another process (once its push arrived),
+// leaves no copy of either serving the old value.
+func TestG4NonInjectiveKeyDropsEveryCopy(t *testing.T) {
+	t.Parallel()
+	changes := []struct {
+		name string
+		// change writes or invalidates the key (named in lower case) and
+		// returns the value every form must read afterwards.
+		change func(t *testing.T, ctx context.Context, r, w *cache.Cache[string, int64], rp *pushWatch, src *source, key string) int64
+	}{
+		{"Invalidate in the same process", func(t *testing.T, ctx context.Context, r, _ *cache.Cache[string, int64], _ *pushWatch, src *source, key string) int64 {
+			src.set(key, 2)
+			require.NoError(t, r.Invalidate(ctx, key))
+			return 2
+		}},
+		{"Set in the same process", func(t *testing.T, ctx context.Context, r, _ *cache.Cache[string, int64], _ *pushWatch, src *source, key string) int64 {
+			src.set(key, 3)
+			require.NoError(t, r.Set(ctx, key, 3))
+			return 3
+		}},
+		{"Set by another process", func(t *testing.T, ctx context.Context, r, w *cache.Cache[string, int64], rp *pushWatch, src *source, key string) int64 {
+			src.set(key, 4)
+			m := rp.mark(r.Key(key))
+			require.NoError(t, w.Set(ctx, key, 4))
+			rp.awaitKey(t, m, fmt.Sprintf("R hears of W's Set(%s)", key))
+			return 4
+		}},
+	}
+	for _, ch := range changes {
+		t.Run(ch.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t)
+			ns := namespace(t)
+			src := newSource()
+			rc, rp := watchedClient(t, shared.ClientOption())
+			r := versionCache(t, rc, ns, src, folded(src))
+			w := versionCache(t, connect(t, shared), ns, src, folded(src))
+			for round := range 10 {
+				name := fmt.Sprintf("Bob%d", round)
+				lower, upper := strings.ToLower(name), strings.ToUpper(name)
+				src.set(lower, 1)
+				require.EqualValues(t, 1, warmCopy(t, r, name), "round %d", round)
+				require.EqualValues(t, 1, warmCopy(t, r, lower), "round %d", round)
+				// Both copies are in memory: the first is still a local hit.
+				before := r.Stats()
+				v, err := r.Get(ctx, name)
+				require.NoError(t, err)
+				require.EqualValues(t, 1, v)
+				local, _ := hitsSince(before, r.Stats())
+				require.EqualValues(t, 1, local, "round %d: %q and %q each have a copy in memory", round, name, lower)
+
+				want := ch.change(t, ctx, r, w, rp, src, lower)
+				for _, form := range []string{name, lower, upper} {
+					v, err := r.Get(ctx, form)
+					require.NoError(t, err, "round %d: Get(%q)", round, form)
+					assert.EqualValues(t, want, v, "round %d: Get(%q) after the change of %q (same Redis key %s)", round, form, lower, r.Key(form))
+				}
+				if t.Failed() {
+					return
+				}
+			}
+		})
+	}
+}
+
+// TestG3WriteThroughOneCacheIsReadThroughAnother attacks G3 with two Cache
+// values of one namespace on one client: a Set (or an Invalidate) through
+// one is seen by the very next Get through the other, whether the reader
+// held a decoded copy of the key or not.
+func TestG3WriteThroughOneCacheIsReadThroughAnother(t *testing.T) {
+	t.Parallel()
+	const iterations = 800
+	for _, tc := range []struct {
+		name                   string
+		aWrites, warm, viaDrop bool
+	}{
+		{"A sets then B reads", true, false, false},
+		{"A sets then B reads over its copy", true, true, false},
+		{"B sets then A reads", false, false, false},
+		{"B sets then A reads over its copy", false, true, false},
+		{"A invalidates then B reloads over its copy", true, true, true},
+		{"B invalidates then A reloads over its copy", false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t)
+			ns := namespace(t)
+			src := newSource()
+			client, p := watchedClient(t, shared.ClientOption())
+			writer, reader := versionCache(t, client, ns, src), versionCache(t, client, ns, src)
+			if !tc.aWrites {
+				writer, reader = reader, writer
+			}
+			const k = "k"
+			src.set(k, 0)
+			require.NoError(t, writer.Set(ctx, k, 0))
+			stale, done := 0, int64(0)
+			var first string
+			for i := int64(1); i <= iterations && stale < 10; i++ {
+				done = i
+				if tc.warm {
+					warmCopy(t, reader, k)
+				}
+				m := p.mark(reader.Key(k))
+				src.set(k, i)
+				if tc.viaDrop {
+					require.NoError(t, writer.Invalidate(ctx, k))
+				} else {
+					require.NoError(t, writer.Set(ctx, k, i))
+				}
+				v, err := reader.Get(ctx, k)
+				require.NoError(t, err, "iteration %d", i)
+				if v != i {
+					if stale == 0 {
+						first = fmt.Sprintf("iteration %d read %d", i, v)
+					}
+					stale++
+				}
+				if tc.warm {
+					// The reader's copy had the key tracked: the write's
+					// push comes, and the next warm-up reads after it.
+					p.awaitKey(t, m, fmt.Sprintf("iteration %d: the push of the write", i))
+				}
+			}
+			// (The loop stops at the tenth stale read: the count says enough.)
+			assert.Zero(t, stale, "%d of %d reads through the other Cache of the client missed the write just made (first: %s)", stale, done, first)
+		})
+	}
+}
+
+// TestGCopiesLandAtOnce attacks the read path the guarantees rest on: the
+// value a Get found in Redis, or loaded, or that the process wrote itself, is
+// in process memory for the very next Get (with default options), which
+// neither reads Redis nor misses.
+func TestGCopiesLandAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// prepare leaves k holding v, read (or written) once by r.
+		prepare func(t *testing.T, ctx context.Context, r, w *cache.Cache[string, int64], src *source, k string, v int64)
+	}{
+		{"after a load", func(t *testing.T, ctx context.Context, r, _ *cache.Cache[string, int64], src *source, k string, v int64) {
+			src.set(k, v)
+			got, err := r.Get(ctx, k)
+			require.NoError(t, err)
+			require.Equal(t, v, got)
+		}},
+		{"after a Redis hit", func(t *testing.T, ctx context.Context, r, w *cache.Cache[string, int64], _ *source, k string, v int64) {
+			require.NoError(t, w.Set(ctx, k, v))
+			before := r.Stats()
+			got, err := r.Get(ctx, k)
+			require.NoError(t, err)
+			require.Equal(t, v, got)
+			_, redis := hitsSince(before, r.Stats())
+			require.EqualValues(t, 1, redis, "the first Get finds the other process's value in Redis")
+		}},
+		{"after its own Set", func(t *testing.T, ctx context.Context, r, _ *cache.Cache[string, int64], _ *source, k string, v int64) {
+			require.NoError(t, r.Set(ctx, k, v))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t)
+			ns := namespace(t)
+			src := newSource()
+			defaults := func(client *cache.Client) *cache.Cache[string, int64] {
+				c, err := cache.New(client, cache.Options[string, int64]{Namespace: ns, Loader: src.load})
+				require.NoError(t, err)
+				return c
+			}
+			r, w := defaults(connect(t, shared)), defaults(connect(t, shared))
+			for round := range 10 {
+				k := fmt.Sprintf("k%d", round)
+				v := int64(100 + round)
+				tc.prepare(t, ctx, r, w, src, k, v)
+				before := r.Stats()
+				for range 2 {
+					got, err := r.Get(ctx, k)
+					require.NoError(t, err)
+					require.Equal(t, v, got)
+				}
+				local, redis := hitsSince(before, r.Stats())
+				assert.EqualValues(t, 2, local, "round %d: both Gets %s are served from process memory", round, tc.name)
+				assert.Zero(t, redis, "round %d: no Get %s reads Redis", round, tc.name)
+				if t.Failed() {
+					return
+				}
+			}
+		})
+	}
+}
+
+// TestGGetAndGetManyAgree: GetMany answers each key as Get does — not found
+// is an absence, not an error; a copy past its soft TTL is served from
+// memory; a cold key costs one load and a bounded number of Redis visits
+// however many callers want it; a loader's failure names its key with a
+// *loader.KeyError; Redis being down follows the same policy.
+func TestGGetAndGetManyAgree(t *testing.T) {
+	t.Parallel()
+
+	for _, tc := range []struct {
+		name string
+		opts func(*cache.Options[string, int64])
+	}{
+		{"not found without a loader", func(o *cache.Options[string, int64]) { o.Loader = nil }},
+		{"not found by the loader", func(*cache.Options[string, int64]) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t)
+			c := versionCache(t, connect(t, shared), namespace(t), newSource(), tc.opts)
+			get := func(k string) {
+				_, err := c.Get(ctx, k)
+				assert.ErrorIs(t, err, cache.ErrNotFound, "Get(%q) of a missing key", k)
+			}
+			getMany := func(k string) {
+				m, err := c.GetMany(ctx, []string{k})
+				assert.NoError(t, err, "GetMany([%q]) of a missing key reports it by its absence, as Get's ErrNotFound", k)
+				assert.NotContains(t, m, k)
+			}
+			get("get-first")
+			getMany("get-first")
+			getMany("getmany-first")
+			get("getmany-first")
+		})
+	}
+
+	t.Run("copy past its soft TTL", func(t *testing.T) {
+		t.Parallel()
+		ctx := testContext(t)
+		clock := &stepClock{now: time.Now()}
+		src, g := gatedSource()
+		c := versionCache(t, connect(t, shared), namespace(t), src, func(o *cache.Options[string, int64]) {
+			o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
+			o.Now = clock.Now
+		})
+		keys := []string{"via-getmany", "via-get"}
+		for _, k := range keys {
+			src.set(k, 1)
+			require.EqualValues(t, 1, warmCopy(t, c, k))
+			// The refreshes these reads start park in the loader: nothing
+			// but the reads below touches the counters.
+			g.park(t, k, 1)
+		}
+		clock.advance(6 * time.Minute) // past the soft expiry (5 min), within the hard one (10 min)
+
+		before := c.Stats()
+		m, err := c.GetMany(ctx, keys[:1])
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int64{keys[0]: 1}, m)
+		local, redis := hitsSince(before, c.Stats())
+		assert.EqualValues(t, 1, local, "GetMany serves a copy past its soft TTL from memory, as Get does")
+		assert.Zero(t, redis, "GetMany does not read Redis for a copy past its soft TTL")
+
+		before = c.Stats()
+		v, err := c.Get(ctx, keys[1])
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, v)
+		local, redis = hitsSince(before, c.Stats())
+		assert.EqualValues(t, 1, local, "Get serves a copy past its soft TTL from memory")
+		assert.Zero(t, redis)
+	})
+
+	t.Run("50 Gets of a cold key", func(t *testing.T) {
+		t.Parallel()
+		ctx := testContext(t)
+		srv := redistest.Start(t, redistest.Config{})
+		src := newSource()
+		c := versionCache(t, connect(t, srv), namespace(t), src)
+		// Connections up and scripts loaded, on another key.
+		src.set("warm-up", 1)
+		_, err := c.Get(ctx, "warm-up")
+		require.NoError(t, err)
+
+		src.set("cold", 2)
+		loadsBefore := src.loads.Load()
+		statsBefore := commandCalls(t, srv)
+		mon := startMonitor(t, srv)
+		begin := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for range 50 {
+			wg.Go(func() {
+				<-begin
+				v, err := c.Get(ctx, "cold")
+				if err == nil && v != 2 {
+					err = fmt.Errorf("got %d", v)
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		close(begin)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		visits := mon.visits(t, srv)
+		delta := map[string]int{}
+		for name, n := range commandCalls(t, srv) {
+			if d := n - statsBefore[name]; d > 0 && name != "info" && name != "echo" && name != "monitor" {
+				delta[name] = d
+			}
+		}
+		t.Logf("50 Gets of a cold key: %d visits (%s); INFO commandstats delta, script commands included: %v", len(visits), tally(visits), delta)
+		assert.EqualValues(t, 1, src.loads.Load()-loadsBefore, "the loader runs once")
+		assert.LessOrEqual(t, len(visits), 3, "one read-and-lease visit and one write-back (and one of slack) for 50 Gets of one key in one process; got %s", tally(visits))
+	})
+
+	t.Run("loader error for one key", func(t *testing.T) {
+		t.Parallel()
+		ctx := testContext(t)
+		boom := errors.New("the source failed for this key")
+		c := versionCache(t, connect(t, shared), namespace(t), newSource(), func(o *cache.Options[string, int64]) {
+			o.Loader = func(_ context.Context, k string) (int64, error) {
+				if k == "bad" {
+					return 0, boom
+				}
+				return 7, nil
+			}
+		})
+		m, err := c.GetMany(ctx, []string{"good", "bad"})
+		require.Error(t, err)
+		assert.Equal(t, map[string]int64{"good": 7}, m)
+		assert.ErrorIs(t, err, boom)
+		var ke *loader.KeyError[string]
+		if assert.True(t, errors.As(err, &ke), "GetMany's error names the failed key with a *loader.KeyError[string]: %v", err) {
+			assert.Equal(t, "bad", ke.Key)
+		}
+
+		_, err = c.Get(ctx, "bad")
+		require.Error(t, err)
+		assert.ErrorIs(t, err, boom)
+		ke = nil
+		if assert.True(t, errors.As(err, &ke), "Get's error names the failed key with a *loader.KeyError[string], as GetMany's does: %v", err) {
+			assert.Equal(t, "bad", ke.Key)
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		policy cache.RedisDownPolicy
+	}{{"FailOpen", cache.FailOpen}, {"FailFast", cache.FailFast}} {
+		t.Run("Redis down/"+tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t)
+			srv := redistest.Start(t, redistest.Config{})
+			src := newSource()
+			c := versionCache(t, connect(t, srv), namespace(t), src, func(o *cache.Options[string, int64]) { o.OnRedisDown = tc.policy })
+			src.set("up", 1)
+			src.set("via-get", 2)
+			src.set("via-getmany", 3)
+			_, err := c.Get(ctx, "up") // the client is connected when Redis goes
+			require.NoError(t, err)
+			require.NoError(t, srv.Kill()) // the port stays this server's until Cleanup
+
+			v, err := c.Get(ctx, "via-get")
+			m, merr := c.GetMany(ctx, []string{"via-getmany"})
+			if tc.policy == cache.FailOpen {
+				require.NoError(t, err, "Get falls back to the loader")
+				assert.EqualValues(t, 2, v)
+				require.NoError(t, merr, "GetMany falls back to the loader")
+				assert.Equal(t, map[string]int64{"via-getmany": 3}, m)
+				return
+			}
+			assert.ErrorIs(t, err, cache.ErrUnavailable, "Get fails fast")
+			assert.ErrorIs(t, merr, cache.ErrUnavailable, "GetMany fails fast")
+		})
+	}
+}
+
+// TestGNoStaleValueUnderRandomLoadWithFoldedKeys is TestNoStaleKeysUnderRandomLoad
+// with every sharing there is: two clients (processes), each with two Cache
+// values of the namespace, and a case-folding Key function with readers and
+// writers using mixed-case forms of each key. Writers move the source and
+// then Invalidate or Set through a random cache. Afterwards Redis holds no
+// stale value (G1), and once a final Set of each key's value through one
+// cache has been pushed to every client, every cache reads the source's
+// value under every form of the key (G2–G4).
+//
+// The clients use one connection each (see singleConnection), so that the
+// tracking read before the final Set and the push after it are on the
+// connection that carries every other push of the key.
+func TestGNoStaleValueUnderRandomLoadWithFoldedKeys(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	ns := namespace(t)
+	const keys, clients, perClient, readers, writers, rounds = 24, 2, 2, 6, 3, 200
+	src := newSource()
+	names := make([]string, keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("key%d", i)
+		src.set(names[i], 0)
+	}
+	forms := func(name string) []string {
+		return []string{name, strings.ToUpper(name), "K" + name[1:], "k" + strings.ToUpper(name[1:])}
+	}
+	// Loads are slow now and then (a source's latency, not a wait for
+	// anything), so that updates land while loads are under way.
+	src.hook = func(string, int64) {
+		if rand.IntN(8) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	type process struct {
+		client *cache.Client
+		pushes *pushWatch
+	}
+	procs := make([]process, clients)
+	var caches []*cache.Cache[string, int64]
+	for i := range procs {
+		c, p := watchedClient(t, singleConnection(shared.ClientOption()))
+		procs[i] = process{c, p}
+		for range perClient {
+			caches = append(caches, versionCache(t, c, ns, src, folded(src)))
+		}
+	}
+	pick := func(s []string) string { return s[rand.IntN(len(s))] }
+
+	var keyLocks [keys]sync.Mutex
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range rounds {
+				i := rand.IntN(keys)
+				c, form := caches[rand.IntN(len(caches))], pick(forms(names[i]))
+				keyLocks[i].Lock()
+				v := src.get(names[i]) + 1
+				src.set(names[i], v)
+				var err error
+				if rand.IntN(2) == 0 {
+					err = c.Invalidate(ctx, form)
+				} else {
+					err = c.Set(ctx, form, v)
+				}
+				keyLocks[i].Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range readers {
+		wg.Go(func() {
+			for range rounds * 3 {
+				c, form := caches[rand.IntN(len(caches))], pick(forms(names[rand.IntN(keys)]))
+				if _, err := c.Get(ctx, form); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// Redis itself holds no stale value: a fresh process without a loader
+	// reads what Redis holds.
+	auditor, err := cache.New(connect(t, shared), cache.Options[string, int64]{Namespace: ns, Codec: codec.MsgPack[int64]()})
+	require.NoError(t, err)
+	for _, name := range names {
+		v, err := auditor.Get(ctx, name)
+		if errors.Is(err, cache.ErrNotFound) {
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, src.get(name), v, "Redis holds a stale value of %s", name)
+	}
+
+	// Every cache reads the source, under every form, once a final Set of
+	// each key has reached every client.
+	stale := 0
+	for _, name := range names {
+		key := caches[0].Key(name)
+		marks := make([]pushMark, len(procs))
+		for i, p := range procs {
+			// Redis tracks the key for this client now, so the final Set
+			// pushes to it; the GET's reply comes after any push sent
+			// before. (CLIENT CACHING YES is refused unless tracking is
+			// in OPTIN mode; in OPTOUT mode the GET is tracked anyway.)
+			rr := p.client.Rueidis()
+			res := rr.DoMulti(ctx, rr.B().ClientCaching().Yes().Build(), rr.B().Get().Key(key).Build())
+			if _, refused := rueidis.IsRedisErr(res[0].Error()); !refused {
+				require.NoError(t, res[0].Error())
+			}
+			if err := res[1].Error(); !rueidis.IsRedisNil(err) {
+				require.NoError(t, err)
+			}
+			marks[i] = p.pushes.mark(key)
+		}
+		want := src.get(name)
+		require.NoError(t, caches[rand.IntN(len(caches))].Set(ctx, pick(forms(name)), want))
+		for i, p := range procs {
+			p.pushes.awaitKey(t, marks[i], fmt.Sprintf("client %d hears of the final Set of %s", i, key))
+		}
+		for ci, c := range caches {
+			for _, form := range forms(name) {
+				v, err := c.Get(ctx, form)
+				require.NoError(t, err)
+				if v != want {
+					stale++
+					if stale <= 10 {
+						t.Logf("cache %d (client %d) Get(%q) = %d, source %d", ci, ci/perClient, form, v, want)
+					}
+				}
+			}
+		}
+	}
+	assert.Zero(t, stale, "stale reads after the final Set of every key reached every client")
+}

@@ -1,0 +1,128 @@
+package cache
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLocalDropsEveryTypedKeyOfARedisKey(t *testing.T) {
+	t.Parallel()
+	l := newLocal[string, int](10)
+	for _, k := range []string{"Bob", "bob", "BOB"} {
+		require.True(t, l.store(k, &entry[int]{v: 1, key: "ns:bob"}, l.snapshot("ns:bob")))
+	}
+	require.True(t, l.store("alice", &entry[int]{v: 2, key: "ns:alice"}, l.snapshot("ns:alice")))
+	assert.Equal(t, 4, l.len())
+
+	l.invalidate("ns:bob")
+	for _, k := range []string{"Bob", "bob", "BOB"} {
+		_, ok := l.get(k, 0)
+		assert.False(t, ok, "%s's copy is dropped with its Redis key", k)
+	}
+	_, ok := l.get("alice", 0)
+	assert.True(t, ok, "another key's copy stays")
+	assert.Equal(t, 1, l.len())
+}
+
+func TestLocalStoreAfterAnInvalidationIsRefused(t *testing.T) {
+	t.Parallel()
+	l := newLocal[string, int](10)
+	snap := l.snapshot("ns:k")
+	l.invalidate("ns:k") // arrives between the read and its store
+	assert.False(t, l.store("k", &entry[int]{v: 1, key: "ns:k"}, snap))
+	_, ok := l.get("k", 0)
+	assert.False(t, ok)
+	assert.True(t, l.store("k", &entry[int]{v: 2, key: "ns:k"}, l.snapshot("ns:k")))
+}
+
+func TestLocalStoreWrittenDropsOtherCopiesFirst(t *testing.T) {
+	t.Parallel()
+	l := newLocal[string, int](10)
+	require.True(t, l.store("Bob", &entry[int]{v: 1, key: "ns:bob"}, l.snapshot("ns:bob")))
+	snap := l.snapshot("ns:bob")
+	readSnap := l.snapshot("ns:bob") // a read in flight since before the write
+	require.True(t, l.storeWritten("bob", &entry[int]{v: 2, key: "ns:bob"}, snap))
+	_, ok := l.get("Bob", 0)
+	assert.False(t, ok, "the copy of another typed key of the written Redis key is dropped")
+	e, ok := l.get("bob", 0)
+	require.True(t, ok)
+	assert.Equal(t, 2, e.v)
+	assert.False(t, l.store("Bob", &entry[int]{v: 1, key: "ns:bob"}, readSnap), "a read from before the write does not store")
+
+	// A write whose stripe saw an invalidation since its snapshot keeps
+	// nothing, and still drops what was there.
+	snap = l.snapshot("ns:bob")
+	l.invalidate("ns:bob")
+	require.True(t, l.store("bob", &entry[int]{v: 3, key: "ns:bob"}, l.snapshot("ns:bob")))
+	assert.False(t, l.storeWritten("bob", &entry[int]{v: 4, key: "ns:bob"}, snap))
+	_, ok = l.get("bob", 0)
+	assert.False(t, ok)
+}
+
+func TestLocalExpiryAndCapacity(t *testing.T) {
+	t.Parallel()
+	l := newLocal[int, int](8)
+	require.True(t, l.store(1, &entry[int]{v: 1, key: "ns:1", expireAt: 100}, l.snapshot("ns:1")))
+	_, ok := l.get(1, 99)
+	assert.True(t, ok)
+	_, ok = l.get(1, 100)
+	assert.False(t, ok, "expired at its hard expiry")
+	assert.Equal(t, 0, l.len())
+	for i := range 100 {
+		key := "ns:" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		l.store(i, &entry[int]{v: i, key: key}, l.snapshot(key))
+	}
+	assert.LessOrEqual(t, l.len(), 8)
+
+	none := newLocal[int, int](-1)
+	assert.False(t, none.store(1, &entry[int]{v: 1, key: "ns:1"}, none.snapshot("ns:1")), "no copies at all")
+}
+
+func TestEchoesAreCountedPerKey(t *testing.T) {
+	t.Parallel()
+	c := &Client{echoes: map[string]int{}}
+	c.expectEcho("ns:a")
+	c.expectEcho("ns:a")
+	assert.True(t, c.expectEchoIf("ns:b", func() bool { return true }))
+	assert.False(t, c.expectEchoIf("ns:c", func() bool { return false }))
+	take := func(key string) bool {
+		c.echoMu.Lock()
+		defer c.echoMu.Unlock()
+		return c.takeEcho(key)
+	}
+	assert.True(t, take("ns:a"))
+	c.cancelEcho("ns:a")
+	assert.False(t, take("ns:a"), "two expected, one taken, one withdrawn")
+	assert.False(t, take("ns:c"))
+	c.cancelEcho("ns:b")
+	assert.False(t, take("ns:b"))
+	c.cancelEcho("ns:never") // nothing to withdraw
+	assert.Empty(t, c.echoes)
+}
+
+func TestWaitsWakeEveryRegistration(t *testing.T) {
+	t.Parallel()
+	var w waits
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	w.register("k", a)
+	w.register("k", b)
+	w.register("other", b)
+	w.wake("k")
+	w.wake("k") // a full channel is not blocked on
+	assert.Len(t, a, 1)
+	assert.Len(t, b, 1)
+	<-a
+	<-b
+	w.unregister("k", a)
+	w.wake("k")
+	assert.Empty(t, a, "unregistered")
+	assert.Len(t, b, 1)
+	<-b
+	w.unregister("k", b)
+	w.wakeAll()
+	assert.Len(t, b, 1, "still registered for other")
+	w.unregister("other", b)
+	assert.Empty(t, w.m)
+}
