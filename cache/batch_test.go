@@ -16,37 +16,6 @@ import (
 	"github.com/aside-go/aside/loader"
 )
 
-// batchSource is a source of users with a batch loader that records its calls.
-type batchSource struct {
-	mu    sync.Mutex
-	calls [][]int64
-	fail  map[int64]error // keys whose load fails
-}
-
-func (s *batchSource) load(_ context.Context, ids []int64) (map[int64]User, error) {
-	s.mu.Lock()
-	s.calls = append(s.calls, append([]int64(nil), ids...))
-	s.mu.Unlock()
-	out := make(map[int64]User, len(ids))
-	var errs []error
-	for _, id := range ids {
-		if err := s.fail[id]; err != nil {
-			errs = append(errs, &loader.KeyError[int64]{Key: id, Err: err})
-			continue
-		}
-		if id >= 0 {
-			out[id] = sampleUser(id)
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
-func (s *batchSource) callCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.calls)
-}
-
 func TestGetManyMixesHitsMissesAndNotFound(t *testing.T) {
 	t.Parallel()
 	for _, topo := range topologies() {

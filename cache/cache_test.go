@@ -19,56 +19,6 @@ import (
 	"github.com/aside-go/aside/ttlpolicy"
 )
 
-// userCache builds a cache of users on client whose loader counts its calls.
-func userCache(t testing.TB, client *cache.Client, ns string, calls *atomic.Int64, opts ...func(*cache.Options[int64, User])) *cache.Cache[int64, User] {
-	t.Helper()
-	o := cache.Options[int64, User]{
-		Namespace: ns,
-		TTL:       ttlpolicy.Minutes(5),
-		Loader: func(ctx context.Context, id int64) (User, error) {
-			if calls != nil {
-				calls.Add(1)
-			}
-			if id < 0 {
-				return User{}, loader.ErrNotFound
-			}
-			return sampleUser(id), nil
-		},
-	}
-	for _, f := range opts {
-		f(&o)
-	}
-	c, err := cache.New(connectOnce(t, client), o)
-	require.NoError(t, err)
-	return c
-}
-
-func connectOnce(t testing.TB, c *cache.Client) *cache.Client {
-	if c != nil {
-		return c
-	}
-	return connect(t, shared)
-}
-
-// warm reads k until the cache holds a decoded copy of it. Right after the
-// process wrote k (a load writes it back), reads go around the client-side
-// cache until Redis' invalidation of that write arrives; the number of reads
-// is bounded, not the time.
-func warm[K comparable, V any](t testing.TB, c *cache.Cache[K, V], k K) {
-	t.Helper()
-	for range 10_000 {
-		before := c.Stats().LocalHits
-		_, err := c.Get(context.Background(), k)
-		if err != nil && !errors.Is(err, cache.ErrNotFound) {
-			t.Fatalf("warm: %v", err)
-		}
-		if c.Stats().LocalHits > before {
-			return
-		}
-	}
-	t.Fatalf("no decoded copy of %v after 10000 reads", k)
-}
-
 func TestGetLoadsOnceThenServesFromMemory(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

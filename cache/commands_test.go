@@ -2,8 +2,6 @@ package cache_test
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,49 +10,6 @@ import (
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/internal/redistest"
 )
-
-// commandStats returns the calls per command from INFO commandstats, without
-// the commands of connection set-up and administration.
-func commandStats(t testing.TB, srv *redistest.Server) map[string]int {
-	t.Helper()
-	text, err := srv.Do(context.Background(), "INFO", "commandstats")
-	require.NoError(t, err)
-	out := map[string]int{}
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		name = strings.TrimPrefix(name, "cmdstat_")
-		switch {
-		case name == "info", name == "hello", name == "ping", strings.HasPrefix(name, "client"), strings.HasPrefix(name, "script"):
-			continue
-		}
-		for _, f := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(f, "calls="); ok {
-				n, _ := strconv.Atoi(v)
-				out[name] = n
-			}
-		}
-	}
-	return out
-}
-
-// commandsSince returns the commands sent since before, by name, and their
-// total.
-func commandsSince(t testing.TB, srv *redistest.Server, before map[string]int) (map[string]int, int) {
-	t.Helper()
-	delta := map[string]int{}
-	total := 0
-	for name, n := range commandStats(t, srv) {
-		if d := n - before[name]; d > 0 {
-			delta[name] = d
-			total += d
-		}
-	}
-	return delta, total
-}
 
 // TestCommandsPerGet counts the Redis commands one Get sends: for a key
 // that Redis holds but process memory does not, one visit that reads, leases

@@ -16,13 +16,6 @@ import (
 	"github.com/aside-go/aside/invalidation"
 )
 
-func stringCache(t testing.TB, topo topology, ns string) *cache.Cache[string, string] {
-	t.Helper()
-	c, err := cache.New(connectWith(t, topo.opt(t)), cache.Options[string, string]{Namespace: ns, Codec: codec.String()})
-	require.NoError(t, err)
-	return c
-}
-
 func TestInvalidatePatternOnEveryPrimary(t *testing.T) {
 	t.Parallel()
 	for _, topo := range topologies() {
@@ -66,14 +59,6 @@ func TestInvalidatePatternOnEveryPrimary(t *testing.T) {
 			assert.EqualValues(t, 50, n)
 		})
 	}
-}
-
-func keysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func TestInvalidatePatternEscapesUserInput(t *testing.T) {

@@ -16,58 +16,7 @@ import (
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/codec"
 	"github.com/aside-go/aside/internal/redistest"
-	"github.com/aside-go/aside/loader"
 )
-
-// source is a "database" of versioned rows that counts loads.
-type source struct {
-	mu    sync.Mutex
-	rows  map[string]int64 // key -> version
-	loads atomic.Int64
-	// hook, when set, runs inside every load after it read the row: tests
-	// park loads there to force interleavings.
-	hook func(key string, version int64)
-}
-
-func newSource() *source { return &source{rows: map[string]int64{}} }
-
-func (s *source) load(_ context.Context, key string) (int64, error) {
-	s.loads.Add(1)
-	s.mu.Lock()
-	v, ok := s.rows[key]
-	hook := s.hook
-	s.mu.Unlock()
-	if hook != nil {
-		hook(key, v)
-	}
-	if !ok {
-		return 0, loader.ErrNotFound
-	}
-	return v, nil
-}
-
-func (s *source) set(key string, v int64) {
-	s.mu.Lock()
-	s.rows[key] = v
-	s.mu.Unlock()
-}
-
-func (s *source) get(key string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rows[key]
-}
-
-func versionCache(t testing.TB, client *cache.Client, ns string, src *source, opts ...func(*cache.Options[string, int64])) *cache.Cache[string, int64] {
-	t.Helper()
-	o := cache.Options[string, int64]{Namespace: ns, Loader: src.load, Codec: codec.MsgPack[int64]()}
-	for _, f := range opts {
-		f(&o)
-	}
-	c, err := cache.New(client, o)
-	require.NoError(t, err)
-	return c
-}
 
 func TestHerdAcrossClientsLoadsOnce(t *testing.T) {
 	t.Parallel()
@@ -412,28 +361,6 @@ func TestDeadLeaseHolderIsTakenOver(t *testing.T) {
 	v, err = waiter.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.EqualValues(t, 7, v)
-}
-
-// holdLease starts a Get of key in another client of namespace ns whose load
-// parks holding the key's lease, and returns once it does. Closing release
-// lets the load return v; done is closed when that Get returned.
-func holdLease(t *testing.T, ns, key string, v int64) (release, done chan struct{}) {
-	t.Helper()
-	parked := make(chan struct{})
-	release, done = make(chan struct{}), make(chan struct{})
-	holder := versionCache(t, connect(t, shared), ns, newSource(), func(o *cache.Options[string, int64]) {
-		o.Loader = func(context.Context, string) (int64, error) {
-			close(parked)
-			<-release
-			return v, nil
-		}
-	})
-	go func() {
-		defer close(done)
-		_, _ = holder.Get(context.Background(), key)
-	}()
-	<-parked
-	return release, done
 }
 
 func TestWaiterContextEndsWhileLeaseHeld(t *testing.T) {

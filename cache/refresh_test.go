@@ -15,24 +15,6 @@ import (
 	"github.com/aside-go/aside/ttlpolicy"
 )
 
-// fakeClock is a settable clock for soft expiries.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Add(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-}
-
 func refreshCache(t testing.TB, client *cache.Client, ns string, src *source, clock *fakeClock, mode cache.RefreshMode) *cache.Cache[string, int64] {
 	return versionCache(t, client, ns, src, func(o *cache.Options[string, int64]) {
 		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
