@@ -649,3 +649,71 @@ func TestGNoStaleValueUnderRandomLoadWithFoldedKeys(t *testing.T) {
 	}
 	assert.Zero(t, stale, "stale reads after the final Set of every key reached every client")
 }
+
+// TestG2WithoutTracking attacks G2 and G5 when the server refuses client
+// tracking: no push ever comes, so no flight can be forgotten by one. A read
+// after another process's Invalidate must still load for itself, and a read
+// while this process's own load runs (no invalidation) must wait for that
+// load rather than run a second one.
+func TestG2WithoutTracking(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
+		Name: "app", Password: "secret", Rules: []string{"~*", "&*", "+@all", "-client|tracking"},
+	}}})
+	opt := srv.ClientOption()
+	opt.Username, opt.Password = "app", "secret"
+	rc, wc := connectWith(t, opt), connectWith(t, opt)
+	require.False(t, rc.Tracking())
+	ctx := testContext(t)
+	ns := namespace(t)
+	src, g := gatedSource()
+	r := versionCache(t, rc, ns, src)
+	w := versionCache(t, wc, ns, src)
+	for round := range 10 {
+		k := fmt.Sprintf("k%d", round)
+		overtaken(t, round, r, src, g, k, round%2 == 0, func() {
+			src.set(k, 2)
+			require.NoError(t, w.Invalidate(ctx, k))
+		}, readVia(r, round%4 < 2))
+	}
+
+	// No invalidation: the second read finds the first one's lease in
+	// Redis, which proves nothing changed since that load began.
+	src.set("shared", 1)
+	gt := g.park(t, "shared", 1)
+	first := inBackground(func(ctx context.Context) (int64, error) { return r.Get(ctx, "shared") })
+	gt.awaitParked(t, "the first Get")
+	second := inBackground(func(ctx context.Context) (int64, error) { return r.Get(ctx, "shared") })
+	// The second Get is in flight (it may or may not have visited Redis
+	// yet); either way it must end with the first load's value.
+	gt.free()
+	for name, ch := range map[string]<-chan outcome[int64]{"first": first, "second": second} {
+		v, err := await(t, ch, name+" Get")
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, v, name)
+	}
+	assert.Equal(t, 1, g.loadsOf("shared"), "one load for both")
+}
+
+// TestG2AcrossProcessesOnACluster is case 1 of G2 on a 3-primary cluster:
+// the visit, the lease, the tracking and the push all happen on the key's
+// own node.
+func TestG2AcrossProcessesOnACluster(t *testing.T) {
+	t.Parallel()
+	topo := topologies()[1]
+	ctx := testContext(t)
+	ns := namespace(t)
+	src, g := gatedSource()
+	rc, rp := watchedClient(t, topo.opt(t))
+	r := versionCache(t, rc, ns, src)
+	w := versionCache(t, connectWith(t, topo.opt(t)), ns, src)
+	for round := range 6 {
+		k := fmt.Sprintf("k%d", round)
+		overtaken(t, round, r, src, g, k, round%2 == 0, func() {
+			src.set(k, 2)
+			m := rp.mark(r.Key(k))
+			require.NoError(t, w.Invalidate(ctx, k))
+			rp.awaitKey(t, m, fmt.Sprintf("round %d: R hears of W's Invalidate(%s)", round, k))
+		}, readVia(r, round%4 < 2))
+	}
+}
