@@ -34,10 +34,12 @@ type Cache[K comparable, V any] struct {
 	batch     loader.BatchFunc[K, V]
 	leaseTTL  time.Duration
 	leaseWait time.Duration
-	onDown    RedisDownPolicy
-	localTTL  time.Duration
-	clone     func(V) V
-	now       func() time.Time
+	// redisTimeout bounds each Redis call (see budget).
+	redisTimeout time.Duration
+	onDown       RedisDownPolicy
+	localTTL     time.Duration
+	clone        func(V) V
+	now          func() time.Time
 	// nanos is the hit path's clock: the client's coarse clock, or Now
 	// when the options inject one.
 	nanos func() int64
@@ -92,6 +94,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		batch:          o.BatchLoader,
 		leaseTTL:       o.LeaseTTL,
 		leaseWait:      o.LeaseWait,
+		redisTimeout:   o.RedisTimeout,
 		refreshMode:    o.Refresh,
 		refreshTimeout: o.RefreshTimeout,
 		refreshSlots:   make(chan struct{}, o.RefreshConcurrency),

@@ -40,6 +40,39 @@ var (
 // memory: prebuilt, so the hit path allocates nothing.
 var errNotFoundHit = fmt.Errorf("cache: cached not-found marker: %w", ErrNotFound)
 
+// budget bounds one Redis call of the cache by Options.RedisTimeout, within
+// ctx.
+func (c *Cache[K, V]) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.redisTimeout)
+}
+
+// redisErr classifies the error of a Redis call made under budget(ctx): the
+// budget running out is ErrUnavailable, while ctx's own end stays a context
+// error.
+func (c *Cache[K, V]) redisErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("%w: no answer within %v (Options.RedisTimeout)", ErrUnavailable, c.redisTimeout)
+	}
+	return classify(err)
+}
+
+// do is rc.Do under the budget.
+func (c *Cache[K, V]) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	return c.rc.Do(rctx, cmd)
+}
+
+// doMulti is rc.DoMulti under the budget.
+func (c *Cache[K, V]) doMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	return c.rc.DoMulti(rctx, cmds...)
+}
+
 // classify wraps errors of the connection in ErrUnavailable and leaves context
 // errors and Redis error replies as they are.
 func classify(err error) error {

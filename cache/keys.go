@@ -44,11 +44,13 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 	}
 	n := 0
 	var errs []error
-	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	for i, res := range c.rc.DoMulti(rctx, cmds...) {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cache: %s %s: %w", op, keys[i], classify(err)))
+			errs = append(errs, fmt.Errorf("cache: %s %s: %w", op, keys[i], c.redisErr(ctx, err)))
 			continue
 		}
 		n += int(d)
@@ -83,7 +85,9 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	for i, key := range rest {
 		cmds[i] = c.rc.B().Get().Key(key).Build()
 	}
-	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	for i, res := range c.rc.DoMulti(rctx, cmds...) {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
@@ -92,7 +96,7 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 			}
 		case rueidis.IsRedisNil(err):
 		default:
-			errs = append(errs, fmt.Errorf("cache: exists %s: %w", rest[i], classify(err)))
+			errs = append(errs, fmt.Errorf("cache: exists %s: %w", rest[i], c.redisErr(ctx, err)))
 		}
 	}
 	return n, errors.Join(errs...)
@@ -119,12 +123,14 @@ func (c *Cache[K, V]) Persist(ctx context.Context, k K) (bool, error) {
 }
 
 func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.Completed) (bool, error) {
-	n, err := c.rc.Do(ctx, cmd).AsInt64()
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	n, err := c.rc.Do(rctx, cmd).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
 	// a past instant) or shorten its life below the copy's.
 	c.client.wrote(key)
 	if err != nil {
-		return false, fmt.Errorf("cache: %s %s: %w", op, key, classify(err))
+		return false, fmt.Errorf("cache: %s %s: %w", op, key, c.redisErr(ctx, err))
 	}
 	return n == 1, nil
 }
@@ -134,10 +140,12 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.
 // error wrapping [ErrKeyMissing].
 func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	key := c.Key(k)
-	n, err := c.rc.Do(ctx, c.rc.B().Pttl().Key(key).Build()).AsInt64()
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	n, err := c.rc.Do(rctx, c.rc.B().Pttl().Key(key).Build()).AsInt64()
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("cache: ttl %s: %w", key, classify(err))
+		return 0, fmt.Errorf("cache: ttl %s: %w", key, c.redisErr(ctx, err))
 	case n == -2:
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, ErrKeyMissing)
 	case n == -1:

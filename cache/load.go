@@ -189,7 +189,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 // must not be cached. A value written is kept in process memory (see
 // Client.expectEcho for why Redis' push of this very write does not drop it).
 func (c *Cache[K, V]) commit(ctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], fls []*loader.Flight[*entry[V]]) {
-	wctx, cancel := c.detached(ctx, writeTimeout)
+	wctx, cancel := c.detached(ctx, c.redisTimeout)
 	defer cancel()
 	execs := make([]rueidis.LuaExec, len(idx))
 	snaps := make([]uint64, len(idx))
@@ -225,9 +225,6 @@ func (c *Cache[K, V]) commit(ctx context.Context, ks []K, keys []string, idx []i
 		c.local.storeWritten(ks[i], l.e, snaps[j])
 	}
 }
-
-// writeTimeout bounds the writes a load makes after it.
-const writeTimeout = 5 * time.Second
 
 // safeLoad calls the loader with a panic turned into an error wrapping
 // loader.ErrPanic, so that whoever holds a lease for the load releases it
@@ -266,7 +263,7 @@ func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int
 		rkeys[j] = keys[i]
 	}
 	release := func() {
-		rctx, cancel := c.detached(ctx, writeTimeout)
+		rctx, cancel := c.detached(ctx, c.redisTimeout)
 		defer cancel()
 		evalMany(rctx, c.rc, writeScript, writeSHA, execs)
 		for _, key := range rkeys {

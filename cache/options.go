@@ -79,6 +79,17 @@ type Options[K comparable, V any] struct {
 	// RefreshTimeout bounds one background refresh. Default: LeaseTTL.
 	RefreshTimeout time.Duration
 
+	// RedisTimeout is the time budget of every Redis call a Get, GetMany or
+	// write makes (one pipeline, one script), whatever the caller's context
+	// allows: a call without an answer by then fails with [ErrUnavailable]
+	// (a context error only when the caller's own context ended first),
+	// counts toward the breaker and Stats.RedisErrors, and a read falls back
+	// to the loader under [FailOpen]. With Redis hung, a Get costs at most
+	// about this budget plus the load. Default: 250ms — a hundred times a
+	// Redis round trip in one region, so GC pauses and busy networks do not
+	// trip it, and short enough that a request survives a Redis that hangs.
+	RedisTimeout time.Duration
+
 	// OnRedisDown decides what Get does when Redis is unavailable. Default:
 	// [FailOpen].
 	OnRedisDown RedisDownPolicy
@@ -135,6 +146,7 @@ const (
 	defaultLocalCapacity = 100_000
 	defaultLocalTTL      = time.Hour
 	defaultLeaseTTL      = 5 * time.Second
+	defaultRedisTimeout  = 250 * time.Millisecond
 )
 
 func invalid(field, format string, args ...any) error {
@@ -194,6 +206,7 @@ func (o *Options[K, V]) validate() error {
 		{"RefreshTimeout", o.RefreshTimeout, 0},
 		{"BreakerCooldown", o.BreakerCooldown, 0},
 		{"LeaseWait", o.LeaseWait, 0},
+		{"RedisTimeout", o.RedisTimeout, time.Millisecond},
 	} {
 		switch {
 		case f.d < 0:
@@ -225,6 +238,9 @@ func (o Options[K, V]) withDefaults() Options[K, V] {
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = defaultLeaseTTL
+	}
+	if o.RedisTimeout == 0 {
+		o.RedisTimeout = defaultRedisTimeout
 	}
 	if o.RefreshConcurrency == 0 {
 		o.RefreshConcurrency = 4

@@ -44,7 +44,7 @@ func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opt
 	// prefix matches only itself.
 	n, err := invalidation.Pattern(ctx, c.rc, c.ns+pattern, o)
 	if err != nil {
-		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, classify(err))
+		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, c.redisErr(ctx, err))
 	}
 	return n, nil
 }

@@ -306,7 +306,9 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			}
 			execs[j] = c.visitExec(keys[i], st[i].lease)
 		}
-		results := evalMany(ctx, c.rc, visitScript, visitSHA, execs)
+		rctx, cancel := c.budget(ctx)
+		results := evalMany(rctx, c.rc, visitScript, visitSHA, execs)
+		cancel()
 
 		var held, contended, direct, down, corrupt, again, lost []int
 		var downErr, firstErr error
@@ -314,7 +316,7 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			key := keys[i]
 			raw, found, pttl, err := visitReply(results[j])
 			if err != nil {
-				cerr := classify(err)
+				cerr := c.redisErr(ctx, err)
 				if _, ok := rueidis.IsRedisErr(err); ok && !errors.Is(cerr, ErrUnavailable) {
 					// Redis refused (a user who may not write, out of
 					// memory, a key of another type): without a lease,
@@ -534,7 +536,9 @@ func (c *Cache[K, V]) deleteUnreadable(ctx context.Context, keys []string, idx [
 	for j, i := range idx {
 		execs[j] = writeExec(keys[i], st[i].raw, nil, 0)
 	}
-	evalMany(ctx, c.rc, writeScript, writeSHA, execs)
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
+	evalMany(rctx, c.rc, writeScript, writeSHA, execs)
 	for _, i := range idx {
 		c.client.wrote(keys[i])
 	}

@@ -62,12 +62,14 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	var zero V
 	softMs := softAt / int64(time.Millisecond)
 	next := c.now().Add(c.leaseTTL).UnixMilli()
-	claimed, err := claimScript.Exec(ctx, c.rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
+	cctx, cancel := c.budget(ctx)
+	claimed, err := claimScript.Exec(cctx, c.rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
+	cancel()
 	switch {
 	case rueidis.IsRedisNil(err):
 		return zero, errNotClaimed
 	case err != nil:
-		return zero, classify(err)
+		return zero, c.redisErr(ctx, err)
 	}
 	c.client.wrote(key)
 	c.stats.refreshes.Add(1)
@@ -82,7 +84,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	}
 	// A record that is gone takes the value with it: its not-found marker
 	// or nothing replaces the claimed value.
-	wctx, cancel := c.detached(ctx, writeTimeout)
+	wctx, cancel := c.detached(ctx, c.redisTimeout)
 	defer cancel()
 	wrote, _, err := writeReply(writeScript.Exec(wctx, c.rc, []string{key}, writeExec(key, claimed, l.data, l.ttl).Args))
 	c.client.wrote(key)

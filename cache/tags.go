@@ -50,9 +50,9 @@ func (c *Cache[K, V]) InvalidateTag(ctx context.Context, tags ...string) (int64,
 	for _, tag := range tags {
 		tk := c.tagKey(tag)
 		for {
-			members, err := c.rc.Do(ctx, c.rc.B().Spop().Key(tk).Count(tagBatch).Build()).AsStrSlice()
+			members, err := c.do(ctx, c.rc.B().Spop().Key(tk).Count(tagBatch).Build()).AsStrSlice()
 			if err != nil && !rueidis.IsRedisNil(err) {
-				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, classify(err))
+				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, c.redisErr(ctx, err))
 			}
 			if len(members) == 0 {
 				break
@@ -83,11 +83,11 @@ func (c *Cache[K, V]) unlinkMembers(ctx context.Context, members []string) (int6
 	}
 	var n int64
 	var errs []error
-	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+	for i, res := range c.doMulti(ctx, cmds...) {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("unlink %s: %w", keys[i], classify(err)))
+			errs = append(errs, fmt.Errorf("unlink %s: %w", keys[i], c.redisErr(ctx, err)))
 			continue
 		}
 		n += d
@@ -103,9 +103,9 @@ func (c *Cache[K, V]) PruneTags(ctx context.Context, tags ...string) (int64, err
 		tk := c.tagKey(tag)
 		var cursor uint64
 		for {
-			entry, err := c.rc.Do(ctx, c.rc.B().Sscan().Key(tk).Cursor(cursor).Count(tagBatch).Build()).AsScanEntry()
+			entry, err := c.do(ctx, c.rc.B().Sscan().Key(tk).Cursor(cursor).Count(tagBatch).Build()).AsScanEntry()
 			if err != nil {
-				return pruned, fmt.Errorf("cache: prune tag %q: %w", tag, classify(err))
+				return pruned, fmt.Errorf("cache: prune tag %q: %w", tag, c.redisErr(ctx, err))
 			}
 			n, err := c.pruneMembers(ctx, tk, entry.Elements)
 			pruned += n
@@ -130,10 +130,10 @@ func (c *Cache[K, V]) pruneMembers(ctx context.Context, tk string, members []str
 		cmds[i] = c.rc.B().Exists().Key(m).Build()
 	}
 	var gone []string
-	for i, res := range c.rc.DoMulti(ctx, cmds...) {
+	for i, res := range c.doMulti(ctx, cmds...) {
 		n, err := res.AsInt64()
 		if err != nil {
-			return 0, classify(err)
+			return 0, c.redisErr(ctx, err)
 		}
 		if n == 0 {
 			gone = append(gone, members[i])
@@ -142,8 +142,8 @@ func (c *Cache[K, V]) pruneMembers(ctx context.Context, tk string, members []str
 	if len(gone) == 0 {
 		return 0, nil
 	}
-	n, err := c.rc.Do(ctx, c.rc.B().Srem().Key(tk).Member(gone...).Build()).AsInt64()
-	return n, classify(err)
+	n, err := c.do(ctx, c.rc.B().Srem().Key(tk).Member(gone...).Build()).AsInt64()
+	return n, c.redisErr(ctx, err)
 }
 
 // maybePruneTags samples one tag of every 64th tagged write and drops the
@@ -158,7 +158,7 @@ func (c *Cache[K, V]) maybePruneTags(ctx context.Context, tags []string) {
 		return
 	}
 	tk := c.tagKey(tags[int(n/pruneEvery)%len(tags)])
-	members, err := c.rc.Do(ctx, c.rc.B().Srandmember().Key(tk).Count(pruneSample).Build()).AsStrSlice()
+	members, err := c.do(ctx, c.rc.B().Srandmember().Key(tk).Count(pruneSample).Build()).AsStrSlice()
 	if err != nil {
 		return
 	}

@@ -80,18 +80,20 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		cmds = append(cmds, c.tagCmds(key, eb.ttl, co.tags)...)
 		writes = append(writes, w)
 	}
+	rctx, cancel := c.budget(ctx)
+	defer cancel()
 	var results []rueidis.RedisResult
 	if len(cmds) == 1 {
-		results = []rueidis.RedisResult{c.rc.Do(ctx, cmds[0])}
+		results = []rueidis.RedisResult{c.rc.Do(rctx, cmds[0])}
 	} else {
-		results = c.rc.DoMulti(ctx, cmds...)
+		results = c.rc.DoMulti(rctx, cmds...)
 	}
 	var firstErr error
 	for j := range writes {
 		w := &writes[j]
 		res := results[w.first]
 		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
-			res = writeScript.Exec(ctx, c.rc, execs[j].Keys, execs[j].Args)
+			res = writeScript.Exec(rctx, c.rc, execs[j].Keys, execs[j].Args)
 		}
 		_, pttl, err := writeReply(res)
 		end := len(results)
@@ -104,10 +106,11 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 			}
 		}
 		if err != nil {
-			w.err = fmt.Errorf("cache: %s %s: %w", op, w.key, classify(err))
+			err = c.redisErr(ctx, err)
+			w.err = fmt.Errorf("cache: %s %s: %w", op, w.key, err)
 			errs = append(errs, w.err)
 			if firstErr == nil {
-				firstErr = classify(err)
+				firstErr = err
 			}
 		}
 		if !keep || err != nil {
@@ -123,6 +126,9 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		c.local.storeWritten(w.k, w.e, w.snap)
 	}
 	c.breaker.record(firstErr)
+	if errors.Is(firstErr, ErrUnavailable) {
+		c.stats.redisErrors.Add(1)
+	}
 	c.maybePruneTags(ctx, co.tags)
 	return errors.Join(errs...)
 }
