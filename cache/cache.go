@@ -36,6 +36,7 @@ type Cache[K comparable, V any] struct {
 	leaseWait time.Duration
 	// redisTimeout bounds each Redis call (see budget).
 	redisTimeout time.Duration
+	maxSilence   time.Duration // see Options.MaxSilence
 	onDown       RedisDownPolicy
 	localTTL     time.Duration
 	clone        func(V) V
@@ -95,6 +96,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		leaseTTL:       o.LeaseTTL,
 		leaseWait:      o.LeaseWait,
 		redisTimeout:   o.RedisTimeout,
+		maxSilence:     o.MaxSilence,
 		refreshMode:    o.Refresh,
 		refreshTimeout: o.RefreshTimeout,
 		refreshSlots:   make(chan struct{}, o.RefreshConcurrency),

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -25,7 +26,11 @@ type Client struct {
 	rc       rueidis.Client
 	tracking bool
 	clock    *clock
-	closed   sync.Once
+	// heard is when the last heartbeat round that every node answered
+	// began (Unix nanoseconds); beat waits for the heartbeat goroutine.
+	heard  atomic.Int64
+	beat   sync.WaitGroup
+	closed sync.Once
 	// closing is cancelled by Close: background work of the caches stops.
 	closing context.Context
 	cancel  context.CancelFunc
@@ -125,6 +130,7 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 	c.tracking = !opt.DisableCache
 	c.clock = startClock()
 	c.closing, c.cancel = context.WithCancel(context.Background())
+	c.startHeartbeat()
 	return c, nil
 }
 
@@ -203,6 +209,7 @@ func (c *Client) Close() {
 			inv.waitBackground()
 		}
 		c.mu.RUnlock()
+		c.beat.Wait()
 		c.rc.Close()
 		c.clock.close()
 	})

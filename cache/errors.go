@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -40,11 +41,21 @@ var (
 // memory: prebuilt, so the hit path allocates nothing.
 var errNotFoundHit = fmt.Errorf("cache: cached not-found marker: %w", ErrNotFound)
 
-// budget bounds one Redis call of the cache by Options.RedisTimeout, within
-// ctx.
-func (c *Cache[K, V]) budget(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.redisTimeout)
+// budget bounds one Redis call of n commands (one round trip) by the cache's
+// time budget for it, within ctx.
+func (c *Cache[K, V]) budget(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.budgetFor(n))
 }
+
+// budgetFor is the time budget of a round trip of n commands: RedisTimeout
+// for each budgetBatch of them, so that a pipeline of a thousand keys is
+// not held to the time of one.
+func (c *Cache[K, V]) budgetFor(n int) time.Duration {
+	return c.redisTimeout * time.Duration(max(1, (n+budgetBatch-1)/budgetBatch))
+}
+
+// budgetBatch is how many commands of a pipeline one RedisTimeout covers.
+const budgetBatch = 100
 
 // redisErr classifies the error of a Redis call made under budget(ctx): the
 // budget running out is ErrUnavailable, while ctx's own end stays a context
@@ -54,21 +65,21 @@ func (c *Cache[K, V]) redisErr(ctx context.Context, err error) error {
 		return nil
 	}
 	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		return fmt.Errorf("%w: no answer within %v (Options.RedisTimeout)", ErrUnavailable, c.redisTimeout)
+		return fmt.Errorf("%w: no answer within Options.RedisTimeout (%v)", ErrUnavailable, c.redisTimeout)
 	}
 	return classify(err)
 }
 
 // do is rc.Do under the budget.
 func (c *Cache[K, V]) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, 1)
 	defer cancel()
 	return c.rc.Do(rctx, cmd)
 }
 
 // doMulti is rc.DoMulti under the budget.
 func (c *Cache[K, V]) doMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, len(cmds))
 	defer cancel()
 	return c.rc.DoMulti(rctx, cmds...)
 }

@@ -44,7 +44,7 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 	}
 	n := 0
 	var errs []error
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, len(cmds))
 	defer cancel()
 	for i, res := range c.rc.DoMulti(rctx, cmds...) {
 		c.client.wrote(keys[i])
@@ -67,7 +67,7 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	var rest []string
 	now := c.nanos()
 	for _, k := range ks {
-		if c.local != nil {
+		if c.local != nil && c.client.heardWithin(c.maxSilence) {
 			if e, ok := c.local.get(k, now); ok {
 				if !e.notFound {
 					n++
@@ -85,7 +85,7 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	for i, key := range rest {
 		cmds[i] = c.rc.B().Get().Key(key).Build()
 	}
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, len(cmds))
 	defer cancel()
 	for i, res := range c.rc.DoMulti(rctx, cmds...) {
 		raw, err := res.AsBytes()
@@ -123,7 +123,7 @@ func (c *Cache[K, V]) Persist(ctx context.Context, k K) (bool, error) {
 }
 
 func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.Completed) (bool, error) {
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, 1)
 	defer cancel()
 	n, err := c.rc.Do(rctx, cmd).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
@@ -140,7 +140,7 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.
 // error wrapping [ErrKeyMissing].
 func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	key := c.Key(k)
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, 1)
 	defer cancel()
 	n, err := c.rc.Do(rctx, c.rc.B().Pttl().Key(key).Build()).AsInt64()
 	switch {

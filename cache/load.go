@@ -189,7 +189,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 // must not be cached. A value written is kept in process memory (see
 // Client.expectEcho for why Redis' push of this very write does not drop it).
 func (c *Cache[K, V]) commit(ctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], fls []*loader.Flight[*entry[V]]) {
-	wctx, cancel := c.detached(ctx, c.redisTimeout)
+	wctx, cancel := c.detached(ctx, c.budgetFor(len(idx)))
 	defer cancel()
 	execs := make([]rueidis.LuaExec, len(idx))
 	snaps := make([]uint64, len(idx))
@@ -263,7 +263,7 @@ func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int
 		rkeys[j] = keys[i]
 	}
 	release := func() {
-		rctx, cancel := c.detached(ctx, c.redisTimeout)
+		rctx, cancel := c.detached(ctx, c.budgetFor(len(execs)))
 		defer cancel()
 		evalMany(rctx, c.rc, writeScript, writeSHA, execs)
 		for _, key := range rkeys {

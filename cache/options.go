@@ -80,7 +80,8 @@ type Options[K comparable, V any] struct {
 	RefreshTimeout time.Duration
 
 	// RedisTimeout is the time budget of every Redis call a Get, GetMany or
-	// write makes (one pipeline, one script), whatever the caller's context
+	// write makes (one round trip: a command, a script, or a pipeline, which
+	// gets RedisTimeout for each 100 commands), whatever the caller's context
 	// allows: a call without an answer by then fails with [ErrUnavailable]
 	// (a context error only when the caller's own context ended first),
 	// counts toward the breaker and Stats.RedisErrors, and a read falls back
@@ -119,6 +120,17 @@ type Options[K comparable, V any] struct {
 	// it, or until Redis invalidates them. Default: one hour.
 	LocalTTL time.Duration
 
+	// MaxSilence bounds how long copies in process memory are served while
+	// Redis is silent: the client PINGs every node every 200ms, and a copy
+	// is served only while every node answered a round that began at most
+	// MaxSilence ago; otherwise the read goes to Redis (within
+	// RedisTimeout). A network partition that silences the connections
+	// without closing them therefore stops stale copies within MaxSilence,
+	// where rueidis alone would notice after ConnWriteTimeout (10s).
+	// Default: 1s. A negative value serves copies whatever the heartbeat
+	// says.
+	MaxSilence time.Duration
+
 	// Clone, when set, is applied to every value Get returns. Values served
 	// from process memory are shared between callers and must be treated as
 	// read-only; a Clone that deep-copies lifts that rule, at its cost.
@@ -147,6 +159,7 @@ const (
 	defaultLocalTTL      = time.Hour
 	defaultLeaseTTL      = 5 * time.Second
 	defaultRedisTimeout  = 250 * time.Millisecond
+	defaultMaxSilence    = time.Second
 )
 
 func invalid(field, format string, args ...any) error {
@@ -238,6 +251,9 @@ func (o Options[K, V]) withDefaults() Options[K, V] {
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = defaultLeaseTTL
+	}
+	if o.MaxSilence == 0 {
+		o.MaxSilence = defaultMaxSilence
 	}
 	if o.RedisTimeout == 0 {
 		o.RedisTimeout = defaultRedisTimeout

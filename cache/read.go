@@ -28,7 +28,7 @@ import (
 func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	if c.local != nil {
 		now := c.nanos()
-		if e, ok := c.local.get(k, now); ok {
+		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
 			c.stats.localHits.Add(1)
 			if e.softAt != 0 || e.stale || e.notFound || c.clone != nil {
 				return c.serve(ctx, k, e, now)
@@ -64,7 +64,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	out := make(map[K]V, len(keys))
 	var errs []error
 	rest := keys
-	if c.local != nil {
+	if c.local != nil && c.client.heardWithin(c.maxSilence) {
 		rest = nil
 		now := c.nanos()
 		var hits uint64
@@ -306,7 +306,7 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			}
 			execs[j] = c.visitExec(keys[i], st[i].lease)
 		}
-		rctx, cancel := c.budget(ctx)
+		rctx, cancel := c.budget(ctx, len(execs))
 		results := evalMany(rctx, c.rc, visitScript, visitSHA, execs)
 		cancel()
 
@@ -536,7 +536,7 @@ func (c *Cache[K, V]) deleteUnreadable(ctx context.Context, keys []string, idx [
 	for j, i := range idx {
 		execs[j] = writeExec(keys[i], st[i].raw, nil, 0)
 	}
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, len(execs))
 	defer cancel()
 	evalMany(rctx, c.rc, writeScript, writeSHA, execs)
 	for _, i := range idx {

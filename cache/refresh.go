@@ -62,7 +62,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	var zero V
 	softMs := softAt / int64(time.Millisecond)
 	next := c.now().Add(c.leaseTTL).UnixMilli()
-	cctx, cancel := c.budget(ctx)
+	cctx, cancel := c.budget(ctx, 1)
 	claimed, err := claimScript.Exec(cctx, c.rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
 	cancel()
 	switch {
@@ -84,7 +84,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	}
 	// A record that is gone takes the value with it: its not-found marker
 	// or nothing replaces the claimed value.
-	wctx, cancel := c.detached(ctx, c.redisTimeout)
+	wctx, cancel := c.detached(ctx, c.budgetFor(1))
 	defer cancel()
 	wrote, _, err := writeReply(writeScript.Exec(wctx, c.rc, []string{key}, writeExec(key, claimed, l.data, l.ttl).Args))
 	c.client.wrote(key)

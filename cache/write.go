@@ -80,7 +80,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		cmds = append(cmds, c.tagCmds(key, eb.ttl, co.tags)...)
 		writes = append(writes, w)
 	}
-	rctx, cancel := c.budget(ctx)
+	rctx, cancel := c.budget(ctx, len(cmds))
 	defer cancel()
 	var results []rueidis.RedisResult
 	if len(cmds) == 1 {
