@@ -24,7 +24,6 @@ import (
 // or set [Options].Clone.
 type Cache[K comparable, V any] struct {
 	client    *Client
-	rc        rueidis.Client
 	ns        string // namespace + ":"
 	keyFn     func(K) string
 	codec     codec.Codec[V]
@@ -46,8 +45,8 @@ type Cache[K comparable, V any] struct {
 	nanos func() int64
 
 	// local holds the decoded copies (none when Options.LocalCapacity is
-	// negative: its counters still order reads and waits). It is nil when
-	// the client has no tracking: nothing would keep copies fresh.
+	// negative, or while the client has no tracking: nothing would keep
+	// copies fresh; its counters still order reads and waits).
 	local *local[K, V]
 	waits waits
 	// flights shares one resolution of a key (the Redis visit, and the
@@ -86,7 +85,6 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	o := opts.withDefaults()
 	c := &Cache[K, V]{
 		client:         client,
-		rc:             client.rc,
 		ns:             o.Namespace + ":",
 		keyFn:          o.Key,
 		codec:          o.Codec,
@@ -125,12 +123,26 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	if vp, ok := o.TTL.(ttlpolicy.ValuePolicy[V]); ok {
 		c.valueTTL = vp
 	}
-	if client.tracking {
-		c.local = newLocal[K, V](o.LocalCapacity)
-	}
+	c.local = newLocal[K, V](o.LocalCapacity)
 	client.subscribe(o.Namespace, c)
 	return c, nil
 }
+
+// tracks reports whether the client is connected with tracking: copies may
+// be kept, and flights shared.
+func (c *Cache[K, V]) tracks() bool { return c.client.Tracking() }
+
+// redis returns the rueidis client, or an error wrapping ErrUnavailable
+// while the client has not reached Redis yet.
+func (c *Cache[K, V]) redis() (rueidis.Client, error) {
+	if rc, ok := c.client.redis(); ok {
+		return rc, nil
+	}
+	return nil, errNotConnected
+}
+
+// errNotConnected is the error of every call before the client reached Redis.
+var errNotConnected = fmt.Errorf("%w: not connected yet", ErrUnavailable)
 
 // Key returns the Redis key of k: the namespace, a colon, and the key
 // function's output.
@@ -144,23 +156,26 @@ func (c *Cache[K, V]) keyPart(key string) string { return key[len(c.ns):] }
 func (c *Cache[K, V]) invalidateKey(key string) {
 	c.stats.invalidations.Add(1)
 	c.dropKey(key)
-	c.waits.wake(key)
 }
 
 // echoKey is called by the client for the push that answers this process's
 // own write of key (see Client.expectEcho): the copy the write stored stays.
 func (c *Cache[K, V]) echoKey(key string) {
 	c.flights.Forget(key)
+	c.refreshes.Forget(key)
 	c.waits.wake(key)
 }
 
-// dropKey drops the copies of key and forgets its flight, so that reads from
-// now on do not join a load that started before the change.
+// dropKey drops the copies of key and forgets its flight and its refresh, so
+// that reads from now on do not join a load that started before the change,
+// and wakes the reads waiting for the key.
 func (c *Cache[K, V]) dropKey(key string) {
 	if c.local != nil {
 		c.local.invalidate(key)
 	}
 	c.flights.Forget(key)
+	c.refreshes.Forget(key)
+	c.waits.wake(key)
 }
 
 // invalidateAll is called for a flush (FLUSHDB, FLUSHALL) or a connection
@@ -171,6 +186,7 @@ func (c *Cache[K, V]) invalidateAll() {
 		c.local.invalidateAll()
 	}
 	c.flights.ForgetAll()
+	c.refreshes.ForgetAll()
 	c.waits.wakeAll()
 }
 

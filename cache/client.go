@@ -23,8 +23,15 @@ import (
 // Many caches (of different types and namespaces) share one Client. A Client is
 // safe for concurrent use; Close it when the application stops.
 type Client struct {
-	rc       rueidis.Client
-	tracking bool
+	// conn is the rueidis client once connected; nil while Redis has not
+	// been reached yet (see Connect).
+	conn   atomic.Pointer[connection]
+	connMu sync.Mutex // orders storing conn with Close
+	// guard and inflight let Close wait for the commands of the caches
+	// under way (see guarded); shut, set by Close, admits no more.
+	guard    sync.RWMutex
+	shut     bool // guarded by guard
+	inflight sync.WaitGroup
 	clock    *clock
 	// heard is when the last heartbeat round that every node answered
 	// began (Unix nanoseconds); beat waits for the heartbeat goroutine.
@@ -71,6 +78,13 @@ type invalidator interface {
 
 // Connect builds a rueidis client from opt and returns it wrapped as a Client.
 //
+// When Redis cannot be reached (refused, unresolvable, timing out), Connect
+// still returns a Client, unless [RequireRedis] is given: its caches find
+// Redis unavailable (FailOpen serves from the loader) while it connects in
+// the background, and keep copies in process memory once connected with
+// tracking. Invalid options, and a server that refuses the client (bad
+// credentials, say), fail at once.
+//
 // Connect installs its own OnInvalidations hook (calling opt.OnInvalidations
 // too, after its own, when set), and turns client tracking on in OPTOUT mode
 // (opt.ClientTrackingOptions must be empty or exactly OPTOUT): every read on
@@ -86,13 +100,20 @@ type invalidator interface {
 // (rueidis DisableCache) instead of failing; [Client.Tracking] then reports
 // false and every cache built on it reads through Redis on each Get, never from
 // an in-process copy that nothing would keep fresh.
-func Connect(opt rueidis.ClientOption) (*Client, error) {
+func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
+	var co connectOptions
+	for _, o := range opts {
+		o(&co)
+	}
 	switch {
 	case len(opt.ClientTrackingOptions) == 0:
 		opt.ClientTrackingOptions = []string{"OPTOUT"}
 	case len(opt.ClientTrackingOptions) == 1 && strings.EqualFold(opt.ClientTrackingOptions[0], "OPTOUT"):
 	default:
 		return nil, fmt.Errorf("%w: ClientTrackingOptions: %q; aside tracks in OPTOUT mode, leave it empty", ErrInvalidOptions, opt.ClientTrackingOptions)
+	}
+	if len(opt.InitAddress) == 0 {
+		return nil, fmt.Errorf("%w: InitAddress: empty", ErrInvalidOptions)
 	}
 	c := &Client{subs: make(map[string][]invalidator), echoes: make(map[string]int)}
 	userHook := opt.OnInvalidations
@@ -102,6 +123,15 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 			userHook(msgs)
 		}
 	}
+	if opt.PipelineMultiplex == 0 {
+		// One connection per node: a load's visit and its write travel
+		// on the same connection, so the write's echo is the one push the
+		// client expects, and the copy it keeps survives it. (With several
+		// connections the visit's connection may be another tracker of the
+		// key: a second push, which drops the copy — safe, but the next
+		// Get goes to Redis.)
+		opt.PipelineMultiplex = -1
+	}
 	if opt.RetryDelay == nil {
 		opt.RetryDelay = func(attempts int, _ rueidis.Completed, _ error) time.Duration {
 			if attempts > DefaultMaxRetries {
@@ -110,10 +140,97 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 			return time.Duration(attempts) * 10 * time.Millisecond
 		}
 	}
+	c.clock = startClock()
+	c.closing, c.cancel = context.WithCancel(context.Background())
+	conn, err := dial(opt)
+	switch {
+	case err == nil:
+		c.conn.Store(c.guarded(conn))
+	case co.requireRedis || !unreachable(err):
+		c.cancel()
+		c.clock.close()
+		return nil, fmt.Errorf("cache: connect: %w", classify(err))
+	default:
+		// Redis cannot be reached now: the caches work without it
+		// (FailOpen) until the connection is made in the background.
+		c.beat.Go(func() { c.connectLater(opt) })
+	}
+	c.startHeartbeat()
+	return c, nil
+}
+
+// ConnectOption varies [Connect].
+type ConnectOption func(*connectOptions)
+
+type connectOptions struct {
+	requireRedis bool
+}
+
+// RequireRedis makes Connect fail when Redis cannot be reached, instead of
+// returning a client that connects in the background.
+func RequireRedis() ConnectOption {
+	return func(o *connectOptions) { o.requireRedis = true }
+}
+
+// connection is a connected rueidis client and what Connect learned of it.
+type connection struct {
+	rc       rueidis.Client // raw: for Rueidis and Close
+	guarded  rueidis.Client // rc through the client's in-flight guard
+	tracking bool
+}
+
+// guarded is the rueidis client the caches use: every command passes the
+// client's in-flight guard, so that Close closes rueidis only once no command
+// of aside's is under way. (rueidis leaves a connection open for good when a
+// command makes it dial while Close runs: the dialled connection is stored
+// over the closed one.)
+type guarded struct {
+	rueidis.Client
+	c *Client
+}
+
+func (g guarded) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if !g.c.enter() {
+		return rueidis.NewErrorResult(errClientClosed)
+	}
+	defer g.c.inflight.Done()
+	return g.Client.Do(ctx, cmd)
+}
+
+func (g guarded) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	if !g.c.enter() {
+		out := make([]rueidis.RedisResult, len(cmds))
+		for i := range out {
+			out[i] = rueidis.NewErrorResult(errClientClosed)
+		}
+		return out
+	}
+	defer g.c.inflight.Done()
+	return g.Client.DoMulti(ctx, cmds...)
+}
+
+// errClientClosed is the error of commands after Close.
+var errClientClosed = fmt.Errorf("%w: client closed", ErrUnavailable)
+
+// enter admits one command unless the client is closing; the caller calls
+// c.inflight.Done when it returns.
+func (c *Client) enter() bool {
+	c.guard.RLock()
+	defer c.guard.RUnlock()
+	if c.shut {
+		return false
+	}
+	c.inflight.Add(1)
+	return true
+}
+
+// dial connects a rueidis client: with tracking when the server grants it,
+// without it otherwise.
+func dial(opt rueidis.ClientOption) (*connection, error) {
 	if !opt.DisableCache {
 		ok, err := trackingAllowed(opt)
 		if err != nil {
-			return nil, fmt.Errorf("cache: connect: %w", classify(err))
+			return nil, err
 		}
 		opt.DisableCache = !ok
 	}
@@ -123,15 +240,72 @@ func Connect(opt rueidis.ClientOption) (*Client, error) {
 		rc, err = rueidis.NewClient(opt)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cache: connect: %w", classify(err))
+		return nil, err
 	}
 	dialAll(rc)
-	c.rc = rc
-	c.tracking = !opt.DisableCache
-	c.clock = startClock()
-	c.closing, c.cancel = context.WithCancel(context.Background())
-	c.startHeartbeat()
-	return c, nil
+	return &connection{rc: rc, tracking: !opt.DisableCache}, nil
+}
+
+// guard wraps conn's client for the caches.
+func (c *Client) guarded(conn *connection) *connection {
+	conn.guarded = guarded{Client: conn.rc, c: c}
+	return conn
+}
+
+// unreachable reports whether a failed dial means Redis cannot be reached
+// (as opposed to refusing the client: bad credentials, say).
+func unreachable(err error) bool {
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return false
+	}
+	var re *rueidis.RedisError
+	if errors.As(err, &re) {
+		return false
+	}
+	return errors.Is(classify(err), ErrUnavailable)
+}
+
+// connectLater dials until it connects or the client closes, backing off
+// from connectRetryMin to connectRetryMax.
+func (c *Client) connectLater(opt rueidis.ClientOption) {
+	delay := connectRetryMin
+	for {
+		t := time.NewTimer(delay)
+		select {
+		case <-c.closing.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		conn, err := dial(opt)
+		if err == nil {
+			c.connMu.Lock()
+			if c.closing.Err() != nil {
+				c.connMu.Unlock()
+				conn.rc.Close()
+				return
+			}
+			c.conn.Store(c.guarded(conn))
+			c.connMu.Unlock()
+			// Nothing was tracked before: no copy exists to drop.
+			c.heartbeat()
+			return
+		}
+		delay = min(2*delay, connectRetryMax)
+	}
+}
+
+const (
+	connectRetryMin = 50 * time.Millisecond
+	connectRetryMax = 2 * time.Second
+)
+
+// redis returns the rueidis client, or false while not connected yet.
+func (c *Client) redis() (rueidis.Client, bool) {
+	if conn := c.conn.Load(); conn != nil {
+		return conn.guarded, true
+	}
+	return nil, false
 }
 
 // trackingAllowed asks the server, over one connection of a client without
@@ -191,13 +365,30 @@ const dialProbes = 64
 const DefaultMaxRetries = 3
 
 // Rueidis returns the underlying rueidis client, for commands aside does not
-// wrap. Writes made through it are seen by every cache: Redis pushes their
-// invalidations like any other.
-func (c *Client) Rueidis() rueidis.Client { return c.rc }
+// wrap, or nil while Connect's background connection has not been made yet
+// (see [Client.Connected]). Writes made through it are seen by every cache:
+// Redis pushes their invalidations like any other.
+func (c *Client) Rueidis() rueidis.Client {
+	if conn := c.conn.Load(); conn != nil {
+		return conn.rc
+	}
+	return nil
+}
 
-// Tracking reports whether client-side caching is on. When it is off, caches
-// keep no in-process copies.
-func (c *Client) Tracking() bool { return c.tracking }
+// Connected reports whether the client has reached Redis. A client made
+// while Redis was unreachable connects in the background; until then every
+// call of its caches finds Redis unavailable.
+func (c *Client) Connected() bool {
+	_, ok := c.redis()
+	return ok
+}
+
+// Tracking reports whether client-side caching is on: connected, and the
+// server granted tracking. When it is off, caches keep no in-process copies.
+func (c *Client) Tracking() bool {
+	conn := c.conn.Load()
+	return conn != nil && conn.tracking
+}
 
 // Close closes the connections. Caches built on the client stop working.
 // It is safe to call more than once.
@@ -210,7 +401,15 @@ func (c *Client) Close() {
 		}
 		c.mu.RUnlock()
 		c.beat.Wait()
-		c.rc.Close()
+		c.guard.Lock()
+		c.shut = true
+		c.guard.Unlock()
+		c.inflight.Wait()
+		c.connMu.Lock()
+		if conn := c.conn.Load(); conn != nil {
+			conn.rc.Close()
+		}
+		c.connMu.Unlock()
 		c.clock.close()
 	})
 }
@@ -230,12 +429,15 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 	if msgs == nil {
 		// The echoes expected may never come (a connection dropped), and
 		// every copy goes anyway.
+		// Under echoMu, so that a writer deciding whether to expect an
+		// echo (expectEchoIf) sees the flush either not at all or fully
+		// handled.
 		c.echoMu.Lock()
 		clear(c.echoes)
-		c.echoMu.Unlock()
 		for _, inv := range c.all {
 			inv.invalidateAll()
 		}
+		c.echoMu.Unlock()
 		return
 	}
 	for i := range msgs {
@@ -279,10 +481,10 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 // echo (flights forgotten, waits woken, copies kept) instead of as a change.
 //
 // Why that is safe: every expectEcho is matched by at least one push of the
-// key that Redis sends after the call: for Set, writeScript's first read
-// makes the writing connection track the key; for a load, the visit that took
-// the lease left it tracked, and no push has come since (the load's flight is
-// still current, checked under the lock pushes are handled under). If a push of a later change arrives first and is taken for
+// key that Redis sends after the call: writeScript reads the key right before
+// it writes it, in one atomic step, so the writing connection tracks the key
+// when the write happens. (A load also expects its echo only while its flight
+// is current, checked under the lock pushes are handled under.) If a push of a later change arrives first and is taken for
 // the echo, the real echo arrives after it — within a push delay — and is
 // handled as a change, dropping the copy. The writer stores its copy only if
 // no change was handled for the key between expectEcho and the store (the

@@ -82,9 +82,9 @@
 // Loads. The holder of a lease loads on a goroutine of its own (the callers
 // may leave; the load writes for everyone) and writes with a script that
 // replaces the key only if it still holds the holder's lease: an invalidation
-// deletes the key, lease and all, which is what keeps G1. The script compares
-// with GETEX, which tracks nothing, so the write's invalidation reaches only
-// the visit's connection, then reads PTTL to track the key again.
+// deletes the key, lease and all, which is what keeps G1. The script reads the
+// key before it writes (which makes Redis push the write's invalidation back
+// on the writing connection) and after (which tracks the key again).
 //
 // Copies after a write. A write of this process (Set, or a load's write)
 // reaches the process again as Redis' invalidation of that very write, the

@@ -71,17 +71,17 @@ func (c *Cache[K, V]) redisErr(ctx context.Context, err error) error {
 }
 
 // do is rc.Do under the budget.
-func (c *Cache[K, V]) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+func (c *Cache[K, V]) do(ctx context.Context, rc rueidis.Client, cmd rueidis.Completed) rueidis.RedisResult {
 	rctx, cancel := c.budget(ctx, 1)
 	defer cancel()
-	return c.rc.Do(rctx, cmd)
+	return rc.Do(rctx, cmd)
 }
 
 // doMulti is rc.DoMulti under the budget.
-func (c *Cache[K, V]) doMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+func (c *Cache[K, V]) doMulti(ctx context.Context, rc rueidis.Client, cmds ...rueidis.Completed) []rueidis.RedisResult {
 	rctx, cancel := c.budget(ctx, len(cmds))
 	defer cancel()
-	return c.rc.DoMulti(rctx, cmds...)
+	return rc.DoMulti(rctx, cmds...)
 }
 
 // classify wraps errors of the connection in ErrUnavailable and leaves context

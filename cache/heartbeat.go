@@ -47,7 +47,11 @@ func (c *Client) heartbeat() {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.closing, heartbeatTimeout)
 	defer cancel()
-	nodes := c.rc.Nodes()
+	rc, connected := c.redis()
+	if !connected {
+		return
+	}
+	nodes := rc.Nodes()
 	var failed sync.Once
 	ok := true
 	var wg sync.WaitGroup

@@ -36,17 +36,19 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 	if len(ks) == 0 {
 		return 0, nil
 	}
+	rc, err := c.redis()
+	if err != nil {
+		return 0, fmt.Errorf("cache: %s: %w", op, err)
+	}
 	keys := make([]string, len(ks))
 	cmds := make(rueidis.Commands, len(ks))
 	for i, k := range ks {
 		keys[i] = c.Key(k)
-		cmds[i] = c.rc.B().Del().Key(keys[i]).Build()
+		cmds[i] = rc.B().Del().Key(keys[i]).Build()
 	}
 	n := 0
 	var errs []error
-	rctx, cancel := c.budget(ctx, len(cmds))
-	defer cancel()
-	for i, res := range c.rc.DoMulti(rctx, cmds...) {
+	for i, res := range c.doMulti(ctx, rc, cmds...) {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
@@ -80,14 +82,16 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	if len(rest) == 0 {
 		return n, nil
 	}
+	rc, err := c.redis()
+	if err != nil {
+		return n, fmt.Errorf("cache: exists: %w", err)
+	}
 	var errs []error
 	cmds := make(rueidis.Commands, len(rest))
 	for i, key := range rest {
-		cmds[i] = c.rc.B().Get().Key(key).Build()
+		cmds[i] = rc.B().Get().Key(key).Build()
 	}
-	rctx, cancel := c.budget(ctx, len(cmds))
-	defer cancel()
-	for i, res := range c.rc.DoMulti(rctx, cmds...) {
+	for i, res := range c.doMulti(ctx, rc, cmds...) {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
@@ -106,26 +110,34 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 // reports whether k existed. As in Redis, a d of zero or less deletes k.
 func (c *Cache[K, V]) Expire(ctx context.Context, k K, d time.Duration) (bool, error) {
 	key := c.Key(k)
-	return c.expiryOp(ctx, "expire", key, c.rc.B().Pexpire().Key(key).Milliseconds(d.Milliseconds()).Build())
+	return c.expiryOp(ctx, "expire", key, func(b rueidis.Builder) rueidis.Completed {
+		return b.Pexpire().Key(key).Milliseconds(d.Milliseconds()).Build()
+	})
 }
 
 // ExpireAt sets k to expire at t (PEXPIREAT, whole milliseconds) and reports
 // whether k existed. As in Redis, a t in the past deletes k.
 func (c *Cache[K, V]) ExpireAt(ctx context.Context, k K, t time.Time) (bool, error) {
 	key := c.Key(k)
-	return c.expiryOp(ctx, "expireat", key, c.rc.B().Pexpireat().Key(key).MillisecondsTimestamp(t.UnixMilli()).Build())
+	return c.expiryOp(ctx, "expireat", key, func(b rueidis.Builder) rueidis.Completed {
+		return b.Pexpireat().Key(key).MillisecondsTimestamp(t.UnixMilli()).Build()
+	})
 }
 
 // Persist removes the expiry of k and reports whether it had one (PERSIST).
 func (c *Cache[K, V]) Persist(ctx context.Context, k K) (bool, error) {
 	key := c.Key(k)
-	return c.expiryOp(ctx, "persist", key, c.rc.B().Persist().Key(key).Build())
+	return c.expiryOp(ctx, "persist", key, func(b rueidis.Builder) rueidis.Completed {
+		return b.Persist().Key(key).Build()
+	})
 }
 
-func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.Completed) (bool, error) {
-	rctx, cancel := c.budget(ctx, 1)
-	defer cancel()
-	n, err := c.rc.Do(rctx, cmd).AsInt64()
+func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, build func(rueidis.Builder) rueidis.Completed) (bool, error) {
+	rc, err := c.redis()
+	if err != nil {
+		return false, fmt.Errorf("cache: %s %s: %w", op, key, err)
+	}
+	n, err := c.do(ctx, rc, build(rc.B())).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
 	// a past instant) or shorten its life below the copy's.
 	c.client.wrote(key)
@@ -140,9 +152,11 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, cmd rueidis.
 // error wrapping [ErrKeyMissing].
 func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	key := c.Key(k)
-	rctx, cancel := c.budget(ctx, 1)
-	defer cancel()
-	n, err := c.rc.Do(rctx, c.rc.B().Pttl().Key(key).Build()).AsInt64()
+	rc, err := c.redis()
+	if err != nil {
+		return 0, fmt.Errorf("cache: ttl %s: %w", key, err)
+	}
+	n, err := c.do(ctx, rc, rc.B().Pttl().Key(key).Build()).AsInt64()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, c.redisErr(ctx, err))

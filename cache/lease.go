@@ -43,13 +43,12 @@ return {v, redis.call('PTTL', KEYS[1])}`
 
 // writeScript writes ARGV[2] to KEYS[1] for ARGV[3] milliseconds (or deletes
 // it when ARGV[3] is 0). With a non-empty ARGV[1] (a lease token never is
-// empty) it writes only if the key holds exactly ARGV[1], which it reads with
-// GETEX: a write command, so that the comparison tracks nothing, and the
-// write's invalidation reaches only the connections that tracked the key
-// before (the visit that took the lease). With an empty ARGV[1] it writes
-// whatever the key holds, and reads PTTL first, so that Redis tracks the key
-// for this connection and pushes the write's invalidation back here. Either
-// way that push is the echo the client expects (see Client.expectEcho). It
+// empty) it writes only if the key holds exactly ARGV[1]; with an empty one,
+// whatever the key holds. Either way it reads the key before writing it (GET,
+// or PTTL), so that Redis tracks the key for this very connection when the
+// write happens and pushes the write's invalidation back on it after the
+// reply — whatever became of the connection an earlier visit tracked the key
+// on: that push is the echo the client expects (see Client.expectEcho). It
 // reads PTTL after the write, so that the key stays tracked for the next
 // change. It returns {1 if it wrote, PTTL}.
 var (
@@ -60,7 +59,7 @@ var (
 const writeSrc = `
 if ARGV[1] == '' then
 	redis.call('PTTL', KEYS[1])
-elseif redis.call('GETEX', KEYS[1]) ~= ARGV[1] then
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
 	return {0, 0}
 end
 if ARGV[3] == '0' then

@@ -194,16 +194,26 @@ func (c *Cache[K, V]) commit(ctx context.Context, ks []K, keys []string, idx []i
 	execs := make([]rueidis.LuaExec, len(idx))
 	snaps := make([]uint64, len(idx))
 	keep := make([]bool, len(idx))
+	var results []rueidis.RedisResult
 	for j, i := range idx {
-		if c.local != nil && c.local.max > 0 && fls != nil && ls[j].data != nil {
+		if c.local.max > 0 && fls != nil && ls[j].data != nil {
 			keep[j] = c.client.expectEchoIf(keys[i], fls[i].Current)
 			snaps[j] = c.local.snapshot(keys[i])
 		}
 		execs[j] = writeExec(keys[i], leases[j], ls[j].data, ls[j].ttl)
 	}
-	for j, res := range evalMany(wctx, c.rc, writeScript, writeSHA, execs) {
+	rc, cerr := c.redis()
+	for j := range idx {
 		i, l := idx[j], ls[j]
-		wrote, pttl, err := writeReply(res)
+		var wrote bool
+		var pttl int64
+		err := cerr
+		if err == nil {
+			if j == 0 {
+				results = evalMany(wctx, rc, writeScript, writeSHA, execs)
+			}
+			wrote, pttl, err = writeReply(results[j])
+		}
 		switch {
 		case err != nil:
 			c.stats.writeErrors.Add(1)
@@ -265,7 +275,9 @@ func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int
 	release := func() {
 		rctx, cancel := c.detached(ctx, c.budgetFor(len(execs)))
 		defer cancel()
-		evalMany(rctx, c.rc, writeScript, writeSHA, execs)
+		if rc, err := c.redis(); err == nil {
+			evalMany(rctx, rc, writeScript, writeSHA, execs)
+		}
 		for _, key := range rkeys {
 			c.client.wrote(key)
 		}

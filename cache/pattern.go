@@ -42,7 +42,11 @@ func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opt
 	}
 	// The namespace holds no glob metacharacters (New checks), so the
 	// prefix matches only itself.
-	n, err := invalidation.Pattern(ctx, c.rc, c.ns+pattern, o)
+	rc, err := c.redis()
+	if err != nil {
+		return 0, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, err)
+	}
+	n, err := invalidation.Pattern(ctx, rc, c.ns+pattern, o)
 	if err != nil {
 		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, c.redisErr(ctx, err))
 	}

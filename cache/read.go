@@ -190,7 +190,7 @@ func (c *Cache[K, V]) fetch(ctx context.Context, ks []K, out []outcome[V]) {
 	for i := range pending {
 		pending[i] = i
 	}
-	share := c.local != nil
+	share := c.tracks()
 	var fls []*loader.Flight[*entry[V]]
 	if share {
 		fls = make([]*loader.Flight[*entry[V]], len(ks))
@@ -306,8 +306,13 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			}
 			execs[j] = c.visitExec(keys[i], st[i].lease)
 		}
+		rc, err := c.redis()
+		if err != nil {
+			c.redisDown(ctx, ks, keys, todo, err, finish)
+			break
+		}
 		rctx, cancel := c.budget(ctx, len(execs))
-		results := evalMany(rctx, c.rc, visitScript, visitSHA, execs)
+		results := evalMany(rctx, rc, visitScript, visitSHA, execs)
 		cancel()
 
 		var held, contended, direct, down, corrupt, again, lost []int
@@ -359,7 +364,7 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			switch {
 			case derr == nil:
 				c.stats.redisHits.Add(1)
-				if c.local != nil {
+				if c.tracks() {
 					c.expireIn(e, pttl)
 					c.local.store(ks[i], e, st[i].snap)
 				}
@@ -383,12 +388,17 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 				direct = append(direct, i)
 			default:
 				c.stats.decodeErrors.Add(1)
-				if c.load == nil {
+				switch {
+				case c.load == nil:
 					finish(i, nil, derr)
-					continue
+				case st[i].readOnly:
+					// It may not be deleted by this user: load, and
+					// leave it.
+					direct = append(direct, i)
+				default:
+					st[i].raw = raw
+					corrupt = append(corrupt, i)
 				}
-				st[i].raw = raw
-				corrupt = append(corrupt, i)
 			}
 		}
 		c.breaker.record(firstErr)
@@ -410,7 +420,11 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			c.loadDirect(ctx, ks, keys, direct, false, finish)
 		}
 		if len(corrupt) > 0 {
-			c.deleteUnreadable(ctx, keys, corrupt, st)
+			var refused []int
+			corrupt, refused = c.deleteUnreadable(ctx, keys, corrupt, st)
+			if len(refused) > 0 {
+				c.loadDirect(ctx, ks, keys, refused, false, finish)
+			}
 		}
 		todo = append(again, corrupt...)
 		if len(contended) > 0 {
@@ -481,7 +495,7 @@ func (c *Cache[K, V]) awaitLeases(ctx context.Context, keys []string, idx []int,
 		return nil, timedOut, nil
 	}
 	c.stats.leaseWaits.Add(uint64(len(ready)))
-	if c.local == nil {
+	if !c.tracks() {
 		d = min(d, leasePoll) // no push will come
 	}
 	woken := make(chan struct{}, 1)
@@ -530,18 +544,30 @@ func (c *Cache[K, V]) redisDown(ctx context.Context, ks []K, keys []string, idx 
 }
 
 // deleteUnreadable deletes the keys keys[i], i in idx, that held bytes
-// nobody can read, if they still hold them; the caller visits them again.
-func (c *Cache[K, V]) deleteUnreadable(ctx context.Context, keys []string, idx []int, st []keyState) {
+// nobody can read, if they still hold them. It returns the keys to visit
+// again, and those Redis would not delete them from (the caller loads them
+// without writing).
+func (c *Cache[K, V]) deleteUnreadable(ctx context.Context, keys []string, idx []int, st []keyState) (again, refused []int) {
+	rc, err := c.redis()
+	if err != nil {
+		return idx, nil // the next visit meets the same error
+	}
 	execs := make([]rueidis.LuaExec, len(idx))
 	for j, i := range idx {
 		execs[j] = writeExec(keys[i], st[i].raw, nil, 0)
 	}
 	rctx, cancel := c.budget(ctx, len(execs))
 	defer cancel()
-	evalMany(rctx, c.rc, writeScript, writeSHA, execs)
-	for _, i := range idx {
+	for j, res := range evalMany(rctx, rc, writeScript, writeSHA, execs) {
+		i := idx[j]
 		c.client.wrote(keys[i])
+		if _, ok := rueidis.IsRedisErr(res.Error()); ok {
+			refused = append(refused, i)
+			continue
+		}
+		again = append(again, i)
 	}
+	return again, refused
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -52,7 +52,8 @@ func be64(ms int64) string {
 	return string(b[:])
 }
 
-// errNotClaimed means another process is refreshing the value, or it changed.
+// errNotClaimed means another process is refreshing the value, or it changed,
+// or Redis could not be asked: the value in hand is served.
 var errNotClaimed = errors.New("cache: value not claimed for refresh")
 
 // refresh claims the value of key whose soft expiry it saw, loads it and
@@ -62,14 +63,21 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	var zero V
 	softMs := softAt / int64(time.Millisecond)
 	next := c.now().Add(c.leaseTTL).UnixMilli()
+	rc, err := c.redis()
+	if err != nil {
+		return zero, fmt.Errorf("%w: %w", errNotClaimed, err)
+	}
 	cctx, cancel := c.budget(ctx, 1)
-	claimed, err := claimScript.Exec(cctx, c.rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
+	claimed, err := claimScript.Exec(cctx, rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
 	cancel()
 	switch {
 	case rueidis.IsRedisNil(err):
 		return zero, errNotClaimed
 	case err != nil:
-		return zero, c.redisErr(ctx, err)
+		// Redis unavailable, or refusing the claim (a user who may not
+		// write): the value in hand is within its hard TTL, as when
+		// another process holds the claim.
+		return zero, fmt.Errorf("%w: %w", errNotClaimed, c.redisErr(ctx, err))
 	}
 	c.client.wrote(key)
 	c.stats.refreshes.Add(1)
@@ -86,7 +94,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	// or nothing replaces the claimed value.
 	wctx, cancel := c.detached(ctx, c.budgetFor(1))
 	defer cancel()
-	wrote, _, err := writeReply(writeScript.Exec(wctx, c.rc, []string{key}, writeExec(key, claimed, l.data, l.ttl).Args))
+	wrote, _, err := writeReply(writeScript.Exec(wctx, rc, []string{key}, writeExec(key, claimed, l.data, l.ttl).Args))
 	c.client.wrote(key)
 	switch {
 	case err != nil:

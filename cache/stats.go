@@ -104,7 +104,7 @@ func (c *Cache[K, V]) Stats() Stats {
 		ShortCircuits:  c.stats.shortCircuits.Load(),
 		BreakerTrips:   c.breaker.trips.Load(),
 		BreakerOpen:    c.breaker.open.Load(),
-		Tracking:       c.client.tracking,
+		Tracking:       c.client.Tracking(),
 	}
 	if c.local != nil {
 		s.LocalEntries = c.local.len()

@@ -22,14 +22,14 @@ func (c *Cache[K, V]) tagKey(tag string) string {
 // the key, then PEXPIRE NX (an index without expiry gets the entry's) and
 // PEXPIRE GT (an index that would die before the entry lives as long), so an
 // index expires with its longest-lived member.
-func (c *Cache[K, V]) tagCmds(key string, ttl time.Duration, tags []string) rueidis.Commands {
+func (c *Cache[K, V]) tagCmds(rc rueidis.Client, key string, ttl time.Duration, tags []string) rueidis.Commands {
 	cmds := make(rueidis.Commands, 0, 3*len(tags))
 	for _, tag := range tags {
 		tk := c.tagKey(tag)
 		cmds = append(cmds,
-			c.rc.B().Sadd().Key(tk).Member(key).Build(),
-			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(ttl)).Nx().Build(),
-			c.rc.B().Pexpire().Key(tk).Milliseconds(ms(ttl)).Gt().Build(),
+			rc.B().Sadd().Key(tk).Member(key).Build(),
+			rc.B().Pexpire().Key(tk).Milliseconds(ms(ttl)).Nx().Build(),
+			rc.B().Pexpire().Key(tk).Milliseconds(ms(ttl)).Gt().Build(),
 		)
 	}
 	return cmds
@@ -46,18 +46,22 @@ func (c *Cache[K, V]) tagCmds(key string, ttl time.Duration, tags []string) ruei
 // removes the members whose keys expired or were deleted, as Redis' own
 // active expiry does. [Cache.PruneTags] does a full pass on demand.
 func (c *Cache[K, V]) InvalidateTag(ctx context.Context, tags ...string) (int64, error) {
+	rc, err := c.redis()
+	if err != nil {
+		return 0, fmt.Errorf("cache: invalidate tag: %w", err)
+	}
 	var removed int64
 	for _, tag := range tags {
 		tk := c.tagKey(tag)
 		for {
-			members, err := c.do(ctx, c.rc.B().Spop().Key(tk).Count(tagBatch).Build()).AsStrSlice()
+			members, err := c.do(ctx, rc, rc.B().Spop().Key(tk).Count(tagBatch).Build()).AsStrSlice()
 			if err != nil && !rueidis.IsRedisNil(err) {
 				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, c.redisErr(ctx, err))
 			}
 			if len(members) == 0 {
 				break
 			}
-			n, err := c.unlinkMembers(ctx, members)
+			n, err := c.unlinkMembers(ctx, rc, members)
 			removed += n
 			if err != nil {
 				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, err)
@@ -72,18 +76,18 @@ const tagBatch = 256
 // unlinkMembers removes the keys of a tag index. A member outside the
 // namespace (which aside never writes) is skipped: bytes in Redis must not
 // make a cache delete another's keys.
-func (c *Cache[K, V]) unlinkMembers(ctx context.Context, members []string) (int64, error) {
+func (c *Cache[K, V]) unlinkMembers(ctx context.Context, rc rueidis.Client, members []string) (int64, error) {
 	cmds := make(rueidis.Commands, 0, len(members))
 	keys := make([]string, 0, len(members))
 	for _, m := range members {
 		if strings.HasPrefix(m, c.ns) {
-			cmds = append(cmds, c.rc.B().Unlink().Key(m).Build())
+			cmds = append(cmds, rc.B().Unlink().Key(m).Build())
 			keys = append(keys, m)
 		}
 	}
 	var n int64
 	var errs []error
-	for i, res := range c.doMulti(ctx, cmds...) {
+	for i, res := range c.doMulti(ctx, rc, cmds...) {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
@@ -98,16 +102,20 @@ func (c *Cache[K, V]) unlinkMembers(ctx context.Context, members []string) (int6
 // PruneTags removes from the indexes of tags the members whose keys no longer
 // exist, walking each index with SSCAN, and returns how many it removed.
 func (c *Cache[K, V]) PruneTags(ctx context.Context, tags ...string) (int64, error) {
+	rc, err := c.redis()
+	if err != nil {
+		return 0, fmt.Errorf("cache: prune tags: %w", err)
+	}
 	var pruned int64
 	for _, tag := range tags {
 		tk := c.tagKey(tag)
 		var cursor uint64
 		for {
-			entry, err := c.do(ctx, c.rc.B().Sscan().Key(tk).Cursor(cursor).Count(tagBatch).Build()).AsScanEntry()
+			entry, err := c.do(ctx, rc, rc.B().Sscan().Key(tk).Cursor(cursor).Count(tagBatch).Build()).AsScanEntry()
 			if err != nil {
 				return pruned, fmt.Errorf("cache: prune tag %q: %w", tag, c.redisErr(ctx, err))
 			}
-			n, err := c.pruneMembers(ctx, tk, entry.Elements)
+			n, err := c.pruneMembers(ctx, rc, tk, entry.Elements)
 			pruned += n
 			if err != nil {
 				return pruned, fmt.Errorf("cache: prune tag %q: %w", tag, err)
@@ -121,16 +129,16 @@ func (c *Cache[K, V]) PruneTags(ctx context.Context, tags ...string) (int64, err
 }
 
 // pruneMembers SREMs the members of index tk whose keys do not exist.
-func (c *Cache[K, V]) pruneMembers(ctx context.Context, tk string, members []string) (int64, error) {
+func (c *Cache[K, V]) pruneMembers(ctx context.Context, rc rueidis.Client, tk string, members []string) (int64, error) {
 	if len(members) == 0 {
 		return 0, nil
 	}
 	cmds := make(rueidis.Commands, len(members))
 	for i, m := range members {
-		cmds[i] = c.rc.B().Exists().Key(m).Build()
+		cmds[i] = rc.B().Exists().Key(m).Build()
 	}
 	var gone []string
-	for i, res := range c.doMulti(ctx, cmds...) {
+	for i, res := range c.doMulti(ctx, rc, cmds...) {
 		n, err := res.AsInt64()
 		if err != nil {
 			return 0, c.redisErr(ctx, err)
@@ -142,7 +150,7 @@ func (c *Cache[K, V]) pruneMembers(ctx context.Context, tk string, members []str
 	if len(gone) == 0 {
 		return 0, nil
 	}
-	n, err := c.do(ctx, c.rc.B().Srem().Key(tk).Member(gone...).Build()).AsInt64()
+	n, err := c.do(ctx, rc, rc.B().Srem().Key(tk).Member(gone...).Build()).AsInt64()
 	return n, c.redisErr(ctx, err)
 }
 
@@ -157,12 +165,16 @@ func (c *Cache[K, V]) maybePruneTags(ctx context.Context, tags []string) {
 	if n%pruneEvery != 0 {
 		return
 	}
-	tk := c.tagKey(tags[int(n/pruneEvery)%len(tags)])
-	members, err := c.do(ctx, c.rc.B().Srandmember().Key(tk).Count(pruneSample).Build()).AsStrSlice()
+	rc, err := c.redis()
 	if err != nil {
 		return
 	}
-	_, _ = c.pruneMembers(ctx, tk, members)
+	tk := c.tagKey(tags[int(n/pruneEvery)%len(tags)])
+	members, err := c.do(ctx, rc, rc.B().Srandmember().Key(tk).Count(pruneSample).Build()).AsStrSlice()
+	if err != nil {
+		return
+	}
+	_, _ = c.pruneMembers(ctx, rc, tk, members)
 }
 
 const (

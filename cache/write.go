@@ -49,6 +49,11 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	if !c.breaker.allow() {
 		return fmt.Errorf("cache: %s: %w", op, errCircuitOpen)
 	}
+	rc, err := c.redis()
+	if err != nil {
+		c.breaker.record(err)
+		return fmt.Errorf("cache: %s: %w", op, err)
+	}
 	type write struct {
 		k     K
 		key   string
@@ -57,7 +62,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		snap  uint64
 		err   error
 	}
-	keep := c.local != nil && c.local.max > 0
+	keep := c.local.max > 0 && c.tracks()
 	var errs []error
 	writes := make([]write, 0, len(ks))
 	var cmds rueidis.Commands
@@ -76,24 +81,24 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		}
 		ex := writeExec(key, nil, eb.data, eb.ttl)
 		execs = append(execs, ex)
-		cmds = append(cmds, evalCmd(c.rc, writeSHA, ex))
-		cmds = append(cmds, c.tagCmds(key, eb.ttl, co.tags)...)
+		cmds = append(cmds, evalCmd(rc, writeSHA, ex))
+		cmds = append(cmds, c.tagCmds(rc, key, eb.ttl, co.tags)...)
 		writes = append(writes, w)
 	}
 	rctx, cancel := c.budget(ctx, len(cmds))
 	defer cancel()
 	var results []rueidis.RedisResult
 	if len(cmds) == 1 {
-		results = []rueidis.RedisResult{c.rc.Do(rctx, cmds[0])}
+		results = []rueidis.RedisResult{rc.Do(rctx, cmds[0])}
 	} else {
-		results = c.rc.DoMulti(rctx, cmds...)
+		results = rc.DoMulti(rctx, cmds...)
 	}
 	var firstErr error
 	for j := range writes {
 		w := &writes[j]
 		res := results[w.first]
 		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
-			res = writeScript.Exec(rctx, c.rc, execs[j].Keys, execs[j].Args)
+			res = writeScript.Exec(rctx, rc, execs[j].Keys, execs[j].Args)
 		}
 		_, pttl, err := writeReply(res)
 		end := len(results)
