@@ -52,9 +52,17 @@
 //     next read of that key through any Cache of that Client.
 //   - G4: another process's write drops every copy of the key in this
 //     process within the push delay, whatever the Key function: when two
-//     typed keys map to one Redis key, both copies are dropped.
+//     typed keys map to one Redis key, both copies are dropped. When Redis
+//     falls silent without closing the connection, copies stop being served
+//     within [Options].MaxSilence (1s by default; see heartbeat.go).
 //   - G5: one load per key at a time across every process (a lease in
 //     Redis), with a dead holder taken over after LeaseTTL.
+//   - G6: Redis in trouble costs a bounded time: every Redis call of a read
+//     or write has the budget [Options].RedisTimeout (250ms by default)
+//     whatever the caller's context allows, past which it is
+//     [ErrUnavailable] and FailOpen reads answer from the loader; with the
+//     breaker open, reads do not ask Redis at all. [Connect] succeeds while
+//     Redis is unreachable and connects in the background.
 //
 // When the server refuses client tracking ([Client.Tracking] is false) no
 // copies are kept and no push comes: every Get visits Redis, and G2 and G3
