@@ -429,9 +429,7 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 	if msgs == nil {
 		// The echoes expected may never come (a connection dropped), and
 		// every copy goes anyway.
-		// Under echoMu, so that a writer deciding whether to expect an
-		// echo (expectEchoIf) sees the flush either not at all or fully
-		// handled.
+		// Under echoMu, as a push of one key is.
 		c.echoMu.Lock()
 		clear(c.echoes)
 		for _, inv := range c.all {
@@ -453,9 +451,8 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 		if len(subs) == 0 {
 			continue
 		}
-		// echoMu is held while the caches handle the push: a writer
-		// deciding under it whether to expect an echo (expectEchoIf)
-		// sees the push either not at all or fully handled.
+		// echoMu is held while the caches handle the push, so that
+		// echoes are taken in the order pushes are handled.
 		c.echoMu.Lock()
 		echo := c.takeEcho(key)
 		for _, inv := range subs {
@@ -483,8 +480,7 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 // Why that is safe: every expectEcho is matched by at least one push of the
 // key that Redis sends after the call: writeScript reads the key right before
 // it writes it, in one atomic step, so the writing connection tracks the key
-// when the write happens. (A load also expects its echo only while its flight
-// is current, checked under the lock pushes are handled under.) If a push of a later change arrives first and is taken for
+// when the write happens. If a push of a later change arrives first and is taken for
 // the echo, the real echo arrives after it — within a push delay — and is
 // handled as a change, dropping the copy. The writer stores its copy only if
 // no change was handled for the key between expectEcho and the store (the
@@ -493,20 +489,10 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 // echo: the writer calls cancelEcho, and handles the key as changed.
 
 // expectEcho announces a write of key whose invalidation Redis will push back.
-func (c *Client) expectEcho(key string) { c.expectEchoIf(key, nil) }
-
-// expectEchoIf is expectEcho when cond, called under the same lock as the
-// handling of pushes, reports true; it returns cond's answer. A load writing
-// under its lease expects the echo only while its flight is current: a push
-// that forgot the flight may also have ended the tracking the echo needs.
-func (c *Client) expectEchoIf(key string, cond func() bool) bool {
+func (c *Client) expectEcho(key string) {
 	c.echoMu.Lock()
-	defer c.echoMu.Unlock()
-	if cond != nil && !cond() {
-		return false
-	}
 	c.echoes[key]++
-	return true
+	c.echoMu.Unlock()
 }
 
 // cancelEcho withdraws an expectEcho whose write did not happen, unless a

@@ -72,17 +72,14 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx [
 		defer cancel()
 		var ls []loaded[V]
 		defer func() {
-			// The flights finish after the writes: whoever reads a key
-			// once its flight finished finds the value (or no lease) in
-			// Redis.
 			for j, i := range idx {
 				h := hs[j]
 				if ls != nil {
 					h.e, h.err = ls[j].result()
 				} else {
 					h.err = fmt.Errorf("cache: load %s: did not complete", keys[i])
+					c.held.CompareAndDelete(keys[i], h)
 				}
-				c.held.CompareAndDelete(keys[i], h)
 				close(h.done)
 				if fls != nil {
 					fls[i].Finish(h.e, h.err)
@@ -90,7 +87,34 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx [
 			}
 		}()
 		res := c.loadKeys(lctx, ks, keys, idx, true)
-		c.commit(lctx, ks, keys, idx, leases, res, fls)
+		// The flights finish after the writes, so that whoever reads a
+		// key once its flight finished finds the value (or no lease) in
+		// Redis and its copy in memory — but they wait for the writes
+		// only as long as the time budget: a slow Redis must not hold
+		// the callers, and must not cut the writes short either, or the
+		// leases would stay for LeaseTTL and every process would wait.
+		// The writes go on, bounded by LeaseTTL (past it the leases are
+		// gone anyway); the held entries stay until they end, so a read
+		// that meets a lease still there waits for this load's result.
+		written := make(chan struct{})
+		write := func() {
+			defer close(written)
+			wctx, cancel := c.detached(ctx, max(c.leaseTTL, c.budgetFor(len(idx))))
+			defer cancel()
+			c.commit(wctx, ks, keys, idx, leases, res)
+			for j, i := range idx {
+				c.held.CompareAndDelete(keys[i], hs[j])
+			}
+		}
+		if !c.spawn(write) {
+			write()
+		}
+		t := time.NewTimer(c.budgetFor(len(idx)))
+		select {
+		case <-written:
+		case <-t.C:
+		}
+		t.Stop()
 		ls = res
 	}
 	if !c.spawn(run) {
@@ -181,23 +205,21 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 	return out
 }
 
-// commit writes each result ls[j] of key keys[idx[j]] (whose flights, when
-// the process shares them, are fls[i]) in place of its lease
+// commit writes each result ls[j] of key keys[idx[j]] in place of its lease
 // (leases[j]), or deletes the lease when there is nothing to write, in one
 // pipeline, each only if the key still holds the lease: an invalidation
 // during the load deleted it, and the value, read before that invalidation,
 // must not be cached. A value written is kept in process memory (see
 // Client.expectEcho for why Redis' push of this very write does not drop it).
-func (c *Cache[K, V]) commit(ctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], fls []*loader.Flight[*entry[V]]) {
-	wctx, cancel := c.detached(ctx, c.budgetFor(len(idx)))
-	defer cancel()
+func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V]) {
 	execs := make([]rueidis.LuaExec, len(idx))
 	snaps := make([]uint64, len(idx))
 	keep := make([]bool, len(idx))
 	var results []rueidis.RedisResult
 	for j, i := range idx {
-		if c.local.max > 0 && fls != nil && ls[j].data != nil {
-			keep[j] = c.client.expectEchoIf(keys[i], fls[i].Current)
+		if c.local.max > 0 && c.tracks() && ls[j].data != nil {
+			keep[j] = true
+			c.client.expectEcho(keys[i])
 			snaps[j] = c.local.snapshot(keys[i])
 		}
 		execs[j] = writeExec(keys[i], leases[j], ls[j].data, ls[j].ttl)

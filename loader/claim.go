@@ -74,11 +74,3 @@ func (fl *Flight[V]) Wait(ctx context.Context) (V, error) {
 	var zero V
 	return zero, ctx.Err()
 }
-
-// Current reports whether the flight is still the one that callers asking
-// for its key join: it has not finished, and no Forget came since it began.
-func (fl *Flight[V]) Current() bool {
-	fl.g.mu.Lock()
-	defer fl.g.mu.Unlock()
-	return fl.g.flights[fl.key] == fl.f
-}
