@@ -7,22 +7,15 @@ package cache_test
 // connection half-open, never with sleeps. Tests that still fail document a
 // bug; the others are regression tests of attacks that held.
 //
-// The helpers are prefixed adv and use nothing of the package's other test
-// files, so that this file stands on its own.
+// The helpers are those of helpers_test.go.
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -30,318 +23,7 @@ import (
 	"github.com/aside-go/aside/codec"
 	"github.com/aside-go/aside/internal/redistest"
 	"github.com/aside-go/aside/loader"
-	"github.com/aside-go/aside/ttlpolicy"
 )
-
-// advPatience bounds every wait for an event; far above what it takes.
-const advPatience = 10 * time.Second
-
-func advContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-var advSeq struct {
-	mu sync.Mutex
-	n  int
-}
-
-// advNS is a namespace no other test uses.
-func advNS(t testing.TB) string {
-	advSeq.mu.Lock()
-	advSeq.n++
-	n := advSeq.n
-	advSeq.mu.Unlock()
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
-			return r
-		}
-		return '-'
-	}, t.Name())
-	return fmt.Sprintf("%s-%d", name, n)
-}
-
-// advSource is a source of truth of versioned rows whose loads can be parked.
-type advSource struct {
-	mu    sync.Mutex
-	rows  map[string]int64
-	loads map[string]int
-	gates map[string]*advGate
-}
-
-// advGate parks the first load of a key that reads a given version, after
-// its read of the source, until freed.
-type advGate struct {
-	version int64
-	parked  chan struct{}
-	release chan struct{}
-	once    sync.Once
-}
-
-func newAdvSource() *advSource {
-	return &advSource{rows: map[string]int64{}, loads: map[string]int{}, gates: map[string]*advGate{}}
-}
-
-func (s *advSource) set(key string, v int64) {
-	s.mu.Lock()
-	s.rows[key] = v
-	s.mu.Unlock()
-}
-
-func (s *advSource) loadsOf(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.loads[key]
-}
-
-func (s *advSource) load(ctx context.Context, key string) (int64, error) {
-	s.mu.Lock()
-	s.loads[key]++
-	v, ok := s.rows[key]
-	g := s.gates[key]
-	if g != nil && g.version == v {
-		delete(s.gates, key)
-	} else {
-		g = nil
-	}
-	s.mu.Unlock()
-	if g != nil {
-		close(g.parked)
-		select {
-		case <-g.release:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
-	if !ok {
-		return 0, loader.ErrNotFound
-	}
-	return v, nil
-}
-
-// park makes the next load of key that reads version park. The test's
-// cleanup frees it (cleanups run last-registered first, so before those of
-// the clients made earlier, which wait for their background loads).
-func (s *advSource) park(t testing.TB, key string, version int64) *advGate {
-	g := &advGate{version: version, parked: make(chan struct{}), release: make(chan struct{})}
-	s.mu.Lock()
-	s.gates[key] = g
-	s.mu.Unlock()
-	t.Cleanup(g.free)
-	return g
-}
-
-func (g *advGate) free() { g.once.Do(func() { close(g.release) }) }
-
-func (g *advGate) awaitParked(t testing.TB, what string) {
-	t.Helper()
-	timer := time.NewTimer(advPatience)
-	defer timer.Stop()
-	select {
-	case <-g.parked:
-	case <-timer.C:
-		t.Fatalf("%s: the load did not start within %v", what, advPatience)
-	}
-}
-
-// advWatch records the invalidation pushes of one client. Connect calls the
-// option's own OnInvalidations after its dispatch to the caches, so once the
-// watch saw a push, every cache of the client has handled it.
-type advWatch struct {
-	mu      sync.Mutex
-	keys    map[string]int
-	flushes int
-	changed chan struct{}
-}
-
-type advMark struct {
-	key           string
-	keys, flushes int
-}
-
-func (w *advWatch) hook(msgs []rueidis.RedisMessage) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if msgs == nil {
-		w.flushes++
-	}
-	for _, m := range msgs {
-		if k, err := m.ToString(); err == nil {
-			w.keys[k]++
-		}
-	}
-	close(w.changed)
-	w.changed = make(chan struct{})
-}
-
-func (w *advWatch) mark(key string) advMark {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return advMark{key: key, keys: w.keys[key], flushes: w.flushes}
-}
-
-func (w *advWatch) flushesSince(m advMark) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.flushes - m.flushes
-}
-
-// awaitKey waits for a push of m.key after m.
-func (w *advWatch) awaitKey(t testing.TB, m advMark, what string) {
-	t.Helper()
-	timer := time.NewTimer(advPatience)
-	defer timer.Stop()
-	for {
-		w.mu.Lock()
-		ok, changed := w.keys[m.key] > m.keys, w.changed
-		w.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("%s: no invalidation push of %s within %v", what, m.key, advPatience)
-		}
-	}
-}
-
-// advClient connects a client on opt whose pushes the returned watch records.
-func advClient(t testing.TB, opt rueidis.ClientOption) (*cache.Client, *advWatch) {
-	t.Helper()
-	w := &advWatch{keys: map[string]int{}, changed: make(chan struct{})}
-	opt.OnInvalidations = w.hook
-	c, err := cache.Connect(opt)
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	return c, w
-}
-
-func advCache(t testing.TB, client *cache.Client, ns string, src *advSource, opts ...func(*cache.Options[string, int64])) *cache.Cache[string, int64] {
-	t.Helper()
-	o := cache.Options[string, int64]{Namespace: ns, Loader: src.load, Codec: codec.MsgPack[int64]()}
-	for _, f := range opts {
-		f(&o)
-	}
-	c, err := cache.New(client, o)
-	require.NoError(t, err)
-	return c
-}
-
-type advOutcome[V any] struct {
-	v   V
-	err error
-}
-
-// advGo runs f on a goroutine of its own, with a context that ends after
-// 3×advPatience so that the goroutine ends even when the test gave up.
-func advGo[V any](f func(context.Context) (V, error)) <-chan advOutcome[V] {
-	ch := make(chan advOutcome[V], 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*advPatience)
-		defer cancel()
-		v, err := f(ctx)
-		ch <- advOutcome[V]{v, err}
-	}()
-	return ch
-}
-
-func advAwait[V any](t testing.TB, ch <-chan advOutcome[V], what string) (V, error) {
-	t.Helper()
-	timer := time.NewTimer(advPatience)
-	defer timer.Stop()
-	select {
-	case o := <-ch:
-		return o.v, o.err
-	case <-timer.C:
-		t.Fatalf("%s: did not return within %v", what, advPatience)
-	}
-	var zero V
-	return zero, nil
-}
-
-// advClock is a clock the test moves by hand.
-type advClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *advClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *advClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// advAwaitGoroutines waits until n goroutines have a stack for which match
-// holds: the way to know that calls are blocked where the test wants them
-// (joined a flight, say) without sleeping.
-func advAwaitGoroutines(t testing.TB, what string, n int, match func(stack string) bool) {
-	t.Helper()
-	deadline := time.Now().Add(advPatience)
-	buf := make([]byte, 1<<20)
-	for {
-		m := runtime.Stack(buf, true)
-		for m == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			m = runtime.Stack(buf, true)
-		}
-		got := 0
-		for _, g := range strings.Split(string(buf[:m]), "\n\n") {
-			if match(g) {
-				got++
-			}
-		}
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d goroutines where %d were expected within %v", what, got, n, advPatience)
-		}
-		runtime.Gosched()
-	}
-}
-
-// advWarm reads k through c until a read is served from process memory.
-func advWarm(t testing.TB, c *cache.Cache[string, int64], k string) int64 {
-	t.Helper()
-	deadline := time.Now().Add(advPatience)
-	for {
-		before := c.Stats().LocalHits
-		v, err := c.Get(context.Background(), k)
-		require.NoError(t, err)
-		if c.Stats().LocalHits > before {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("warm %s: never served from process memory", k)
-		}
-	}
-}
-
-// advOneConnection makes rueidis pipeline everything over one connection, so
-// that a push is handled before the replies that follow it: no push of an
-// earlier step is then mistaken for the one a test awaits.
-func advOneConnection(opt rueidis.ClientOption) rueidis.ClientOption {
-	opt.PipelineMultiplex = -1
-	return opt
-}
-
-// advRefreshOpts: values due for refresh after 5 minutes of the fake clock,
-// hard TTL 10 minutes, refreshed synchronously.
-func advRefreshOpts(clock *advClock) func(*cache.Options[string, int64]) {
-	return func(o *cache.Options[string, int64]) {
-		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
-		o.Now = clock.Now
-		o.Refresh = cache.RefreshSync
-	}
-}
 
 // ---------------------------------------------------------------------------
 // Found by this review and fixed: RefreshSync joins a refresh that began before a write.
@@ -369,7 +51,7 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanTheProcesssOwnSet(t *testing.T) {
 	}{{"tracking", true}, {"server refuses tracking", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := advContext(t)
+			ctx := testContext(t)
 			cfg := redistest.Config{}
 			if !tc.tracking {
 				cfg.Users = []redistest.User{{Name: "notrack", Password: "n", Rules: []string{"~*", "&*", "+@all", "-client|tracking"}}}
@@ -379,32 +61,32 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanTheProcesssOwnSet(t *testing.T) {
 			if !tc.tracking {
 				opt.Username, opt.Password = "notrack", "n"
 			}
-			clock := &advClock{now: time.Now()}
-			src := newAdvSource()
-			client, _ := advClient(t, opt)
+			clock := &stepClock{now: time.Now()}
+			src, g := gatedSource()
+			client := connectWith(t, opt)
 			require.Equal(t, tc.tracking, client.Tracking())
-			c := advCache(t, client, advNS(t), src, advRefreshOpts(clock))
+			c := versionCache(t, client, namespace(t), src, refreshOpts(clock))
 			const k = "k"
 			src.set(k, 1)
 			v, err := c.Get(ctx, k)
 			require.NoError(t, err)
 			require.EqualValues(t, 1, v)
 
-			gate := src.park(t, k, 1)
+			gate := g.park(t, k, 1)
 			clock.advance(6 * time.Minute) // past the soft expiry, within the hard one
-			first := advGo(func(ctx context.Context) (int64, error) { return c.Get(ctx, k) })
+			first := inBackground(func(ctx context.Context) (int64, error) { return c.Get(ctx, k) })
 			gate.awaitParked(t, "Get#1's refresh")
 
 			src.set(k, 2)
 			require.NoError(t, c.Set(ctx, k, 2))
 			clock.advance(6 * time.Minute) // the value just written is due in its turn
-			second := advGo(func(ctx context.Context) (int64, error) { return c.Get(ctx, k) })
+			second := inBackground(func(ctx context.Context) (int64, error) { return c.Get(ctx, k) })
 			// Get#1's refresh is still parked: Get#2 must not wait for it.
-			v, err = advAwait(t, second, "Get#2, while the refresh that began before the Set is parked")
+			v, err = await(t, second, "Get#2, while the refresh that began before the Set is parked")
 			require.NoError(t, err)
 			assert.EqualValues(t, 2, v, "Get#2 began after the process's own Set(2) returned (G3): it must not return the value of a refresh load that began before it")
 			gate.free()
-			v, err = advAwait(t, first, "Get#1")
+			v, err = await(t, first, "Get#1")
 			require.NoError(t, err)
 			assert.EqualValues(t, 1, v, "Get#1 began before the Set: the old row is fine")
 		})
@@ -417,34 +99,34 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanTheProcesssOwnSet(t *testing.T) {
 // the new value, finds it due, and joins the refresh that began before.
 func TestAdvRefreshSyncJoinsARefreshOlderThanAnotherProcesssSet(t *testing.T) {
 	t.Parallel()
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	clock := &advClock{now: time.Now()}
-	src := newAdvSource()
-	ns := advNS(t)
-	pc, _ := advClient(t, srv.ClientOption())
-	qc, _ := advClient(t, srv.ClientOption())
-	p := advCache(t, pc, ns, src, advRefreshOpts(clock))
-	q := advCache(t, qc, ns, src, advRefreshOpts(clock))
+	clock := &stepClock{now: time.Now()}
+	src, g := gatedSource()
+	ns := namespace(t)
+	pc := connect(t, srv)
+	qc := connect(t, srv)
+	p := versionCache(t, pc, ns, src, refreshOpts(clock))
+	q := versionCache(t, qc, ns, src, refreshOpts(clock))
 	const k = "k"
 	src.set(k, 1)
-	require.EqualValues(t, 1, advWarm(t, p, k))
+	require.EqualValues(t, 1, warmCopy(t, p, k))
 
-	gate := src.park(t, k, 1)
+	gate := g.park(t, k, 1)
 	clock.advance(6 * time.Minute)
-	first := advGo(func(ctx context.Context) (int64, error) { return p.Get(ctx, k) })
+	first := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, k) })
 	gate.awaitParked(t, "P's refresh")
 
 	src.set(k, 2)
 	require.NoError(t, q.Set(ctx, k, 2))
 	clock.advance(6 * time.Minute)
 	before := p.Stats()
-	second := advGo(func(ctx context.Context) (int64, error) { return p.Get(ctx, k) })
+	second := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, k) })
 	// P's first refresh is still parked: Get#2 must not wait for it.
-	v, err := advAwait(t, second, "P's Get#2, while the refresh that began before Q's Set is parked")
+	v, err := await(t, second, "P's Get#2, while the refresh that began before Q's Set is parked")
 	require.NoError(t, err)
 	gate.free()
-	v1, err := advAwait(t, first, "P's Get#1")
+	v1, err := await(t, first, "P's Get#1")
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, v1)
 	assert.EqualValues(t, 1, p.Stats().RedisHits-before.RedisHits, "Get#2 read Redis, after Q's Set returned")
@@ -465,19 +147,19 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanAnotherProcesssSet(t *testing.T) {
 // context ends; with context.Background() it never does.
 func TestAdvReadOnlyUserUnreadableValueNeverReturns(t *testing.T) {
 	t.Parallel()
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
 		Name: "reader", Password: "r", Rules: []string{"~*", "&*", "+@all", "-@write"},
 	}}})
-	ns := advNS(t)
+	ns := namespace(t)
 	_, err := srv.Do(ctx, "SET", ns+":k", "bytes of another program")
 	require.NoError(t, err)
 	opt := srv.ClientOption()
 	opt.Username, opt.Password = "reader", "r"
-	client, _ := advClient(t, opt)
-	src := newAdvSource()
+	client := connectWith(t, opt)
+	src := newSource()
 	src.set("k", 7)
-	c := advCache(t, client, ns, src)
+	c := versionCache(t, client, ns, src)
 
 	for _, via := range []struct {
 		name string
@@ -491,7 +173,7 @@ func TestAdvReadOnlyUserUnreadableValueNeverReturns(t *testing.T) {
 	} {
 		t.Run(via.name, func(t *testing.T) {
 			t.Parallel()
-			v, err := advAwait(t, advGo(via.read), via.name+" of an unreadable value by a read-only user")
+			v, err := await(t, inBackground(via.read), via.name+" of an unreadable value by a read-only user")
 			if err == nil {
 				assert.EqualValues(t, 7, v, "loaded without writing")
 			} else {
@@ -527,33 +209,33 @@ func TestAdvRefreshSyncFailsReadsRedisCouldServe(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx := advContext(t)
+			ctx := testContext(t)
 			srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
 				Name: "reader", Password: "r", Rules: []string{"~*", "&*", "+@all", "-@write"},
 			}}})
-			clock := &advClock{now: time.Now()}
-			src := newAdvSource()
-			ns := advNS(t)
+			clock := &stepClock{now: time.Now()}
+			src := newSource()
+			ns := namespace(t)
 			src.set("a", 1)
 			src.set("b", 1)
 			opt := srv.ClientOption()
 			if readOnly {
 				// A process that may write fills the keys first.
-				wc, _ := advClient(t, srv.ClientOption())
-				w := advCache(t, wc, ns, src, advRefreshOpts(clock))
+				wc := connect(t, srv)
+				w := versionCache(t, wc, ns, src, refreshOpts(clock))
 				for _, k := range []string{"a", "b"} {
 					_, err := w.Get(ctx, k)
 					require.NoError(t, err)
 				}
 				opt.Username, opt.Password = "reader", "r"
 			}
-			client, _ := advClient(t, opt)
-			c := advCache(t, client, ns, src, advRefreshOpts(clock), func(o *cache.Options[string, int64]) {
+			client := connectWith(t, opt)
+			c := versionCache(t, client, ns, src, refreshOpts(clock), func(o *cache.Options[string, int64]) {
 				o.OnRedisDown = cache.FailOpen
 				o.BreakerThreshold = -1
 			})
-			advWarm(t, c, "a")
-			advWarm(t, c, "b")
+			warmCopy(t, c, "a")
+			warmCopy(t, c, "b")
 			src.set("a", 2)
 			src.set("b", 2)
 			clock.advance(6 * time.Minute) // past the soft expiry, within the hard one
@@ -562,154 +244,15 @@ func TestAdvRefreshSyncFailsReadsRedisCouldServe(t *testing.T) {
 				t.Cleanup(func() { _ = srv.Resume() })
 			}
 
-			v, err := advAwait(t, advGo(func(ctx context.Context) (int64, error) { return c.Get(ctx, "a") }), "Get")
+			v, err := await(t, inBackground(func(ctx context.Context) (int64, error) { return c.Get(ctx, "a") }), "Get")
 			if assert.NoError(t, err, "Get of a value within its hard TTL") {
 				assert.Contains(t, []int64{1, 2}, v)
 			}
-			m, err := advAwait(t, advGo(func(ctx context.Context) (map[string]int64, error) { return c.GetMany(ctx, []string{"b"}) }), "GetMany")
+			m, err := await(t, inBackground(func(ctx context.Context) (map[string]int64, error) { return c.GetMany(ctx, []string{"b"}) }), "GetMany")
 			if assert.NoError(t, err, "GetMany of a value within its hard TTL") {
 				assert.Contains(t, []int64{1, 2}, m["b"])
 			}
 		})
-	}
-}
-
-// ---------------------------------------------------------------------------
-// A TCP proxy that can cut one connection half-open.
-
-// advProxy forwards connections to a Redis server. sever cuts one of them
-// half-open, as a middlebox that loses a flow does: the server side is closed
-// (Redis frees the client, and with it the keys it tracked for it), the
-// client side stays open and silent (the client notices nothing until its
-// keep-alive gives up).
-type advProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []*advConn
-	wg     sync.WaitGroup
-}
-
-type advConn struct {
-	client, server net.Conn
-	mu             sync.Mutex
-	sent           []byte // everything the client sent
-	severed        bool
-}
-
-func startAdvProxy(t testing.TB, target string) *advProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &advProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *advProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *advProxy) accept() {
-	defer p.wg.Done()
-	for {
-		cl, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		sv, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = cl.Close()
-			continue
-		}
-		c := &advConn{client: cl, server: sv}
-		p.mu.Lock()
-		p.conns = append(p.conns, c)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { // client -> server
-			defer p.wg.Done()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := cl.Read(buf)
-				if n > 0 {
-					c.mu.Lock()
-					c.sent = append(c.sent, buf[:n]...)
-					severed := c.severed
-					c.mu.Unlock()
-					if !severed {
-						_, _ = sv.Write(buf[:n])
-					}
-				}
-				if err != nil {
-					_ = sv.Close()
-					return
-				}
-			}
-		}()
-		go func() { // server -> client
-			defer p.wg.Done()
-			_, _ = io.Copy(cl, sv)
-			c.mu.Lock()
-			severed := c.severed
-			c.mu.Unlock()
-			if !severed {
-				_ = cl.Close()
-			}
-		}()
-	}
-}
-
-// carrying returns the connections whose client sent bytes containing s.
-func (p *advProxy) carrying(s string) []*advConn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []*advConn
-	for _, c := range p.conns {
-		c.mu.Lock()
-		if bytes.Contains(c.sent, []byte(s)) {
-			out = append(out, c)
-		}
-		c.mu.Unlock()
-	}
-	return out
-}
-
-// sever cuts c half-open: the server side closes, the client side hangs.
-func (c *advConn) sever() {
-	c.mu.Lock()
-	c.severed = true
-	c.mu.Unlock()
-	_ = c.server.Close()
-}
-
-func (p *advProxy) close() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		_ = c.client.Close()
-		_ = c.server.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-// awaitClientGone waits until the server no longer lists a client at addr.
-func awaitClientGone(t testing.TB, srv *redistest.Server, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(advPatience)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), advPatience)
-		list, err := srv.Do(ctx, "CLIENT", "LIST")
-		cancel()
-		require.NoError(t, err)
-		if !strings.Contains(list, "addr="+addr+" ") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server still lists client %s", addr)
-		}
-		runtime.Gosched()
 	}
 }
 
@@ -750,21 +293,21 @@ func TestAdvHalfOpenVisitConnectionSwallowsAnotherProcesssInvalidation(t *testin
 }
 
 func halfOpenRound(t *testing.T, cut bool) {
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	proxy := startAdvProxy(t, srv.Addr())
-	ns := advNS(t)
-	src := newAdvSource()
+	proxy := startProxy(t, srv.Addr())
+	ns := namespace(t)
+	src, g := gatedSource()
 
 	opt := srv.ClientOption()
 	opt.InitAddress = []string{proxy.addr()}
 	opt.PipelineMultiplex = -1
 	opt.BlockingPipeline = 2
 	opt.ConnWriteTimeout = time.Minute // rueidis notices the cut only after this
-	pc, pw := advClient(t, opt)
-	p := advCache(t, pc, ns, src)
-	qc, _ := advClient(t, srv.ClientOption())
-	q := advCache(t, qc, ns, src)
+	pc, pw := watchedClient(t, opt)
+	p := versionCache(t, pc, ns, src)
+	qc := connect(t, srv)
+	q := versionCache(t, qc, ns, src)
 
 	// Both scripts are in Redis' script cache: no NOSCRIPT retry moves a
 	// visit onto the pipelined connection.
@@ -776,8 +319,8 @@ func halfOpenRound(t *testing.T, cut bool) {
 	const k = "k"
 	key := p.Key(k)
 	src.set(k, 1)
-	gate := src.park(t, k, 1)
-	many := advGo(func(ctx context.Context) (map[string]int64, error) { return p.GetMany(ctx, []string{k, "other"}) })
+	gate := g.park(t, k, 1)
+	many := inBackground(func(ctx context.Context) (map[string]int64, error) { return p.GetMany(ctx, []string{k, "other"}) })
 	gate.awaitParked(t, "P's load of k, under the lease its visit took")
 
 	visit := proxy.carrying(key)
@@ -790,12 +333,12 @@ func halfOpenRound(t *testing.T, cut bool) {
 	}
 
 	gate.free()
-	got, err := advAwait(t, many, "P's GetMany")
+	got, err := await(t, many, "P's GetMany")
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{k: 1, "other": 5}, got)
 	require.Len(t, proxy.carrying(key), 2, "the load's write went over the pipelined connection")
 	require.Zero(t, pw.flushesSince(m), "P has noticed nothing")
-	pw.awaitKey(t, m, "the echo of the load's write")
+	pw.awaitPushOf(t, m, "the echo of the load's write")
 	before := p.Stats().LocalHits
 	v, err := p.Get(ctx, k)
 	require.NoError(t, err)
@@ -811,7 +354,7 @@ func halfOpenRound(t *testing.T, cut bool) {
 	src.set(k, 2)
 	m = pw.mark(key)
 	require.NoError(t, q.Set(ctx, k, 2))
-	pw.awaitKey(t, m, "P hears of Q's Set")
+	pw.awaitPushOf(t, m, "P hears of Q's Set")
 	v, err = p.Get(ctx, k)
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, v, "G4: P received the invalidation of Q's Set and still serves its copy of the old value (the push was taken for the echo of P's own write)")
@@ -828,12 +371,12 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 	t.Parallel()
 	// finalChange makes Q change k to v and checks that P, having heard of
 	// it, reads v; P holds a copy of k tracked before.
-	finalChange := func(t *testing.T, ctx context.Context, p, q *cache.Cache[string, int64], pw *advWatch, src *advSource, k string, v int64) {
+	finalChange := func(t *testing.T, ctx context.Context, p, q *cache.Cache[string, int64], pw *pushWatch, src *source, k string, v int64) {
 		t.Helper()
 		src.set(k, v)
 		m := pw.mark(p.Key(k))
 		require.NoError(t, q.Set(ctx, k, v))
-		pw.awaitKey(t, m, "P hears of Q's Set")
+		pw.awaitPushOf(t, m, "P hears of Q's Set")
 		got, err := p.Get(ctx, k)
 		require.NoError(t, err)
 		assert.Equal(t, v, got, "P heard of Q's Set and must not serve its old copy")
@@ -841,66 +384,69 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 
 	t.Run("Set refused by the ACL", func(t *testing.T) {
 		t.Parallel()
-		ctx := advContext(t)
+		ctx := testContext(t)
 		srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
 			Name: "reader", Password: "r", Rules: []string{"~*", "&*", "+@all", "-@write"},
 		}}})
-		ns, src := advNS(t), newAdvSource()
+		ns := namespace(t)
+		src := newSource()
 		opt := srv.ClientOption()
 		opt.Username, opt.Password = "reader", "r"
 		opt.PipelineMultiplex = -1
-		pc, pw := advClient(t, opt)
-		p := advCache(t, pc, ns, src)
-		qc, _ := advClient(t, srv.ClientOption())
-		q := advCache(t, qc, ns, src)
+		pc, pw := watchedClient(t, opt)
+		p := versionCache(t, pc, ns, src)
+		qc := connect(t, srv)
+		q := versionCache(t, qc, ns, src)
 		require.NoError(t, q.Set(ctx, "k", 1))
-		require.EqualValues(t, 1, advWarm(t, p, "k"))
+		require.EqualValues(t, 1, warmCopy(t, p, "k"))
 		require.Error(t, p.Set(ctx, "k", 9), "the reader may not write")
 		finalChange(t, ctx, p, q, pw, src, "k", 2)
 	})
 
 	t.Run("load's write discarded (the lease was overwritten)", func(t *testing.T) {
 		t.Parallel()
-		ctx := advContext(t)
+		ctx := testContext(t)
 		srv := redistest.Start(t, redistest.Config{})
-		ns, src := advNS(t), newAdvSource()
-		pc, pw := advClient(t, advOneConnection(srv.ClientOption()))
-		p := advCache(t, pc, ns, src)
-		qc, _ := advClient(t, srv.ClientOption())
-		q := advCache(t, qc, ns, src)
+		ns := namespace(t)
+		src, g := gatedSource()
+		pc, pw := watchedClient(t, singleConnection(srv.ClientOption()))
+		p := versionCache(t, pc, ns, src)
+		qc := connect(t, srv)
+		q := versionCache(t, qc, ns, src)
 		src.set("k", 1)
-		gate := src.park(t, "k", 1)
-		old := advGo(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
+		gate := g.park(t, "k", 1)
+		old := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
 		gate.awaitParked(t, "P's load")
 		src.set("k", 2)
 		m := pw.mark(p.Key("k"))
 		require.NoError(t, q.Set(ctx, "k", 2))
-		pw.awaitKey(t, m, "P hears of Q's Set over its lease")
+		pw.awaitPushOf(t, m, "P hears of Q's Set over its lease")
 		gate.free()
-		v, err := advAwait(t, old, "P's Get")
+		v, err := await(t, old, "P's Get")
 		require.NoError(t, err)
 		require.EqualValues(t, 1, v)
 		require.EqualValues(t, 1, p.Stats().DiscardedFills)
-		require.EqualValues(t, 2, advWarm(t, p, "k"))
+		require.EqualValues(t, 2, warmCopy(t, p, "k"))
 		finalChange(t, ctx, p, q, pw, src, "k", 3)
 	})
 
 	t.Run("Set landed but its tag index has another type", func(t *testing.T) {
 		t.Parallel()
-		ctx := advContext(t)
+		ctx := testContext(t)
 		srv := redistest.Start(t, redistest.Config{})
-		ns, src := advNS(t), newAdvSource()
+		ns := namespace(t)
+		src := newSource()
 		_, err := srv.Do(ctx, "SET", ns+"#tag:t", "not a set")
 		require.NoError(t, err)
-		pc, pw := advClient(t, advOneConnection(srv.ClientOption()))
-		p := advCache(t, pc, ns, src)
-		qc, _ := advClient(t, srv.ClientOption())
-		q := advCache(t, qc, ns, src)
+		pc, pw := watchedClient(t, singleConnection(srv.ClientOption()))
+		p := versionCache(t, pc, ns, src)
+		qc := connect(t, srv)
+		q := versionCache(t, qc, ns, src)
 		m := pw.mark(p.Key("k"))
 		require.Error(t, p.Set(ctx, "k", 2, cache.WithTags("t")), "the tag index is not a set")
-		pw.awaitKey(t, m, "the push of P's own Set, which did land")
+		pw.awaitPushOf(t, m, "the push of P's own Set, which did land")
 		src.set("k", 2)
-		require.EqualValues(t, 2, advWarm(t, p, "k"))
+		require.EqualValues(t, 2, warmCopy(t, p, "k"))
 		finalChange(t, ctx, p, q, pw, src, "k", 3)
 	})
 }
@@ -910,27 +456,28 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 // no load, no hang); Set replaces it, and the value is then read back.
 func TestAdvKeyOfAnotherType(t *testing.T) {
 	t.Parallel()
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	ns, src := advNS(t), newAdvSource()
+	ns := namespace(t)
+	src, g := gatedSource()
 	_, err := srv.Do(ctx, "RPUSH", ns+":k", "x")
 	require.NoError(t, err)
 	src.set("k", 1)
-	client, _ := advClient(t, srv.ClientOption())
-	c := advCache(t, client, ns, src)
+	client := connect(t, srv)
+	c := versionCache(t, client, ns, src)
 
-	_, err = advAwait(t, advGo(func(ctx context.Context) (int64, error) { return c.Get(ctx, "k") }), "Get of a list")
+	_, err = await(t, inBackground(func(ctx context.Context) (int64, error) { return c.Get(ctx, "k") }), "Get of a list")
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, cache.ErrUnavailable)
 	assert.Contains(t, err.Error(), "WRONGTYPE")
 	var ke *loader.KeyError[string]
 	require.ErrorAs(t, err, &ke)
 	assert.Equal(t, "k", ke.Key)
-	m, err := advAwait(t, advGo(func(ctx context.Context) (map[string]int64, error) { return c.GetMany(ctx, []string{"k"}) }), "GetMany of a list")
+	m, err := await(t, inBackground(func(ctx context.Context) (map[string]int64, error) { return c.GetMany(ctx, []string{"k"}) }), "GetMany of a list")
 	require.Error(t, err)
 	assert.Empty(t, m)
 	assert.Contains(t, err.Error(), "WRONGTYPE")
-	assert.Zero(t, src.loadsOf("k"), "nothing was loaded")
+	assert.Zero(t, g.loadsOf("k"), "nothing was loaded")
 
 	require.NoError(t, c.Set(ctx, "k", 5))
 	v, err := c.Get(ctx, "k")
@@ -944,11 +491,12 @@ func TestAdvKeyOfAnotherType(t *testing.T) {
 // GetMany work, and the copies land as before.
 func TestAdvScriptCacheFlushed(t *testing.T) {
 	t.Parallel()
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	ns, src := advNS(t), newAdvSource()
-	pc, _ := advClient(t, srv.ClientOption())
-	p := advCache(t, pc, ns, src)
+	ns := namespace(t)
+	src, g := gatedSource()
+	pc := connect(t, srv)
+	p := versionCache(t, pc, ns, src)
 	src.set("warm", 1)
 	_, err := p.Get(ctx, "warm")
 	require.NoError(t, err)
@@ -963,8 +511,8 @@ func TestAdvScriptCacheFlushed(t *testing.T) {
 			v, err := p.Get(ctx, "a")
 			require.NoError(t, err)
 			assert.EqualValues(t, 1, v)
-			assert.Equal(t, 1, src.loadsOf("a"))
-			reader, err := cache.New(connectAdv(t, srv), cache.Options[string, int64]{Namespace: ns, Codec: codec.MsgPack[int64]()})
+			assert.Equal(t, 1, g.loadsOf("a"))
+			reader, err := cache.New(connect(t, srv), cache.Options[string, int64]{Namespace: ns, Codec: codec.MsgPack[int64]()})
 			require.NoError(t, err)
 			v, err = reader.Get(ctx, "a")
 			require.NoError(t, err, "the load's write landed")
@@ -972,7 +520,7 @@ func TestAdvScriptCacheFlushed(t *testing.T) {
 		}},
 		{"Set", func(t *testing.T) {
 			require.NoError(t, p.Set(ctx, "b", 2))
-			assert.EqualValues(t, 2, advWarm(t, p, "b"))
+			assert.EqualValues(t, 2, warmCopy(t, p, "b"))
 		}},
 		{"GetMany", func(t *testing.T) {
 			src.set("c", 3)
@@ -988,11 +536,6 @@ func TestAdvScriptCacheFlushed(t *testing.T) {
 	}
 }
 
-func connectAdv(t testing.TB, srv *redistest.Server) *cache.Client {
-	c, _ := advClient(t, srv.ClientOption())
-	return c
-}
-
 // TestAdvLeaderLeavesWhileAnotherProcessLoads: process Q holds k's lease
 // (its load parked). In P, Get#1 leads the read and waits for Q's lease;
 // Get#2 joins Get#1's flight. Get#1's context ends: Get#2 must neither fail
@@ -1000,45 +543,46 @@ func connectAdv(t testing.TB, srv *redistest.Server) *cache.Client {
 // Q's value once Q writes it. One load in all (G5).
 func TestAdvLeaderLeavesWhileAnotherProcessLoads(t *testing.T) {
 	t.Parallel()
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	ns := advNS(t)
-	qsrc, psrc := newAdvSource(), newAdvSource()
+	ns := namespace(t)
+	qsrc, qg := gatedSource()
+	psrc, pg := gatedSource()
 	qsrc.set("k", 7)
 	psrc.set("k", 7)
-	qc, _ := advClient(t, srv.ClientOption())
-	q := advCache(t, qc, ns, qsrc)
-	pc, _ := advClient(t, srv.ClientOption())
-	p := advCache(t, pc, ns, psrc)
+	qc := connect(t, srv)
+	q := versionCache(t, qc, ns, qsrc)
+	pc := connect(t, srv)
+	p := versionCache(t, pc, ns, psrc)
 
-	gate := qsrc.park(t, "k", 7)
-	held := advGo(func(ctx context.Context) (int64, error) { return q.Get(ctx, "k") })
+	gate := qg.park(t, "k", 7)
+	held := inBackground(func(ctx context.Context) (int64, error) { return q.Get(ctx, "k") })
 	gate.awaitParked(t, "Q's load")
 
 	short, cancel := context.WithCancel(ctx)
 	defer cancel()
-	first := advGo(func(context.Context) (int64, error) { return p.Get(short, "k") })
-	deadline := time.Now().Add(advPatience)
+	first := inBackground(func(context.Context) (int64, error) { return p.Get(short, "k") })
+	deadline := time.Now().Add(patience)
 	for p.Stats().LeaseWaits == 0 {
 		require.True(t, time.Now().Before(deadline), "P's Get#1 never waited for Q's lease")
 		runtime.Gosched()
 	}
-	second := advGo(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
-	advAwaitGoroutines(t, "P's Get#2 joins Get#1's flight", 1, func(s string) bool {
+	second := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
+	awaitGoroutines(t, "P's Get#2 joins Get#1's flight", 1, func(s string) bool {
 		return strings.Contains(s, "loader.(*Flight[...]).Wait(")
 	})
 	cancel()
-	_, err := advAwait(t, first, "P's Get#1")
+	_, err := await(t, first, "P's Get#1")
 	require.ErrorIs(t, err, context.Canceled)
 
 	gate.free()
-	v, err := advAwait(t, held, "Q's Get")
+	v, err := await(t, held, "Q's Get")
 	require.NoError(t, err)
 	require.EqualValues(t, 7, v)
-	v, err = advAwait(t, second, "P's Get#2")
+	v, err = await(t, second, "P's Get#2")
 	require.NoError(t, err)
 	assert.EqualValues(t, 7, v)
-	assert.Zero(t, psrc.loadsOf("k"), "P never loaded: Q's load was the only one")
+	assert.Zero(t, pg.loadsOf("k"), "P never loaded: Q's load was the only one")
 }
 
 // TestAdvSetThroughOneCacheDuringALoadOfAnother: caches X and Y of one
@@ -1048,17 +592,18 @@ func TestAdvLeaderLeavesWhileAnotherProcessLoads(t *testing.T) {
 // later Set is seen by both once its push arrived (no echo left behind).
 func TestAdvSetThroughOneCacheDuringALoadOfAnother(t *testing.T) {
 	t.Parallel()
-	ctx := advContext(t)
+	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	ns, src := advNS(t), newAdvSource()
-	pc, pw := advClient(t, advOneConnection(srv.ClientOption()))
-	x, y := advCache(t, pc, ns, src), advCache(t, pc, ns, src)
-	qc, _ := advClient(t, srv.ClientOption())
-	q := advCache(t, qc, ns, src)
+	ns := namespace(t)
+	src, g := gatedSource()
+	pc, pw := watchedClient(t, singleConnection(srv.ClientOption()))
+	x, y := versionCache(t, pc, ns, src), versionCache(t, pc, ns, src)
+	qc := connect(t, srv)
+	q := versionCache(t, qc, ns, src)
 
 	src.set("k", 1)
-	gate := src.park(t, "k", 1)
-	old := advGo(func(ctx context.Context) (int64, error) { return x.Get(ctx, "k") })
+	gate := g.park(t, "k", 1)
+	old := inBackground(func(ctx context.Context) (int64, error) { return x.Get(ctx, "k") })
 	gate.awaitParked(t, "X's load")
 	src.set("k", 2)
 	require.NoError(t, y.Set(ctx, "k", 2))
@@ -1068,18 +613,18 @@ func TestAdvSetThroughOneCacheDuringALoadOfAnother(t *testing.T) {
 		assert.EqualValues(t, 2, v, "%s reads Y's Set at once", name)
 	}
 	gate.free()
-	v, err := advAwait(t, old, "X's parked Get")
+	v, err := await(t, old, "X's parked Get")
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, v)
 	assert.EqualValues(t, 1, x.Stats().DiscardedFills, "X's load did not write over Y's Set")
 	for name, c := range map[string]*cache.Cache[string, int64]{"X": x, "Y": y} {
-		assert.EqualValues(t, 2, advWarm(t, c, "k"), "%s after X's load", name)
+		assert.EqualValues(t, 2, warmCopy(t, c, "k"), "%s after X's load", name)
 	}
 
 	src.set("k", 3)
 	m := pw.mark(x.Key("k"))
 	require.NoError(t, q.Set(ctx, "k", 3))
-	pw.awaitKey(t, m, "P hears of Q's Set")
+	pw.awaitPushOf(t, m, "P hears of Q's Set")
 	for name, c := range map[string]*cache.Cache[string, int64]{"X": x, "Y": y} {
 		v, err := c.Get(ctx, "k")
 		require.NoError(t, err)

@@ -2,9 +2,11 @@ package cache_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -79,9 +81,15 @@ func connectWith(tb testing.TB, opt rueidis.ClientOption) *cache.Client {
 
 var nsSeq atomic.Int64
 
-// namespace returns a namespace no other test uses.
+// namespace returns a namespace no other test uses: the test's name, every
+// character a namespace may not hold ("/", "#", ",", ":", "'", ...) made '-'.
 func namespace(tb testing.TB) string {
-	name := strings.NewReplacer("/", "-", " ", "-", "#", "-").Replace(tb.Name())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
+			return r
+		}
+		return '-'
+	}, tb.Name())
 	return fmt.Sprintf("%s-%d", name, nsSeq.Add(1))
 }
 
@@ -409,6 +417,20 @@ func (w *pushWatch) mark(key string) pushMark {
 func (w *pushWatch) awaitKey(t testing.TB, m pushMark, what string) {
 	t.Helper()
 	w.await(t, what, func() bool { return w.keys[m.key] > m.keys || w.flushes > m.flushes })
+}
+
+// awaitPushOf waits for an invalidation push of m.key itself after m: unlike
+// awaitKey, a flush does not count.
+func (w *pushWatch) awaitPushOf(t testing.TB, m pushMark, what string) {
+	t.Helper()
+	w.await(t, what, func() bool { return w.keys[m.key] > m.keys })
+}
+
+// flushesSince returns how many nil pushes w received after m.
+func (w *pushWatch) flushesSince(m pushMark) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushes - m.flushes
 }
 
 // awaitFlush waits for a nil push after m.
@@ -794,4 +816,183 @@ func overtaken(t *testing.T, round int, r *cache.Cache[string, int64], src *sour
 	if !releaseFirst {
 		finishOld()
 	}
+}
+
+// Helpers of the adversarial tests.
+
+// refreshOpts: values due for refresh after 5 minutes of clock, hard TTL 10
+// minutes, refreshed synchronously.
+func refreshOpts(clock *stepClock) func(*cache.Options[string, int64]) {
+	return func(o *cache.Options[string, int64]) {
+		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
+		o.Now = clock.Now
+		o.Refresh = cache.RefreshSync
+	}
+}
+
+// awaitGoroutines waits until n goroutines have a stack for which match
+// holds: the way to know that calls are blocked where the test wants them
+// (joined a flight, say) without sleeping.
+func awaitGoroutines(t testing.TB, what string, n int, match func(stack string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	buf := make([]byte, 1<<20)
+	for {
+		m := runtime.Stack(buf, true)
+		for m == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			m = runtime.Stack(buf, true)
+		}
+		got := 0
+		for _, g := range strings.Split(string(buf[:m]), "\n\n") {
+			if match(g) {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d goroutines where %d were expected within %v", what, got, n, patience)
+		}
+		runtime.Gosched()
+	}
+}
+
+// awaitClientGone waits until the server no longer lists a client at addr.
+func awaitClientGone(t testing.TB, srv *redistest.Server, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		list, err := srv.Do(ctx, "CLIENT", "LIST")
+		cancel()
+		require.NoError(t, err)
+		if !strings.Contains(list, "addr="+addr+" ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still lists client %s", addr)
+		}
+		runtime.Gosched()
+	}
+}
+
+// tcpProxy forwards connections to a Redis server. sever cuts one of them
+// half-open, as a middlebox that loses a flow does: the server side is closed
+// (Redis frees the client, and with it the keys it tracked for it), the
+// client side stays open and silent (the client notices nothing until its
+// keep-alive gives up).
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*proxiedConn
+	wg     sync.WaitGroup
+}
+
+// proxiedConn is one connection through a tcpProxy.
+type proxiedConn struct {
+	client, server net.Conn
+	mu             sync.Mutex
+	sent           []byte // everything the client sent
+	severed        bool
+}
+
+// startProxy starts a proxy to target, closed at the end of the test.
+func startProxy(t testing.TB, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &tcpProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		cl, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		sv, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = cl.Close()
+			continue
+		}
+		c := &proxiedConn{client: cl, server: sv}
+		p.mu.Lock()
+		p.conns = append(p.conns, c)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { // client -> server
+			defer p.wg.Done()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := cl.Read(buf)
+				if n > 0 {
+					c.mu.Lock()
+					c.sent = append(c.sent, buf[:n]...)
+					severed := c.severed
+					c.mu.Unlock()
+					if !severed {
+						_, _ = sv.Write(buf[:n])
+					}
+				}
+				if err != nil {
+					_ = sv.Close()
+					return
+				}
+			}
+		}()
+		go func() { // server -> client
+			defer p.wg.Done()
+			_, _ = io.Copy(cl, sv)
+			c.mu.Lock()
+			severed := c.severed
+			c.mu.Unlock()
+			if !severed {
+				_ = cl.Close()
+			}
+		}()
+	}
+}
+
+// carrying returns the connections whose client sent bytes containing s.
+func (p *tcpProxy) carrying(s string) []*proxiedConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*proxiedConn
+	for _, c := range p.conns {
+		c.mu.Lock()
+		if bytes.Contains(c.sent, []byte(s)) {
+			out = append(out, c)
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// sever cuts c half-open: the server side closes, the client side hangs.
+func (c *proxiedConn) sever() {
+	c.mu.Lock()
+	c.severed = true
+	c.mu.Unlock()
+	_ = c.server.Close()
+}
+
+func (p *tcpProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		_ = c.client.Close()
+		_ = c.server.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
