@@ -36,10 +36,18 @@ type Cache[K comparable, V any] struct {
 	// redisTimeout bounds each Redis call (see budget).
 	redisTimeout time.Duration
 	maxSilence   time.Duration // see Options.MaxSilence
-	onDown       RedisDownPolicy
-	localTTL     time.Duration
-	clone        func(V) V
-	now          func() time.Time
+	outage       time.Duration // see Options.OutageStaleness
+	// stash keeps, when outage > 0, the copies a flush or a dropped
+	// connection took out of local (K -> *entry[V]), from stashedAt (Unix
+	// nanoseconds of the client clock), for reads while Redis is down; the
+	// client's heartbeat empties it once Redis answers.
+	stash     sync.Map
+	stashedAt atomic.Int64
+	stashed   atomic.Bool
+	onDown    RedisDownPolicy
+	localTTL  time.Duration
+	clone     func(V) V
+	now       func() time.Time
 	// nanos is the hit path's clock: the client's coarse clock, or Now
 	// when the options inject one.
 	nanos func() int64
@@ -95,6 +103,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		leaseWait:      o.LeaseWait,
 		redisTimeout:   o.RedisTimeout,
 		maxSilence:     o.MaxSilence,
+		outage:         o.OutageStaleness,
 		refreshMode:    o.Refresh,
 		refreshTimeout: o.RefreshTimeout,
 		refreshSlots:   make(chan struct{}, o.RefreshConcurrency),
@@ -182,12 +191,59 @@ func (c *Cache[K, V]) dropKey(key string) {
 // that dropped: Redis forgot what it tracked, so no copy can be trusted and
 // no flight may be joined any more.
 func (c *Cache[K, V]) invalidateAll() {
+	if c.outage > 0 && c.local != nil {
+		c.stashCopies()
+	}
 	if c.local != nil {
 		c.local.invalidateAll()
 	}
 	c.flights.ForgetAll()
 	c.refreshes.ForgetAll()
 	c.waits.wakeAll()
+}
+
+// stashCopies keeps the copies of local aside for outageCopy, before a
+// flush drops them: Redis may be going away, and they are the last values it
+// confirmed.
+func (c *Cache[K, V]) stashCopies() {
+	if !c.stashed.Swap(true) {
+		c.stashedAt.Store(c.client.clock.now())
+	}
+	c.local.items.Range(func(k, v any) bool {
+		c.stash.Store(k, v)
+		return true
+	})
+}
+
+// verified is called by the client's heartbeat once Redis answers: stashed
+// copies are never served again.
+func (c *Cache[K, V]) verified() {
+	if c.stashed.Load() {
+		c.stash.Clear()
+		c.stashed.Store(false)
+	}
+}
+
+// outageCopy returns, for a read that found Redis unavailable, the copy of k
+// that OutageStaleness lets it serve: the copy in local while Redis was
+// heard from at most OutageStaleness ago, or one stashed at most that long
+// ago by a flush; nil when there is none.
+func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
+	if c.outage <= 0 || c.local == nil {
+		return nil
+	}
+	now, nanos := c.client.clock.now(), c.nanos()
+	var e *entry[V]
+	if v, ok := c.local.items.Load(k); ok && now-c.client.heard.Load() <= int64(c.outage) {
+		e = v.(*entry[V])
+	} else if v, ok := c.stash.Load(k); ok && c.stashed.Load() && now-c.stashedAt.Load() <= int64(c.outage) {
+		e = v.(*entry[V])
+	}
+	if e == nil || e.expireAt != 0 && nanos >= e.expireAt {
+		return nil
+	}
+	// Served as stale, and never refreshed from here.
+	return &entry[V]{v: e.v, notFound: e.notFound, stale: true, key: e.key, expireAt: e.expireAt}
 }
 
 var (

@@ -71,6 +71,8 @@ type invalidator interface {
 	dropKey(key string)
 	// invalidateAll handles a flush, or a connection that dropped.
 	invalidateAll()
+	// verified tells the cache that Redis answered the heartbeat.
+	verified()
 	// waitBackground waits for the cache's background work, which the
 	// client's closing context has told to stop.
 	waitBackground()

@@ -81,3 +81,49 @@ func TestConnectFailsAtOnceForWhatRedisRefuses(t *testing.T) {
 	_, err = cache.Connect(opt)
 	require.ErrorIs(t, err, cache.ErrInvalidOptions)
 }
+
+// TestOutageStalenessServesCopiesWhileRedisIsDown: with OutageStaleness set,
+// a Redis that goes away does not move the reads of keys held in process
+// memory onto the loader: their copies are served, flagged stale; keys
+// without a copy still load. Without it (the default), every read loads.
+func TestOutageStalenessServesCopiesWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Config{})
+	client, pushes := watchedClient(t, srv.ClientOption())
+	var keptCalls, plainCalls atomic.Int64
+	kept := userCache(t, client, "outage", &keptCalls, func(o *cache.Options[int64, User]) { o.OutageStaleness = time.Minute })
+	plain := userCache(t, client, "outage-plain", &plainCalls)
+	for _, c := range []*cache.Cache[int64, User]{kept, plain} {
+		warm(t, c, 1)
+	}
+	require.EqualValues(t, 1, keptCalls.Load())
+	require.EqualValues(t, 1, plainCalls.Load())
+
+	m := pushes.mark("")
+	require.NoError(t, srv.Kill())
+	pushes.awaitFlush(t, m, "the dropped connection")
+
+	u, err := kept.Get(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, sampleUser(1), u)
+	assert.EqualValues(t, 1, keptCalls.Load(), "the copy, not the loader")
+	assert.EqualValues(t, 1, kept.Stats().StaleServed)
+	many, err := kept.GetMany(ctx, []int64{1, 2})
+	require.NoError(t, err)
+	assert.Len(t, many, 2)
+	assert.EqualValues(t, 2, keptCalls.Load(), "a key without a copy loads")
+
+	_, err = plain.Get(ctx, 1)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, plainCalls.Load(), "off by default: the loader answers")
+
+	require.NoError(t, srv.Restart())
+	// Once Redis answers, the copies from before the outage are never
+	// served again (the restarted Redis lost the data: the next Get loads).
+	require.Eventually(t, func() bool {
+		before := keptCalls.Load()
+		_, err := kept.Get(ctx, 1)
+		return err == nil && keptCalls.Load() > before && kept.Stats().Fallbacks == 1
+	}, 10*time.Second, 10*time.Millisecond)
+}

@@ -65,6 +65,11 @@ func (c *Client) heartbeat() {
 	wg.Wait()
 	if ok && len(nodes) > 0 {
 		c.heard.Store(start.UnixNano())
+		c.mu.RLock()
+		for _, inv := range c.all {
+			inv.verified()
+		}
+		c.mu.RUnlock()
 	}
 }
 

@@ -104,6 +104,16 @@ type Options[K comparable, V any] struct {
 	// BreakerCooldown is how long the breaker stays open. Default: 1s.
 	BreakerCooldown time.Duration
 
+	// OutageStaleness, when positive, keeps an outage of Redis from moving
+	// every read onto the loader: while Redis is unavailable (a read of it
+	// failed, or the breaker is open), Get serves the copy that process
+	// memory held when Redis was last heard from — for at most
+	// OutageStaleness after that — instead of loading, counted in
+	// [Stats].StaleServed. Such a copy may be older than the source by up
+	// to OutageStaleness: that is the trade. Keys without a copy load as
+	// [Options].OnRedisDown says. Default: 0, off.
+	OutageStaleness time.Duration
+
 	// FallbackConcurrency bounds the loader calls running at once because
 	// Redis is unavailable (FailOpen), so that a dead Redis does not become
 	// a flood on the source of truth; further Gets wait for a slot or their
@@ -220,6 +230,7 @@ func (o *Options[K, V]) validate() error {
 		{"BreakerCooldown", o.BreakerCooldown, 0},
 		{"LeaseWait", o.LeaseWait, 0},
 		{"RedisTimeout", o.RedisTimeout, time.Millisecond},
+		{"OutageStaleness", o.OutageStaleness, 0},
 	} {
 		switch {
 		case f.d < 0:

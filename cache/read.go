@@ -534,6 +534,19 @@ func (c *Cache[K, V]) redisDown(ctx context.Context, ks []K, keys []string, idx 
 	if !errors.Is(err, errCircuitOpen) {
 		c.stats.redisErrors.Add(uint64(len(idx)))
 	}
+	if c.outage > 0 {
+		rest := idx[:0:0]
+		for _, i := range idx {
+			if e := c.outageCopy(ks[i]); e != nil {
+				finish(i, e, nil)
+				continue
+			}
+			rest = append(rest, i)
+		}
+		if idx = rest; len(idx) == 0 {
+			return
+		}
+	}
 	if c.onDown == FailFast || c.load == nil {
 		for _, i := range idx {
 			finish(i, nil, fmt.Errorf("cache: get %s: %w", keys[i], err))
