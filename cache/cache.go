@@ -38,16 +38,13 @@ type Cache[K comparable, V any] struct {
 	maxSilence   time.Duration // see Options.MaxSilence
 	outage       time.Duration // see Options.OutageStaleness
 	// stash keeps, when outage > 0, the copies a flush or a dropped
-	// connection took out of local (K -> *entry[V]), from stashedAt (Unix
-	// nanoseconds of the client clock), for reads while Redis is down; the
+	// connection took out of local, for reads while Redis is down; the
 	// client's heartbeat empties it once Redis answers.
-	stash     sync.Map
-	stashedAt atomic.Int64
-	stashed   atomic.Bool
-	onDown    RedisDownPolicy
-	localTTL  time.Duration
-	clone     func(V) V
-	now       func() time.Time
+	stash    stash[K, V]
+	onDown   RedisDownPolicy
+	localTTL time.Duration
+	clone    func(V) V
+	now      func() time.Time
 	// nanos is the hit path's clock: the client's coarse clock, or Now
 	// when the options inject one.
 	nanos func() int64
@@ -184,6 +181,7 @@ func (c *Cache[K, V]) dropKey(key string) {
 	}
 	c.flights.Forget(key)
 	c.refreshes.Forget(key)
+	c.unstash(key)
 	c.waits.wake(key)
 }
 
@@ -202,32 +200,74 @@ func (c *Cache[K, V]) invalidateAll() {
 	c.waits.wakeAll()
 }
 
-// stashCopies keeps the copies of local aside for outageCopy, before a
-// flush drops them: Redis may be going away, and they are the last values it
-// confirmed.
-func (c *Cache[K, V]) stashCopies() {
-	if !c.stashed.Swap(true) {
-		c.stashedAt.Store(c.client.clock.now())
-	}
-	c.local.items.Range(func(k, v any) bool {
-		c.stash.Store(k, v)
-		return true
-	})
+// stash is the copies a flush took out of local, kept for outageCopy.
+type stash[K comparable, V any] struct {
+	mu    sync.Mutex
+	since int64           // when Redis was last heard from before the flush (client clock); guarded by mu
+	made  int64           // when the first flush filled it (Unix nanoseconds); guarded by mu
+	items map[K]*entry[V] // guarded by mu; nil when empty
+	index map[string][]K  // Redis key -> typed keys in items; guarded by mu
+	any   atomic.Bool     // items is not empty: lets dropKey skip the mutex
 }
 
-// verified is called by the client's heartbeat once Redis answers: stashed
-// copies are never served again.
-func (c *Cache[K, V]) verified() {
-	if c.stashed.Load() {
-		c.stash.Clear()
-		c.stashed.Store(false)
+// stashCopies keeps the copies of local aside for outageCopy, before a
+// flush drops them: Redis may be going away, and they are the last values it
+// confirmed — as of when it was last heard from.
+func (c *Cache[K, V]) stashCopies() {
+	s := &c.stash
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.items == nil {
+		s.items, s.index = make(map[K]*entry[V]), make(map[string][]K)
+		s.since = min(c.client.clock.now(), c.client.heard.Load())
+		s.made = time.Now().UnixNano()
 	}
+	c.local.items.Range(func(k, v any) bool {
+		e := v.(*entry[V])
+		s.items[k.(K)] = e
+		s.index[e.key] = append(s.index[e.key], k.(K))
+		return true
+	})
+	s.any.Store(len(s.items) > 0)
+}
+
+// unstash forgets the stashed copies of the Redis key: it changed, or this
+// process wrote it.
+func (c *Cache[K, V]) unstash(key string) {
+	s := &c.stash
+	if !s.any.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.index[key] {
+		delete(s.items, k)
+	}
+	delete(s.index, key)
+}
+
+// verified is called by the client's heartbeat when every node answered a
+// round that began at start: copies stashed before it are never served again.
+// (A stash made after the round began is kept: the flush that made it may be
+// Redis going away right after answering.)
+func (c *Cache[K, V]) verified(start int64) {
+	s := &c.stash
+	if !s.any.Load() {
+		return
+	}
+	s.mu.Lock()
+	if s.made < start {
+		s.items, s.index = nil, nil
+		s.any.Store(false)
+	}
+	s.mu.Unlock()
 }
 
 // outageCopy returns, for a read that found Redis unavailable, the copy of k
 // that OutageStaleness lets it serve: the copy in local while Redis was
-// heard from at most OutageStaleness ago, or one stashed at most that long
-// ago by a flush; nil when there is none.
+// heard from at most OutageStaleness ago, or one stashed by a flush when
+// Redis was last heard from at most that long ago before it; nil when there
+// is none.
 func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
 	if c.outage <= 0 || c.local == nil {
 		return nil
@@ -236,8 +276,13 @@ func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
 	var e *entry[V]
 	if v, ok := c.local.items.Load(k); ok && now-c.client.heard.Load() <= int64(c.outage) {
 		e = v.(*entry[V])
-	} else if v, ok := c.stash.Load(k); ok && c.stashed.Load() && now-c.stashedAt.Load() <= int64(c.outage) {
-		e = v.(*entry[V])
+	} else {
+		s := &c.stash
+		s.mu.Lock()
+		if se, ok := s.items[k]; ok && now-s.since <= int64(c.outage) {
+			e = se
+		}
+		s.mu.Unlock()
 	}
 	if e == nil || e.expireAt != 0 && nanos >= e.expireAt {
 		return nil

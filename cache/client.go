@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -71,8 +75,9 @@ type invalidator interface {
 	dropKey(key string)
 	// invalidateAll handles a flush, or a connection that dropped.
 	invalidateAll()
-	// verified tells the cache that Redis answered the heartbeat.
-	verified()
+	// verified tells the cache that Redis answered a heartbeat round that
+	// began at start (Unix nanoseconds).
+	verified(start int64)
 	// waitBackground waits for the cache's background work, which the
 	// client's closing context has told to stop.
 	waitBackground()
@@ -257,14 +262,13 @@ func (c *Client) guarded(conn *connection) *connection {
 // unreachable reports whether a failed dial means Redis cannot be reached
 // (as opposed to refusing the client: bad credentials, say).
 func unreachable(err error) bool {
-	if _, ok := rueidis.IsRedisErr(err); ok {
-		return false
-	}
 	var re *rueidis.RedisError
 	if errors.As(err, &re) {
-		return false
+		return false // Redis answered
 	}
-	return errors.Is(classify(err), ErrUnavailable)
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // connectLater dials until it connects or the client closes, backing off
@@ -358,8 +362,9 @@ func dialAll(rc rueidis.Client) {
 }
 
 // dialProbes is how many keyed commands dialAll sends: with 4 connections
-// per node (rueidis' most on one node) the chance that one is never picked is
-// below 1e-7.
+// per node (the most rueidis opens when PipelineMultiplex is left to it; aside
+// asks for one) the chance that one is never picked is below 1e-7. An
+// application that sets PipelineMultiplex higher may leave some undialled.
 const dialProbes = 64
 
 // DefaultMaxRetries is how many times a read command is retried on a network
@@ -397,11 +402,15 @@ func (c *Client) Tracking() bool {
 func (c *Client) Close() {
 	c.closed.Do(func() {
 		c.cancel()
+		// Not under c.mu: background work takes it (to tell the other
+		// caches of its writes), and a New waiting for it would block
+		// that work behind it.
 		c.mu.RLock()
-		for _, inv := range c.all {
+		all := slices.Clone(c.all)
+		c.mu.RUnlock()
+		for _, inv := range all {
 			inv.waitBackground()
 		}
-		c.mu.RUnlock()
 		c.beat.Wait()
 		c.guard.Lock()
 		c.shut = true
@@ -418,9 +427,14 @@ func (c *Client) Close() {
 
 func (c *Client) subscribe(namespace string, inv invalidator) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.subs[namespace] = append(c.subs[namespace], inv)
 	c.all = append(c.all, inv)
+	c.mu.Unlock()
+	if c.closing.Err() != nil {
+		// Built during or after Close: it starts no background work,
+		// which Close would not wait for.
+		inv.waitBackground()
+	}
 }
 
 // dispatch runs on a rueidis connection's reading goroutine: it must be quick

@@ -67,7 +67,7 @@ func (c *Client) heartbeat() {
 		c.heard.Store(start.UnixNano())
 		c.mu.RLock()
 		for _, inv := range c.all {
-			inv.verified()
+			inv.verified(start.UnixNano())
 		}
 		c.mu.RUnlock()
 	}

@@ -297,11 +297,17 @@ func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int
 	release := func() {
 		rctx, cancel := c.detached(ctx, c.budgetFor(len(execs)))
 		defer cancel()
-		if rc, err := c.redis(); err == nil {
-			evalMany(rctx, rc, writeScript, writeSHA, execs)
+		rc, err := c.redis()
+		if err != nil {
+			return
 		}
-		for _, key := range rkeys {
-			c.client.wrote(key)
+		for j, res := range evalMany(rctx, rc, writeScript, writeSHA, execs) {
+			// Only a lease deleted is a write; a release that did not
+			// happen changed nothing (and the copies a stash keeps for
+			// an outage must not go for it).
+			if deleted, _, err := writeReply(res); err == nil && deleted {
+				c.client.wrote(rkeys[j])
+			}
 		}
 	}
 	if !c.spawn(release) {
