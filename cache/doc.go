@@ -92,7 +92,10 @@
 // replaces the key only if it still holds the holder's lease: an invalidation
 // deletes the key, lease and all, which is what keeps G1. The script reads the
 // key before it writes (which makes Redis push the write's invalidation back
-// on the writing connection) and after (which tracks the key again).
+// on the writing connection) and after (which tracks the key again). The
+// load's callers wait for that write at most RedisTimeout; the write itself
+// goes on, bounded by LeaseTTL, so that a slow Redis never leaves a lease
+// behind for the other processes to wait out.
 //
 // Copies after a write. A write of this process (Set, or a load's write)
 // reaches the process again as Redis' invalidation of that very write, the
