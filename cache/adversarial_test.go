@@ -61,7 +61,7 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanTheProcesssOwnSet(t *testing.T) {
 			if !tc.tracking {
 				opt.Username, opt.Password = "notrack", "n"
 			}
-			clock := &stepClock{now: time.Now()}
+			clock := &fakeClock{now: time.Now()}
 			src, g := gatedSource()
 			client := connectWith(t, opt)
 			require.Equal(t, tc.tracking, client.Tracking())
@@ -73,13 +73,13 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanTheProcesssOwnSet(t *testing.T) {
 			require.EqualValues(t, 1, v)
 
 			gate := g.park(t, k, 1)
-			clock.advance(6 * time.Minute) // past the soft expiry, within the hard one
+			clock.Add(6 * time.Minute) // past the soft expiry, within the hard one
 			first := inBackground(func(ctx context.Context) (int64, error) { return c.Get(ctx, k) })
 			gate.awaitParked(t, "Get#1's refresh")
 
 			src.set(k, 2)
 			require.NoError(t, c.Set(ctx, k, 2))
-			clock.advance(6 * time.Minute) // the value just written is due in its turn
+			clock.Add(6 * time.Minute) // the value just written is due in its turn
 			second := inBackground(func(ctx context.Context) (int64, error) { return c.Get(ctx, k) })
 			// Get#1's refresh is still parked: Get#2 must not wait for it.
 			v, err = await(t, second, "Get#2, while the refresh that began before the Set is parked")
@@ -101,7 +101,7 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanAnotherProcesssSet(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	clock := &stepClock{now: time.Now()}
+	clock := &fakeClock{now: time.Now()}
 	src, g := gatedSource()
 	ns := namespace(t)
 	pc := connect(t, srv)
@@ -113,13 +113,13 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanAnotherProcesssSet(t *testing.T) {
 	require.EqualValues(t, 1, warmCopy(t, p, k))
 
 	gate := g.park(t, k, 1)
-	clock.advance(6 * time.Minute)
+	clock.Add(6 * time.Minute)
 	first := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, k) })
 	gate.awaitParked(t, "P's refresh")
 
 	src.set(k, 2)
 	require.NoError(t, q.Set(ctx, k, 2))
-	clock.advance(6 * time.Minute)
+	clock.Add(6 * time.Minute)
 	before := p.Stats()
 	second := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, k) })
 	// P's first refresh is still parked: Get#2 must not wait for it.
@@ -213,7 +213,7 @@ func TestAdvRefreshSyncFailsReadsRedisCouldServe(t *testing.T) {
 			srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
 				Name: "reader", Password: "r", Rules: []string{"~*", "&*", "+@all", "-@write"},
 			}}})
-			clock := &stepClock{now: time.Now()}
+			clock := &fakeClock{now: time.Now()}
 			src := newSource()
 			ns := namespace(t)
 			src.set("a", 1)
@@ -238,7 +238,7 @@ func TestAdvRefreshSyncFailsReadsRedisCouldServe(t *testing.T) {
 			warmCopy(t, c, "b")
 			src.set("a", 2)
 			src.set("b", 2)
-			clock.advance(6 * time.Minute) // past the soft expiry, within the hard one
+			clock.Add(6 * time.Minute) // past the soft expiry, within the hard one
 			if !readOnly {
 				require.NoError(t, srv.Pause())
 				t.Cleanup(func() { _ = srv.Resume() })
@@ -409,7 +409,7 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 		srv := redistest.Start(t, redistest.Config{})
 		ns := namespace(t)
 		src, g := gatedSource()
-		pc, pw := watchedClient(t, singleConnection(srv.ClientOption()))
+		pc, pw := watchedClient(t, srv.ClientOption())
 		p := versionCache(t, pc, ns, src)
 		qc := connect(t, srv)
 		q := versionCache(t, qc, ns, src)
@@ -438,7 +438,7 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 		src := newSource()
 		_, err := srv.Do(ctx, "SET", ns+"#tag:t", "not a set")
 		require.NoError(t, err)
-		pc, pw := watchedClient(t, singleConnection(srv.ClientOption()))
+		pc, pw := watchedClient(t, srv.ClientOption())
 		p := versionCache(t, pc, ns, src)
 		qc := connect(t, srv)
 		q := versionCache(t, qc, ns, src)
@@ -596,7 +596,7 @@ func TestAdvSetThroughOneCacheDuringALoadOfAnother(t *testing.T) {
 	srv := redistest.Start(t, redistest.Config{})
 	ns := namespace(t)
 	src, g := gatedSource()
-	pc, pw := watchedClient(t, singleConnection(srv.ClientOption()))
+	pc, pw := watchedClient(t, srv.ClientOption())
 	x, y := versionCache(t, pc, ns, src), versionCache(t, pc, ns, src)
 	qc := connect(t, srv)
 	q := versionCache(t, qc, ns, src)

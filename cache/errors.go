@@ -84,6 +84,13 @@ func (c *Cache[K, V]) doMulti(ctx context.Context, rc rueidis.Client, cmds ...ru
 	return rc.DoMulti(rctx, cmds...)
 }
 
+// evalOne is script.Exec under the budget.
+func (c *Cache[K, V]) evalOne(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, e rueidis.LuaExec) rueidis.RedisResult {
+	rctx, cancel := c.budget(ctx, 1)
+	defer cancel()
+	return script.Exec(rctx, rc, e.Keys, e.Args)
+}
+
 // classify wraps errors of the connection in ErrUnavailable and leaves context
 // errors and Redis error replies as they are.
 func classify(err error) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -16,7 +17,7 @@ import (
 )
 
 // The examples need a Redis server, so they are compiled but not run: each
-// connects to localhost:6379.
+// connects to the address in REDIS_ADDR.
 
 type Product struct {
 	ID    int64
@@ -61,7 +62,7 @@ func productCache(client *cache.Client) *cache.Cache[int64, Product] {
 }
 
 func connectLocal() *cache.Client {
-	client, err := cache.Connect(rueidis.ClientOption{InitAddress: []string{"localhost:6379"}})
+	client, err := cache.Connect(rueidis.ClientOption{InitAddress: []string{os.Getenv("REDIS_ADDR")}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func connectLocal() *cache.Client {
 }
 
 func ExampleConnect() {
-	client, err := cache.Connect(rueidis.ClientOption{InitAddress: []string{"localhost:6379"}})
+	client, err := cache.Connect(rueidis.ClientOption{InitAddress: []string{os.Getenv("REDIS_ADDR")}})
 	if err != nil {
 		log.Fatal(err)
 	}

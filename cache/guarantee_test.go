@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +71,7 @@ func TestG2ReadAfterAnotherProcessInvalidates(t *testing.T) {
 // that name no key: after FLUSHDB or FLUSHALL returned (through the reader's
 // own client), or after the reader's connection dropped and another process
 // then deleted the key, a read never returns the value of a load that began
-// before. Each reader has one connection (see singleConnection), so that its
+// before. Each reader has one connection (Connect's default), so that its
 // nil push is the whole client's news.
 func TestG2ReadAfterFlushOrDroppedConnection(t *testing.T) {
 	t.Parallel()
@@ -115,7 +116,7 @@ func TestG2ReadAfterFlushOrDroppedConnection(t *testing.T) {
 				srv := redistest.Start(t, redistest.Config{})
 				ns := namespace(t)
 				src, g := gatedSource()
-				rc, rp := watchedClient(t, singleConnection(srv.ClientOption()))
+				rc, rp := watchedClient(t, srv.ClientOption())
 				r := versionCache(t, rc, ns, src)
 				for round := range 10 {
 					k := fmt.Sprintf("k%d", round)
@@ -364,7 +365,7 @@ func TestGGetAndGetManyAgree(t *testing.T) {
 	t.Run("copy past its soft TTL", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t)
-		clock := &stepClock{now: time.Now()}
+		clock := &fakeClock{now: time.Now()}
 		src, g := gatedSource()
 		c := versionCache(t, connect(t, shared), namespace(t), src, func(o *cache.Options[string, int64]) {
 			o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
@@ -378,7 +379,7 @@ func TestGGetAndGetManyAgree(t *testing.T) {
 			// but the reads below touches the counters.
 			g.park(t, k, 1)
 		}
-		clock.advance(6 * time.Minute) // past the soft expiry (5 min), within the hard one (10 min)
+		clock.Add(6 * time.Minute) // past the soft expiry (5 min), within the hard one (10 min)
 
 		before := c.Stats()
 		m, err := c.GetMany(ctx, keys[:1])
@@ -516,7 +517,7 @@ func TestGGetAndGetManyAgree(t *testing.T) {
 // cache has been pushed to every client, every cache reads the source's
 // value under every form of the key (G2–G4).
 //
-// The clients use one connection each (see singleConnection), so that the
+// The clients use one connection each (Connect's default), so that the
 // tracking read before the final Set and the push after it are on the
 // connection that carries every other push of the key.
 func TestGNoStaleValueUnderRandomLoadWithFoldedKeys(t *testing.T) {
@@ -533,11 +534,13 @@ func TestGNoStaleValueUnderRandomLoadWithFoldedKeys(t *testing.T) {
 	forms := func(name string) []string {
 		return []string{name, strings.ToUpper(name), "K" + name[1:], "k" + strings.ToUpper(name[1:])}
 	}
-	// Loads are slow now and then (a source's latency, not a wait for
-	// anything), so that updates land while loads are under way.
+	// Loads yield now and then, so that updates land while loads are
+	// under way.
 	src.hook = func(string, int64) {
 		if rand.IntN(8) == 0 {
-			time.Sleep(time.Millisecond)
+			for range 50 {
+				runtime.Gosched()
+			}
 		}
 	}
 	type process struct {
@@ -547,7 +550,7 @@ func TestGNoStaleValueUnderRandomLoadWithFoldedKeys(t *testing.T) {
 	procs := make([]process, clients)
 	var caches []*cache.Cache[string, int64]
 	for i := range procs {
-		c, p := watchedClient(t, singleConnection(shared.ClientOption()))
+		c, p := watchedClient(t, shared.ClientOption())
 		procs[i] = process{c, p}
 		for range perClient {
 			caches = append(caches, versionCache(t, c, ns, src, folded(src)))

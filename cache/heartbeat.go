@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,18 +53,17 @@ func (c *Client) heartbeat() {
 		return
 	}
 	nodes := rc.Nodes()
-	var failed sync.Once
-	ok := true
+	var failed atomic.Bool
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Go(func() {
 			if err := n.Do(ctx, n.B().Ping().Build()).Error(); err != nil {
-				failed.Do(func() { ok = false })
+				failed.Store(true)
 			}
 		})
 	}
 	wg.Wait()
-	if ok && len(nodes) > 0 {
+	if !failed.Load() && len(nodes) > 0 {
 		c.heard.Store(start.UnixNano())
 		c.mu.RLock()
 		for _, inv := range c.all {

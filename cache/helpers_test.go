@@ -607,33 +607,6 @@ func folded(src *source) func(*cache.Options[string, int64]) {
 	}
 }
 
-// singleConnection makes rueidis pipeline everything over one connection per
-// node, so that a push or a dropped connection that the client reports
-// concerns the only connection there is: what the test awaits is then the
-// whole state of the client, not that of one of its connections.
-func singleConnection(opt rueidis.ClientOption) rueidis.ClientOption {
-	opt.PipelineMultiplex = -1
-	return opt
-}
-
-// stepClock is a clock the test moves by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // monitor reads the MONITOR stream of a server: every command as the server
 // runs it, those run by scripts marked as such.
 type monitor struct {
@@ -822,7 +795,7 @@ func overtaken(t *testing.T, round int, r *cache.Cache[string, int64], src *sour
 
 // refreshOpts: values due for refresh after 5 minutes of clock, hard TTL 10
 // minutes, refreshed synchronously.
-func refreshOpts(clock *stepClock) func(*cache.Options[string, int64]) {
+func refreshOpts(clock *fakeClock) func(*cache.Options[string, int64]) {
 	return func(o *cache.Options[string, int64]) {
 		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
 		o.Now = clock.Now

@@ -85,20 +85,13 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		cmds = append(cmds, c.tagCmds(rc, key, eb.ttl, co.tags)...)
 		writes = append(writes, w)
 	}
-	rctx, cancel := c.budget(ctx, len(cmds))
-	defer cancel()
-	var results []rueidis.RedisResult
-	if len(cmds) == 1 {
-		results = []rueidis.RedisResult{rc.Do(rctx, cmds[0])}
-	} else {
-		results = rc.DoMulti(rctx, cmds...)
-	}
+	results := c.doMulti(ctx, rc, cmds...)
 	var firstErr error
 	for j := range writes {
 		w := &writes[j]
 		res := results[w.first]
 		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
-			res = writeScript.Exec(rctx, rc, execs[j].Keys, execs[j].Args)
+			res = c.evalOne(ctx, rc, writeScript, execs[j])
 		}
 		_, pttl, err := writeReply(res)
 		end := len(results)
