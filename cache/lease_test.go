@@ -88,13 +88,17 @@ func herd(t *testing.T, topo topology) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	assert.EqualValues(t, 1, calls.Load(), "one load for %d clients × %d goroutines", clients, goroutines)
-	var waits uint64
+	var waits, fallbacks uint64
 	for _, c := range caches {
 		waits += c.Stats().LeaseWaits
+		fallbacks += c.Stats().Fallbacks
 	}
-	assert.GreaterOrEqual(t, waits, uint64(clients-1), "the other clients waited for the lease")
-	t.Logf("loader calls: %d; lease waits over all clients: %d", calls.Load(), waits)
+	// A client whose visit did not get an answer within RedisTimeout (a
+	// starved machine) loads by itself under FailOpen, as documented, and
+	// writes nothing; every other load is under the one lease.
+	assert.EqualValues(t, 1, calls.Load()-int64(fallbacks), "one load under a lease for %d clients × %d goroutines", clients, goroutines)
+	assert.GreaterOrEqual(t, waits+fallbacks, uint64(clients-1), "the other clients waited for the lease")
+	t.Logf("loader calls: %d; fallback loads: %d; lease waits over all clients: %d", calls.Load(), fallbacks, waits)
 }
 
 // TestNoStaleSetInOneProcess forces the classic race inside one cache: a
