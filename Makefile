@@ -6,11 +6,13 @@ GO ?= go
 # The README's test command: installs redis-server when it is missing, runs
 # the codec's allocation bounds in a normal build (the race detector adds
 # copies of its own), then every test with the race detector against private
-# redis-server processes.
+# redis-server processes, then the short forms of the fault suite (faults/,
+# its own module).
 test:
 	./scripts/ensure-redis
 	$(GO) test -count=1 -run 'Allocation' ./codec/
 	$(GO) test -race -count=1 ./...
+	cd faults && $(GO) test -race -count=1 ./...
 
 # Runs the guide, step by step, against REDIS_URL or a private redis-server.
 quickstart:
@@ -18,6 +20,7 @@ quickstart:
 
 vet:
 	$(GO) vet ./...
+	cd faults && $(GO) vet ./...
 
 fmt:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -38,10 +41,12 @@ bench-ci:
 	$(MAKE) -C benchmarks ci
 
 # The long runs of the lease and invalidation tests (10 s of a hot key
-# invalidated every 10 ms, among others).
+# invalidated every 10 ms, among others), then the long forms of the fault
+# suite, whose table of results lands in faults/REPORT.md.
 soak:
 	./scripts/ensure-redis
 	ASIDE_SOAK=1 $(GO) test -race -count=1 -run 'HotKey|Herd|Stale' -v ./cache/
+	cd faults && ASIDE_SOAK=1 FAULTS_REPORT=REPORT.md $(GO) test -race -count=1 -v ./...
 
 # Short fuzzing of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 30s

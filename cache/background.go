@@ -64,3 +64,29 @@ func (b *background) detached(ctx context.Context, d time.Duration) (context.Con
 		cancel()
 	}
 }
+
+// backoff spaces the attempts of work that waits for Redis: the first wait
+// is min, each next one twice the last, up to max.
+type backoff struct{ next, max time.Duration }
+
+// wait waits for the next attempt and reports whether to make it: false
+// once ctx ended.
+func (b *backoff) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	b.next = min(2*b.next, b.max)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Writes that found Redis unavailable (see Cache.commit) are sent again
+// after writeRetryMin, then at most every writeRetryMax: a dropped connection
+// is dialled again at once, so the first attempts come soon.
+const (
+	writeRetryMin = 10 * time.Millisecond
+	writeRetryMax = 500 * time.Millisecond
+)

@@ -274,15 +274,8 @@ func unreachable(err error) bool {
 // connectLater dials until it connects or the client closes, backing off
 // from connectRetryMin to connectRetryMax.
 func (c *Client) connectLater(opt rueidis.ClientOption) {
-	delay := connectRetryMin
-	for {
-		t := time.NewTimer(delay)
-		select {
-		case <-c.closing.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	retry := backoff{next: connectRetryMin, max: connectRetryMax}
+	for retry.wait(c.closing) {
 		conn, err := dial(opt)
 		if err == nil {
 			c.connMu.Lock()
@@ -297,7 +290,6 @@ func (c *Client) connectLater(opt rueidis.ClientOption) {
 			c.heartbeat()
 			return
 		}
-		delay = min(2*delay, connectRetryMax)
 	}
 }
 

@@ -91,6 +91,13 @@ func (c *Cache[K, V]) evalOne(ctx context.Context, rc rueidis.Client, script *ru
 	return script.Exec(rctx, rc, e.Keys, e.Args)
 }
 
+// retryable reports whether a write that failed with err may succeed when
+// sent again once Redis is back: Redis was unreachable or could not serve,
+// rather than answering something aside cannot read.
+func retryable(err error) bool {
+	return !errors.Is(err, errBadReply) && errors.Is(classify(err), ErrUnavailable)
+}
+
 // classify wraps errors of the connection in ErrUnavailable and leaves context
 // errors and Redis error replies as they are.
 func classify(err error) error {

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,6 +88,82 @@ func TestLostLeaseReplyIsReleased(t *testing.T) {
 		n, err := rc.Do(ctx, rc.B().Exists().Key(a.Key("k")).Build()).AsInt64()
 		return err == nil && n == 0
 	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// A load's write that loses its connection is sent again on the next one:
+// its lease does not stay in Redis for LeaseTTL, making every process wait
+// for a value that was loaded. The write is held in Redis (CLIENT PAUSE
+// WRITE postpones scripts), its connection killed, and Redis let go; another
+// client then reads the loaded value instead of taking the lease over
+// (LeaseTTL is a minute: a takeover would load a second time).
+func TestLoadWriteSentAgainAfterItsConnectionDropped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Config{})
+	var calls atomic.Int64
+	newCache := func(client *cache.Client) *cache.Cache[string, int64] {
+		c, err := cache.New(client, cache.Options[string, int64]{
+			Namespace: "resent",
+			LeaseTTL:  time.Minute,
+			Loader: func(ctx context.Context, key string) (int64, error) {
+				if calls.Add(1) == 1 {
+					if _, err := srv.Do(ctx, "CLIENT", "PAUSE", "60000", "WRITE"); err != nil {
+						return 0, err
+					}
+				}
+				return 7, nil
+			},
+		})
+		require.NoError(t, err)
+		return c
+	}
+	a, b := newCache(connect(t, srv)), newCache(connect(t, srv))
+	unpaused := false
+	defer func() {
+		if !unpaused {
+			_, _ = srv.Do(ctx, "CLIENT", "UNPAUSE")
+		}
+	}()
+
+	v, err := a.Get(ctx, "k")
+	require.NoError(t, err, "the value is returned once the write took its time budget")
+	assert.EqualValues(t, 7, v)
+
+	// The write waits in Redis, postponed: kill its connection.
+	var id string
+	require.Eventually(t, func() bool {
+		list, err := srv.Do(ctx, "CLIENT", "LIST", "TYPE", "normal")
+		require.NoError(t, err)
+		for _, line := range strings.Split(list, "\n") {
+			if f := clientFields(line); strings.Contains(f["flags"], "b") {
+				id = f["id"]
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, time.Millisecond, "the write postponed by the pause")
+	_, err = srv.Do(ctx, "CLIENT", "KILL", "ID", id)
+	require.NoError(t, err)
+	_, err = srv.Do(ctx, "CLIENT", "UNPAUSE")
+	require.NoError(t, err)
+	unpaused = true
+
+	v, err = b.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.EqualValues(t, 7, v)
+	assert.EqualValues(t, 1, calls.Load(), "the other client read the value written again, without a second load")
+	assert.Zero(t, a.Stats().WriteErrors, "the write was sent again, not given up")
+}
+
+// clientFields parses one line of CLIENT LIST.
+func clientFields(line string) map[string]string {
+	f := map[string]string{}
+	for _, kv := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			f[k] = v
+		}
+	}
+	return f
 }
 
 // nilIsFine drops Redis' nil reply, which is an answer.

@@ -211,30 +211,62 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 // during the load deleted it, and the value, read before that invalidation,
 // must not be cached. A value written is kept in process memory (see
 // Client.expectEcho for why Redis' push of this very write does not drop it).
+//
+// Writes that find Redis unavailable (a connection dropped, or Redis said it
+// cannot serve now) are sent again until wctx ends: left alone, their leases
+// would make every process wait LeaseTTL for a value that was loaded. Sending
+// one again is safe: it still writes only in place of the lease.
 func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V]) {
-	execs := make([]rueidis.LuaExec, len(idx))
-	snaps := make([]uint64, len(idx))
-	keep := make([]bool, len(idx))
-	var results []rueidis.RedisResult
-	for j, i := range idx {
-		if c.local.max > 0 && c.tracks() && ls[j].data != nil {
-			keep[j] = true
-			c.client.expectEcho(keys[i])
-			snaps[j] = c.local.snapshot(keys[i])
-		}
-		execs[j] = writeExec(keys[i], leases[j], ls[j].data, ls[j].ttl)
+	todo := make([]int, len(idx))
+	for j := range todo {
+		todo[j] = j
 	}
-	rc, cerr := c.redis()
-	for j := range idx {
+	retry := backoff{next: writeRetryMin, max: writeRetryMax}
+	for {
+		todo = c.commitOnce(wctx, ks, keys, idx, leases, ls, todo)
+		if len(todo) == 0 || !retry.wait(wctx) {
+			break
+		}
+	}
+	for _, j := range todo {
+		c.stats.writeErrors.Add(1)
+		c.client.wrote(keys[idx[j]])
+	}
+}
+
+// commitOnce sends the writes of commit at positions todo and returns those
+// that found Redis unavailable, to be sent again.
+func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], todo []int) (again []int) {
+	execs := make([]rueidis.LuaExec, len(todo))
+	snaps := make([]uint64, len(todo))
+	keep := make([]bool, len(todo))
+	for t, j := range todo {
+		i := idx[j]
+		if c.local.max > 0 && c.tracks() && ls[j].data != nil {
+			keep[t] = true
+			c.client.expectEcho(keys[i])
+			snaps[t] = c.local.snapshot(keys[i])
+		}
+		execs[t] = writeExec(keys[i], leases[j], ls[j].data, ls[j].ttl)
+	}
+	var results []rueidis.RedisResult
+	rc, err := c.redis()
+	if err == nil {
+		results = evalMany(wctx, rc, writeScript, writeSHA, execs)
+	}
+	for t, j := range todo {
 		i, l := idx[j], ls[j]
 		var wrote bool
 		var pttl int64
-		err := cerr
-		if err == nil {
-			if j == 0 {
-				results = evalMany(wctx, rc, writeScript, writeSHA, execs)
+		if results != nil {
+			wrote, pttl, err = writeReply(results[t])
+		}
+		if err != nil && wctx.Err() == nil && retryable(err) {
+			if keep[t] {
+				c.client.cancelEcho(keys[i])
 			}
-			wrote, pttl, err = writeReply(results[j])
+			again = append(again, j)
+			continue
 		}
 		switch {
 		case err != nil:
@@ -242,7 +274,7 @@ func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []
 		case !wrote && l.data != nil:
 			c.stats.discardedFills.Add(1)
 		}
-		if !keep[j] {
+		if !keep[t] {
 			c.client.wrote(keys[i])
 			continue
 		}
@@ -254,8 +286,9 @@ func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []
 		c.client.wroteBy(keys[i], c)
 		c.flights.Forget(keys[i])
 		c.expireIn(l.e, pttl)
-		c.local.storeWritten(ks[i], l.e, snaps[j])
+		c.local.storeWritten(ks[i], l.e, snaps[t])
 	}
+	return again
 }
 
 // safeLoad calls the loader with a panic turned into an error wrapping
@@ -286,31 +319,52 @@ func (c *Cache[K, V]) safeBatch(ctx context.Context, ks []K) (m map[K]V, err err
 // keys[i], i in idx, whose visit may or may not have reached Redis (its reply
 // was lost: the caller's context ended, or the connection broke). Left alone,
 // such a lease would make every process wait LeaseTTL for a load that never
-// comes.
+// comes; so releases that find Redis unavailable are sent again, as commit's
+// writes are, until the lease would have expired anyway.
 func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int, st []keyState) {
-	execs := make([]rueidis.LuaExec, len(idx))
-	rkeys := make([]string, len(idx))
-	for j, i := range idx {
-		execs[j] = writeExec(keys[i], st[i].lease, nil, 0)
-		rkeys[j] = keys[i]
-	}
+	todo := make([]int, len(idx))
+	copy(todo, idx)
 	release := func() {
-		rctx, cancel := c.detached(ctx, c.budgetFor(len(execs)))
+		rctx, cancel := c.detached(ctx, c.leaseTTL)
 		defer cancel()
-		rc, err := c.redis()
-		if err != nil {
-			return
-		}
-		for j, res := range evalMany(rctx, rc, writeScript, writeSHA, execs) {
-			// Only a lease deleted is a write; a release that did not
-			// happen changed nothing (and the copies a stash keeps for
-			// an outage must not go for it).
-			if deleted, _, err := writeReply(res); err == nil && deleted {
-				c.client.wrote(rkeys[j])
+		retry := backoff{next: writeRetryMin, max: writeRetryMax}
+		for len(todo) > 0 {
+			todo = c.releaseOnce(rctx, keys, st, todo)
+			if !retry.wait(rctx) {
+				return
 			}
 		}
 	}
 	if !c.spawn(release) {
 		release()
 	}
+}
+
+// releaseOnce sends the releases of releaseLater for keys[i], i in todo,
+// each within the time budget, and returns those that found Redis
+// unavailable.
+func (c *Cache[K, V]) releaseOnce(ctx context.Context, keys []string, st []keyState, todo []int) (again []int) {
+	rc, err := c.redis()
+	if err != nil {
+		return todo
+	}
+	execs := make([]rueidis.LuaExec, len(todo))
+	for j, i := range todo {
+		execs[j] = writeExec(keys[i], st[i].lease, nil, 0)
+	}
+	bctx, cancel := context.WithTimeout(ctx, c.budgetFor(len(execs)))
+	defer cancel()
+	for j, res := range evalMany(bctx, rc, writeScript, writeSHA, execs) {
+		deleted, _, err := writeReply(res)
+		switch {
+		case err != nil && ctx.Err() == nil && (retryable(err) || bctx.Err() != nil):
+			again = append(again, todo[j])
+		case err == nil && deleted:
+			// Only a lease deleted is a write; a release that did not
+			// happen changed nothing (and the copies a stash keeps for
+			// an outage must not go for it).
+			c.client.wrote(keys[todo[j]])
+		}
+	}
+	return again
 }
