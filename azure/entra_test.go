@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aside-go/aside/azure"
+	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/internal/redistest"
 )
 
@@ -41,13 +42,14 @@ func authFn(t *testing.T, o azure.Options) func() (rueidis.AuthCredentials, erro
 }
 
 // TestEntraIDConnects authenticates against a server whose ACL user is named
-// by the token's oid and has the token as password.
+// by the token's oid and has the token as password; the user is the README's
+// least-privileged one (and may ask who it is).
 func TestEntraIDConnects(t *testing.T) {
 	t.Parallel()
 	tok := newJWT(map[string]any{"oid": oid, "exp": time.Now().Add(time.Hour).Unix()})
 	srv := startServer(t, redistest.Config{
 		Password: "admin",
-		Users:    []redistest.User{{Name: oid, Password: tok, Rules: []string{"~*", "&*", "+@all"}}},
+		Users:    []redistest.User{{Name: oid, Password: tok, Rules: append(redistest.CacheUserRules("app"), "+acl|whoami")}},
 	})
 	cred := staticToken(azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)})
 	o := serverOptions(t, srv)
@@ -65,6 +67,58 @@ func TestEntraIDConnects(t *testing.T) {
 		assert.Equal(t, []string{azure.Scope}, s)
 	}
 	assert.Equal(t, 1, cred.Calls(), "the client's connections share the token fetched by ClientOption")
+}
+
+// TestCacheAsLeastPrivilegeEntraUser runs a cache on an Entra ID client
+// whose user is the README's least-privileged one of namespace "app": reads,
+// loads, writes and every kind of invalidation go through, with client-side
+// caching on.
+func TestCacheAsLeastPrivilegeEntraUser(t *testing.T) {
+	t.Parallel()
+	tok := newJWT(map[string]any{"oid": oid, "exp": time.Now().Add(time.Hour).Unix()})
+	srv := startServer(t, redistest.Config{
+		Password: "admin",
+		Users:    []redistest.User{{Name: oid, Password: tok, Rules: redistest.CacheUserRules("app")}},
+	})
+	o := serverOptions(t, srv)
+	o.Credential = staticToken(azcore.AccessToken{Token: tok, ExpiresOn: time.Now().Add(time.Hour)})
+	ctx := testCtx(t)
+	opt, err := azure.ClientOption(ctx, o)
+	require.NoError(t, err)
+	client, err := cache.Connect(opt, cache.RequireRedis())
+	require.NoError(t, err)
+	defer client.Close()
+	require.True(t, client.Tracking(), "client tracking is granted")
+	loads := 0
+	c, err := cache.New(client, cache.Options[string, string]{
+		Namespace: "app",
+		Loader: func(_ context.Context, k string) (string, error) {
+			loads++
+			return "loaded " + k, nil
+		},
+	})
+	require.NoError(t, err)
+
+	for range 2 {
+		v, err := c.Get(ctx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, "loaded a", v)
+	}
+	assert.Equal(t, 1, loads, "the second Get is a hit")
+	require.NoError(t, c.Set(ctx, "b", "set b", cache.WithTags("t")))
+	m, err := c.GetMany(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"a": "loaded a", "b": "set b"}, m)
+	n, err := c.InvalidateTag(ctx, "t")
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+	n, err = c.InvalidatePattern(ctx, "*")
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+	require.NoError(t, c.Invalidate(ctx, "a"))
+	s := c.Stats()
+	assert.Zero(t, s.RedisErrors)
+	assert.Zero(t, s.WriteErrors)
 }
 
 // TestRefreshSchedule follows one token through its life on a fake clock.

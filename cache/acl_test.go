@@ -2,10 +2,12 @@ package cache_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -13,24 +15,40 @@ import (
 	"github.com/aside-go/aside/internal/redistest"
 )
 
-// leastPrivilege is the ACL the README gives for a cache of namespace ns:
-// its keys and tag indexes, and the commands aside sends (those its scripts
-// run included).
-func leastPrivilege(ns string) []string {
-	return strings.Fields("~" + ns + ":* ~" + ns + "#tag:* resetchannels -@all +@connection " +
-		"+evalsha +eval +get +set +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
-		"+sadd +spop +sscan +srem +srandmember +scan +role")
-}
-
 // TestLeastPrivilegeUser runs every operation of a cache as a user limited
-// to the README's ACL: nothing is refused, and tracking is on.
+// to the README's ACL (redistest.CacheUserRules), standalone and on a
+// cluster: nothing is refused, tracking is on, and the user can neither
+// reach another namespace nor kill connections.
 func TestLeastPrivilegeUser(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	const ns = "app"
-	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{Name: "app", Password: "secret", Rules: leastPrivilege(ns)}}})
-	opt := srv.ClientOption()
-	opt.Username, opt.Password = "app", "secret"
+	users := []redistest.User{{Name: "app", Password: "secret", Rules: redistest.CacheUserRules(ns)}}
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		srv := redistest.Start(t, redistest.Config{Users: users})
+		opt := srv.ClientOption()
+		opt.Username, opt.Password = "app", "secret"
+		leastPrivilege(t, opt, ns)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 3, Server: redistest.Config{Users: users}})
+		opt := cl.ClientOption()
+		opt.Username, opt.Password = "app", "secret"
+		leastPrivilege(t, opt, ns)
+	})
+}
+
+// TestREADMEGivesTheACL: the README's ACL line is the one the tests use.
+func TestREADMEGivesTheACL(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	line := "ACL SETUSER app on >secret " + strings.Join(redistest.CacheUserRules("app"), " ")
+	assert.True(t, strings.Contains(string(readme), line), "README.md lacks the line\n%s", line)
+}
+
+func leastPrivilege(t *testing.T, opt rueidis.ClientOption, ns string) {
+	ctx := context.Background()
 	client := connectWith(t, opt)
 	require.True(t, client.Tracking(), "client tracking is granted")
 	c := userCache(t, client, ns, nil)
@@ -73,5 +91,9 @@ func TestLeastPrivilegeUser(t *testing.T) {
 	other := userCache(t, client, "other", nil)
 	err = other.Set(ctx, 1, sampleUser(1))
 	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NOPERM")
+	rc := client.Rueidis()
+	err = rc.Do(ctx, rc.B().ClientKill().Maxage(1).Build()).Error()
+	require.Error(t, err, "CLIENT KILL is not the cache's to send")
 	assert.Contains(t, err.Error(), "NOPERM")
 }

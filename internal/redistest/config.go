@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 )
 
 // ErrNotInstalled is wrapped by the error returned when the redis-server binary
@@ -69,3 +70,21 @@ func (c Config) binary() (string, error) {
 	}
 	return path, nil
 }
+
+// CacheUserRules are the ACL rules of the least-privileged user of aside's
+// caches of the given namespaces, as the README gives them: their keys and
+// tag indexes, no channels, and only the commands aside sends (those its
+// scripts run included) — the connection commands without the
+// administrative ones such as CLIENT KILL, and the two a cluster client
+// reads the topology with.
+func CacheUserRules(namespaces ...string) []string {
+	var rules []string
+	for _, ns := range namespaces {
+		rules = append(rules, "~"+ns+":*", "~"+ns+"#tag:*")
+	}
+	return append(rules, strings.Fields(cacheCommands)...)
+}
+
+const cacheCommands = "resetchannels -@all +@connection -@admin -@dangerous " +
+	"+evalsha +eval +get +set +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
+	"+sadd +spop +sscan +srem +srandmember +scan +role +cluster|slots +cluster|shards"
