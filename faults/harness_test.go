@@ -111,6 +111,7 @@ type phase struct {
 	reads     atomic.Int64
 	stale     atomic.Int64 // reads older than the last completed update
 	late      atomic.Int64 // of those, reads that started grace after it
+	oldest    time.Duration
 	loads     int64
 }
 
@@ -264,9 +265,13 @@ func (w *workload) check(id int64, u record, before, at int64, start time.Time, 
 	}
 	if u.Version < before {
 		p.stale.Add(1)
-		if start.Sub(time.Unix(0, at)) > grace {
+		age := start.Sub(time.Unix(0, at))
+		if age > grace {
 			p.late.Add(1)
 		}
+		p.mu.Lock()
+		p.oldest = max(p.oldest, age)
+		p.mu.Unlock()
 	}
 }
 
