@@ -328,9 +328,9 @@ func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int
 		rctx, cancel := c.detached(ctx, c.leaseTTL)
 		defer cancel()
 		retry := backoff{next: writeRetryMin, max: writeRetryMax}
-		for len(todo) > 0 {
+		for {
 			todo = c.releaseOnce(rctx, keys, st, todo)
-			if !retry.wait(rctx) {
+			if len(todo) == 0 || !retry.wait(rctx) {
 				return
 			}
 		}

@@ -1,6 +1,9 @@
 package cache
 
-import "sync/atomic"
+import (
+	"math/rand/v2"
+	"sync/atomic"
+)
 
 // Stats is an immutable snapshot of a cache's counters since it was built.
 type Stats struct {
@@ -73,12 +76,42 @@ func (s Stats) HitRatio() float64 {
 }
 
 type counters struct {
-	localHits, redisHits, misses, notFoundHits atomic.Uint64
-	loads, loadErrors, invalidations           atomic.Uint64
-	fallbacks, decodeErrors, writeErrors       atomic.Uint64
-	leaseWaits, leaseTimeouts, discardedFills  atomic.Uint64
-	refreshes, refreshErrors, staleServed      atomic.Uint64
-	redisErrors, shortCircuits                 atomic.Uint64
+	// localHits and notFoundHits count on the hit path, from every
+	// goroutine at once: sharded, so that parallel hits do not queue for
+	// one cache line.
+	localHits, notFoundHits                   shardedCounter
+	redisHits, misses                         atomic.Uint64
+	loads, loadErrors, invalidations          atomic.Uint64
+	fallbacks, decodeErrors, writeErrors      atomic.Uint64
+	leaseWaits, leaseTimeouts, discardedFills atomic.Uint64
+	refreshes, refreshErrors, staleServed     atomic.Uint64
+	redisErrors, shortCircuits                atomic.Uint64
+}
+
+// shardedCounter is a counter spread over cache-line-sized shards: each Add
+// goes to a shard picked by the runtime's per-thread random source, so that
+// goroutines adding at once on different CPUs rarely touch the same line.
+type shardedCounter struct {
+	shards [counterShards]struct {
+		n atomic.Uint64
+		_ [56]byte // the rest of a 64-byte cache line
+	}
+}
+
+// counterShards is a power of two above the CPU counts that share a cache's
+// hit path in practice.
+const counterShards = 32
+
+func (c *shardedCounter) Add(n uint64) {
+	c.shards[rand.Uint32()&(counterShards-1)].n.Add(n)
+}
+
+func (c *shardedCounter) Load() uint64 {
+	var sum uint64
+	for i := range c.shards {
+		sum += c.shards[i].n.Load()
+	}
+	return sum
 }
 
 // Stats returns a snapshot of the cache's counters.
