@@ -453,7 +453,8 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 
 // TestAdvKeyOfAnotherType: a key of the namespace holding a list. Get and
 // GetMany answer at once, alike, with Redis' WRONGTYPE (not ErrUnavailable,
-// no load, no hang); Set replaces it, and the value is then read back.
+// no load, no hang) for that key alone; Set replaces it, and the value is
+// then read back.
 func TestAdvKeyOfAnotherType(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -473,10 +474,14 @@ func TestAdvKeyOfAnotherType(t *testing.T) {
 	var ke *loader.KeyError[string]
 	require.ErrorAs(t, err, &ke)
 	assert.Equal(t, "k", ke.Key)
-	m, err := await(t, inBackground(func(ctx context.Context) (map[string]int64, error) { return c.GetMany(ctx, []string{"k"}) }), "GetMany of a list")
+	// With another key, whose visit is not touched by k's failure.
+	src.set("j", 2)
+	m, err := await(t, inBackground(func(ctx context.Context) (map[string]int64, error) { return c.GetMany(ctx, []string{"k", "j"}) }), "GetMany of a list and a key")
 	require.Error(t, err)
-	assert.Empty(t, m)
+	assert.Equal(t, map[string]int64{"j": 2}, m)
 	assert.Contains(t, err.Error(), "WRONGTYPE")
+	require.ErrorAs(t, err, &ke)
+	assert.Equal(t, "k", ke.Key)
 	assert.Zero(t, g.loadsOf("k"), "nothing was loaded")
 
 	require.NoError(t, c.Set(ctx, "k", 5))

@@ -17,6 +17,11 @@ import (
 // copy when Redis pushes the invalidation; in this process, every cache of
 // the client reads v from the moment Set returns, and this cache keeps v in
 // process memory for its next Get.
+//
+// A Set that fails with [ErrUnavailable] may still have been applied: its
+// command may have reached Redis before the connection or the time budget
+// gave out. Whoever writes after the source of truth changed should retry
+// until a Set or an Invalidate succeeds (the one that succeeds last wins).
 func (c *Cache[K, V]) Set(ctx context.Context, k K, v V, opts ...Option) error {
 	return c.set(ctx, "set", []K{k}, []V{v}, opts)
 }
