@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type Cache[K comparable, V any] struct {
 	load      loader.Func[K, V]
 	batch     loader.BatchFunc[K, V]
 	leaseTTL  time.Duration
+	leasePX   string // leaseTTL in milliseconds, the visit's PX argument
 	leaseWait time.Duration
 	// redisTimeout bounds each Redis call (see budget).
 	redisTimeout time.Duration
@@ -97,6 +99,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		load:           o.Loader,
 		batch:          o.BatchLoader,
 		leaseTTL:       o.LeaseTTL,
+		leasePX:        strconv.FormatInt(ms(o.LeaseTTL), 10),
 		leaseWait:      o.LeaseWait,
 		redisTimeout:   o.RedisTimeout,
 		maxSilence:     o.MaxSilence,

@@ -135,7 +135,7 @@ func (c *Cache[K, V]) visitExec(key string, lease []byte) rueidis.LuaExec {
 	if lease == nil {
 		return rueidis.LuaExec{Keys: []string{key}, Args: []string{"", ""}}
 	}
-	return rueidis.LuaExec{Keys: []string{key}, Args: []string{string(lease), strconv.FormatInt(ms(c.leaseTTL), 10)}}
+	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(lease), c.leasePX}}
 }
 
 // writeExec is writeScript's execution: data for ttl in place of old (any
@@ -145,7 +145,7 @@ func writeExec(key string, old, data []byte, ttl time.Duration) rueidis.LuaExec 
 	if data != nil {
 		ttlArg = strconv.FormatInt(ms(ttl), 10)
 	}
-	return rueidis.LuaExec{Keys: []string{key}, Args: []string{string(old), string(data), ttlArg}}
+	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg}}
 }
 
 // visitReply is a visit's answer: the key's bytes (nil when it held nothing:
