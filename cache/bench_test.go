@@ -292,9 +292,10 @@ func BenchmarkHandWrittenGet(b *testing.B) {
 
 // BenchmarkVisitAlternatives measures, on a key that holds a value, the
 // commands that could make a read's one Redis visit (read, take the lease
-// when missing, and track, atomically): the visit script, and a MULTI/EXEC of
-// SET NX GET and PTTL; with a plain GET and a plain SET NX GET (neither tracks
-// after a lease) for scale.
+// when missing, and track): PTTL, SET NX GET and PTTL pipelined, which the
+// read path sends; the script it sent before (SET NX GET and PTTL in one
+// EVALSHA); a MULTI/EXEC of those; with a plain GET and a plain SET NX GET
+// (neither tracks after a lease) for scale.
 func BenchmarkVisitAlternatives(b *testing.B) {
 	ctx := context.Background()
 	rc := connect(b, shared).Rueidis()
@@ -302,7 +303,9 @@ func BenchmarkVisitAlternatives(b *testing.B) {
 	if err := rc.Do(ctx, rc.B().Set().Key(key).Value("a value of some thirty bytes...").Build()).Error(); err != nil {
 		b.Fatal(err)
 	}
-	script := rueidis.NewLuaScript(cache.VisitScript)
+	script := rueidis.NewLuaScript(`
+local v = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
+return {v, redis.call('PTTL', KEYS[1])}`)
 	run := func(b *testing.B, do func() error) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -311,6 +314,15 @@ func BenchmarkVisitAlternatives(b *testing.B) {
 			}
 		}
 	}
+	b.Run("pttl-set-nx-get-pttl", func(b *testing.B) {
+		run(b, func() error {
+			res := rc.DoMulti(ctx,
+				rc.B().Pttl().Key(key).Build(),
+				rc.B().Set().Key(key).Value("lease").Nx().Get().PxMilliseconds(5000).Build(),
+				rc.B().Pttl().Key(key).Build())
+			return res[1].Error()
+		})
+	})
 	b.Run("script", func(b *testing.B) {
 		run(b, func() error {
 			return script.Exec(ctx, rc, []string{key}, []string{"lease", "5000"}).Error()

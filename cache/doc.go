@@ -70,14 +70,19 @@
 //
 // # How it works
 //
-// The read path. A Get that misses process memory makes one Redis visit: a
-// script that runs SET key <lease> NX GET PX <LeaseTTL> and then PTTL key. It
-// returns what the key holds, or takes the key's lease when it holds nothing;
-// the PTTL, a read, makes Redis track the key for the connection (Connect turns
-// tracking on in OPTOUT mode, so reads inside scripts are tracked). A value
-// found is decoded and kept in process memory until its expiry or its
-// invalidation. GetMany sends one such visit per key in one pipeline; Get is
-// GetMany of one key.
+// The read path. A Get that misses process memory makes one Redis visit:
+// three commands pipelined on one connection, PTTL key, SET key <lease> NX
+// GET PX <LeaseTTL>, PTTL key. The first PTTL, a read, makes Redis track the
+// key for the connection (Connect turns tracking on in OPTOUT mode) before the
+// SET returns what the key holds, so a change in between is pushed before its
+// reply and the bytes are not kept; the SET takes the key's lease when it
+// holds nothing, which Redis pushes back to the connection, and the last PTTL
+// is answered after that push and gives the expiry. On a cluster, where a
+// slot may move between the commands of a pipeline, the visit is a script
+// doing the SET and then the PTTL in one step on one node. A value found is
+// decoded and kept in process memory until its expiry or its invalidation.
+// GetMany sends one such visit per key in one pipeline; Get is GetMany of one
+// key.
 //
 // Flights. Concurrent reads of a key in the process share one resolution (the
 // visit, and the load when the key is missing). Every push of the key forgets

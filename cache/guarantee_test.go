@@ -443,7 +443,14 @@ func TestGGetAndGetManyAgree(t *testing.T) {
 		}
 		t.Logf("50 Gets of a cold key: %d visits (%s); INFO commandstats delta, script commands included: %v", len(visits), tally(visits), delta)
 		assert.EqualValues(t, 1, src.loads.Load()-loadsBefore, "the loader runs once")
-		assert.LessOrEqual(t, len(visits), 3, "one read-and-lease visit and one write-back (and one of slack) for 50 Gets of one key in one process; got %s", tally(visits))
+		// At most: the visit that takes the lease; one that finds it
+		// (Redis pushes the taking of the lease back, which forgets the
+		// first visit's flight), and once more after the write's echo if
+		// it found the lease before the load was registered as this
+		// process's own; one that finds the value, by a Get that comes
+		// between the write's echo (which forgets the second flight) and
+		// the copy's landing; and the write. Not one per Get.
+		assert.LessOrEqual(t, len(visits), 5, "at most four visits and one write-back for 50 Gets of one key in one process; got %s", tally(visits))
 	})
 
 	t.Run("loader error for one key", func(t *testing.T) {

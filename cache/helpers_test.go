@@ -648,6 +648,11 @@ func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 	require.NoError(t, err)
 	var out []string
 	inMulti := map[string]int{} // client address -> its open block in out
+	// A read's visit is PTTL, SET or GET, PTTL from one client: one entry,
+	// "visit". inVisit holds, per client, the entry of a visit begun and
+	// how many of its commands were seen.
+	type partial struct{ at, seen int }
+	inVisit := map[string]partial{}
 	for {
 		// +1700000000.123456 [0 127.0.0.1:5678] "SET" "key" ...
 		line := m.line(t)
@@ -680,6 +685,21 @@ func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 			continue
 		case "multi":
 			inMulti[from] = len(out)
+		}
+		if v, ok := inVisit[from]; ok {
+			delete(inVisit, from)
+			switch {
+			case v.seen == 1 && (name == "set" || name == "get"):
+				out[v.at] += " " + name
+				inVisit[from] = partial{v.at, 2}
+				continue
+			case v.seen == 2 && name == "pttl":
+				out[v.at] = "visit"
+				continue
+			}
+		}
+		if name == "pttl" {
+			inVisit[from] = partial{len(out), 1}
 		}
 		out = append(out, name)
 	}

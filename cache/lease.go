@@ -14,14 +14,40 @@ import (
 	"github.com/aside-go/aside/internal/envelope"
 )
 
-// The scripts of the read and write paths. Every read or write of a value
-// that may leave a copy in process memory is one of them, because a script
-// does in one atomic step what separate commands cannot: read (which makes
-// Redis track the key for this connection — aside connects in OPTOUT mode, so
-// every read is tracked, inside scripts too), take a lease, write, and read
-// again after the write. See the package documentation, "How it works".
+// The Redis side of the read and write paths. A read's visit is three plain
+// commands; every write of a value that may leave a copy in process memory
+// is a script, because a script does in one atomic step what separate
+// commands cannot: read (which makes Redis track the key for this connection
+// — aside connects in OPTOUT mode, so every read is tracked, inside scripts
+// too), compare the lease, write, and read again after the write. See the
+// package documentation, "How it works".
 
-// visitScript is a read's one Redis visit. With a lease in ARGV[1] it is
+// A read's one Redis visit is, on a standalone server, three plain commands
+// pipelined on one connection: PTTL key; SET key <lease> NX GET PX LeaseTTL
+// (GET key when the read takes no lease); PTTL key again.
+//
+//   - The first PTTL reads the key, so Redis tracks it for this connection
+//     before the SET or GET returns its bytes: a change by anyone in between
+//     pushes an invalidation that arrives before those bytes, and they are
+//     not kept (local.store refuses what an invalidation touched since the
+//     visit began).
+//   - SET with NX GET returns what the key holds and writes nothing, or takes
+//     the lease when the key holds nothing. Taking it changes a key this
+//     connection tracks: Redis pushes that change back here, after the SET's
+//     reply and before the next command's.
+//   - The last PTTL therefore answers after that push has been handed to
+//     aside (so it can never be taken for the echo of a write that follows),
+//     gives the key's expiry after the SET, and tracks the key again.
+//
+// Three plain commands cost Redis less than one EVALSHA of a script doing the
+// same (BenchmarkVisitAlternatives). On a cluster the visit stays the script
+// (visitScript): a slot that moves between the commands of a pipeline would
+// send some of them to one node and the rest to another, and a change made
+// between them on the new node would not be pushed; a script runs whole on
+// one node.
+const visitCommands = 3
+
+// visitScript is the visit on a cluster. With a lease in ARGV[1] it is
 // SET KEYS[1] ARGV[1] NX GET PX ARGV[2]: it returns what the key holds, or
 // takes the key's lease when it holds nothing; with an empty ARGV[1] it is a
 // GET. Either way it then reads PTTL, which tracks the key for this
@@ -40,6 +66,55 @@ else
 	v = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
 end
 return {v, redis.call('PTTL', KEYS[1])}`
+
+// visited is what a visit found of one key: its bytes (nil when it held
+// nothing: the lease, if one was offered, is now the caller's) and its PTTL.
+type visited struct {
+	raw   []byte
+	found bool
+	pttl  int64
+	err   error
+}
+
+// visit visits keys[i], i in todo, in one round trip, each with a lease to
+// take (st[i].lease) or as a plain read, after taking the snapshot of its
+// stripe (st[i].snap), and returns what it found of each.
+func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []string, todo []int, st []keyState) []visited {
+	cluster := rc.Mode() == rueidis.ClientModeCluster
+	var cmds rueidis.Commands
+	var execs []rueidis.LuaExec
+	if cluster {
+		execs = make([]rueidis.LuaExec, 0, len(todo))
+	} else {
+		cmds = make(rueidis.Commands, 0, visitCommands*len(todo))
+	}
+	for _, i := range todo {
+		if c.local != nil {
+			st[i].snap = c.local.snapshot(keys[i])
+		}
+		st[i].lease = nil
+		if c.load != nil && !st[i].readOnly {
+			st[i].lease = newLease()
+		}
+		if cluster {
+			execs = append(execs, c.visitExec(keys[i], st[i].lease))
+		} else {
+			cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease)
+		}
+	}
+	out := make([]visited, len(todo))
+	if cluster {
+		for j, res := range evalMany(ctx, rc, visitScript, visitSHA, execs) {
+			out[j] = scriptVisitReply(res)
+		}
+		return out
+	}
+	results := rc.DoMulti(ctx, cmds...)
+	for j := range out {
+		out[j] = visitReply(results[visitCommands*j : visitCommands*(j+1)])
+	}
+	return out
+}
 
 // writeScript writes ARGV[2] to KEYS[1] for ARGV[3] milliseconds (or deletes
 // it when ARGV[3] is 0). With a non-empty ARGV[1] (a lease token never is
@@ -130,12 +205,25 @@ func newLease() []byte {
 	return envelope.Encode(envelope.Lease, false, time.Time{}, token[:])
 }
 
-// visitExec is the visit of key: with a lease to take, or a plain read.
+// visitExec is visitScript's execution for key: with a lease to take, or a
+// plain read.
 func (c *Cache[K, V]) visitExec(key string, lease []byte) rueidis.LuaExec {
 	if lease == nil {
 		return rueidis.LuaExec{Keys: []string{key}, Args: []string{"", ""}}
 	}
 	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(lease), c.leasePX}}
+}
+
+// appendVisit appends the commands of the visit of key to cmds: with a
+// lease to take, or a plain read.
+func (c *Cache[K, V]) appendVisit(rc rueidis.Client, cmds rueidis.Commands, key string, lease []byte) rueidis.Commands {
+	cmds = append(cmds, rc.B().Pttl().Key(key).Build())
+	if lease == nil {
+		cmds = append(cmds, rc.B().Get().Key(key).Build())
+	} else {
+		cmds = append(cmds, rc.B().Set().Key(key).Value(rueidis.BinaryString(lease)).Nx().Get().PxMilliseconds(ms(c.leaseTTL)).Build())
+	}
+	return append(cmds, rc.B().Pttl().Key(key).Build())
 }
 
 // writeExec is writeScript's execution: data for ttl in place of old (any
@@ -148,25 +236,44 @@ func writeExec(key string, old, data []byte, ttl time.Duration) rueidis.LuaExec 
 	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg}}
 }
 
-// visitReply is a visit's answer: the key's bytes (nil when it held nothing:
-// the lease, if one was offered, is now the caller's) and its PTTL.
-func visitReply(res rueidis.RedisResult) (raw []byte, found bool, pttl int64, err error) {
+// visitReply reads the replies of a visit's three commands.
+func visitReply(res []rueidis.RedisResult) visited {
+	for _, r := range res {
+		if err := r.NonRedisError(); err != nil {
+			return visited{err: err}
+		}
+	}
+	pttl, err := res[2].AsInt64()
+	if err != nil {
+		return visited{err: err}
+	}
+	raw, err := res[1].AsBytes()
+	return fromBytes(raw, err, pttl)
+}
+
+// scriptVisitReply reads the reply of visitScript.
+func scriptVisitReply(res rueidis.RedisResult) visited {
 	arr, err := res.ToArray()
 	if err != nil {
-		return nil, false, 0, err
+		return visited{err: err}
 	}
 	if len(arr) != 2 {
-		return nil, false, 0, errBadReply
+		return visited{err: errBadReply}
 	}
-	pttl, _ = arr[1].AsInt64()
-	raw, err = arr[0].AsBytes()
+	pttl, _ := arr[1].AsInt64()
+	raw, err := arr[0].AsBytes()
+	return fromBytes(raw, err, pttl)
+}
+
+// fromBytes is what a visit found from the reply of the key's bytes.
+func fromBytes(raw []byte, err error, pttl int64) visited {
 	switch {
 	case rueidis.IsRedisNil(err):
-		return nil, false, pttl, nil
+		return visited{pttl: pttl}
 	case err != nil:
-		return nil, false, pttl, err
+		return visited{pttl: pttl, err: err}
 	}
-	return raw, true, pttl, nil
+	return visited{raw: raw, found: true, pttl: pttl}
 }
 
 // writeReply is writeScript's answer: whether it wrote, and the key's PTTL

@@ -295,31 +295,20 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			c.redisDown(ctx, ks, keys, todo, errCircuitOpen, finish)
 			break
 		}
-		execs := make([]rueidis.LuaExec, len(todo))
-		for j, i := range todo {
-			if c.local != nil {
-				st[i].snap = c.local.snapshot(keys[i])
-			}
-			st[i].lease = nil
-			if c.load != nil && !st[i].readOnly {
-				st[i].lease = newLease()
-			}
-			execs[j] = c.visitExec(keys[i], st[i].lease)
-		}
 		rc, err := c.redis()
 		if err != nil {
 			c.redisDown(ctx, ks, keys, todo, err, finish)
 			break
 		}
-		rctx, cancel := c.budget(ctx, len(execs))
-		results := evalMany(rctx, rc, visitScript, visitSHA, execs)
+		rctx, cancel := c.budget(ctx, len(todo))
+		results := c.visit(rctx, rc, keys, todo, st)
 		cancel()
 
 		var held, contended, direct, down, corrupt, again, lost []int
 		var downErr, firstErr error
 		for j, i := range todo {
 			key := keys[i]
-			raw, found, pttl, err := visitReply(results[j])
+			raw, found, pttl, err := results[j].raw, results[j].found, results[j].pttl, results[j].err
 			if err != nil {
 				cerr := c.redisErr(ctx, err)
 				if _, ok := rueidis.IsRedisErr(err); ok && !errors.Is(cerr, ErrUnavailable) {
