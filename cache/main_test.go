@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 			// rueidis' cluster client sleeps up to 5s after Close before
 			// it closes connections a topology refresh dropped.
 			goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
+			// ... and up to a second before a topology refresh a MOVED or a
+			// dropped node scheduled (singleflight's DelayDo).
+			goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
 			// The launcher reaps each redis-server it started (tests
 			// that start their own servers close them, the cluster is
 			// closed below).

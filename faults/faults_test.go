@@ -290,9 +290,11 @@ func requireClean(t *testing.T, when string, p *phase) {
 // check; toxiproxy's links stay blocked on a channel once limit_data or
 // timeout closed their connection (its own leak, whatever the client does);
 // and after a topology change rueidis' cluster client closes the connections
-// it no longer uses 5s later, Close or not.
+// it no longer uses 5s later, and waits up to a second before a refresh it
+// scheduled, Close or not.
 var ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
+	goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1"),
 	goleak.IgnoreAnyFunction("github.com/aside-go/aside/internal/redistest.(*Server).start.func1"),
 	goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 	goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/stream.(*ChanWriter).Write"),

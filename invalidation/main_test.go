@@ -41,6 +41,10 @@ const (
 	// for 5 s after Close, to close the connections a topology refresh
 	// dropped.
 	refreshSleeper = "github.com/redis/rueidis.(*clusterClient)._refresh.func2"
+	// refreshDelay is the goroutine in which a rueidis cluster client waits
+	// up to a second before a topology refresh a MOVED or a dropped node
+	// scheduled; Close does not cancel it.
+	refreshDelay = "github.com/redis/rueidis.(*call).DelayDo.func1"
 	// processWaiter is the goroutine that reaps a running redis-server.
 	processWaiter = "github.com/aside-go/aside/internal/redistest.(*Server).start.func1"
 )
@@ -56,7 +60,8 @@ func TestMain(m *testing.M) {
 	// goroutines, hiding the leak.
 	if code == 0 {
 		if err := goleak.Find(before,
-			goleak.IgnoreAnyFunction(refreshSleeper), goleak.IgnoreAnyFunction(processWaiter)); err != nil {
+			goleak.IgnoreAnyFunction(refreshSleeper), goleak.IgnoreAnyFunction(refreshDelay),
+			goleak.IgnoreAnyFunction(processWaiter)); err != nil {
 			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
 			code = 1
 		}
