@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/redis/rueidis"
 
@@ -29,7 +30,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	if c.local != nil {
 		now := c.nanos()
 		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
-			c.stats.localHits.Add(1)
+			c.stats.localHits.Add(1, unsafe.Pointer(e))
 			if e.softAt != 0 || e.stale || e.notFound || c.clone != nil {
 				return c.serve(ctx, k, e, now)
 			}
@@ -77,7 +78,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			}
 			rest = append(rest, k)
 		}
-		c.stats.localHits.Add(hits)
+		c.stats.localHits.Add(hits, unsafe.Pointer(unsafe.SliceData(keys)))
 	}
 	if len(rest) == 0 {
 		return out, errors.Join(errs...)
@@ -121,7 +122,7 @@ func (c *Cache[K, V]) serve(ctx context.Context, k K, e *entry[V], now int64) (V
 		c.stats.staleServed.Add(1)
 	}
 	if e.notFound {
-		c.stats.notFoundHits.Add(1)
+		c.stats.notFoundHits.Add(1, unsafe.Pointer(e))
 		var zero V
 		return zero, errNotFoundHit
 	}
