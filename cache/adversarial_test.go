@@ -304,10 +304,7 @@ func halfOpenRound(t *testing.T, cut bool) {
 	opt.PipelineMultiplex = -1
 	opt.BlockingPipeline = 2
 	opt.ConnWriteTimeout = time.Minute // rueidis notices the cut only after this
-	pc, pw := watchedClient(t, opt)
-	p := versionCache(t, pc, ns, src)
-	qc := connect(t, srv)
-	q := versionCache(t, qc, ns, src)
+	p, pw, q := watchedPair(t, srv, opt, ns, src)
 
 	// Both scripts are in Redis' script cache: no NOSCRIPT retry moves a
 	// visit onto the pipelined connection.
@@ -392,11 +389,7 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 		src := newSource()
 		opt := srv.ClientOption()
 		opt.Username, opt.Password = "reader", "r"
-		opt.PipelineMultiplex = -1
-		pc, pw := watchedClient(t, opt)
-		p := versionCache(t, pc, ns, src)
-		qc := connect(t, srv)
-		q := versionCache(t, qc, ns, src)
+		p, pw, q := watchedPair(t, srv, opt, ns, src)
 		require.NoError(t, q.Set(ctx, "k", 1))
 		require.EqualValues(t, 1, warmCopy(t, p, "k"))
 		require.Error(t, p.Set(ctx, "k", 9), "the reader may not write")
@@ -409,10 +402,7 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 		srv := redistest.Start(t, redistest.Config{})
 		ns := namespace(t)
 		src, g := gatedSource()
-		pc, pw := watchedClient(t, srv.ClientOption())
-		p := versionCache(t, pc, ns, src)
-		qc := connect(t, srv)
-		q := versionCache(t, qc, ns, src)
+		p, pw, q := watchedPair(t, srv, srv.ClientOption(), ns, src)
 		src.set("k", 1)
 		gate := g.park(t, "k", 1)
 		old := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
@@ -438,10 +428,7 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 		src := newSource()
 		_, err := srv.Do(ctx, "SET", ns+"#tag:t", "not a set")
 		require.NoError(t, err)
-		pc, pw := watchedClient(t, srv.ClientOption())
-		p := versionCache(t, pc, ns, src)
-		qc := connect(t, srv)
-		q := versionCache(t, qc, ns, src)
+		p, pw, q := watchedPair(t, srv, srv.ClientOption(), ns, src)
 		m := pw.mark(p.Key("k"))
 		require.Error(t, p.Set(ctx, "k", 2, cache.WithTags("t")), "the tag index is not a set")
 		pw.awaitPushOf(t, m, "the push of P's own Set, which did land")

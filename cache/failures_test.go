@@ -155,17 +155,6 @@ func TestLoadWriteSentAgainAfterItsConnectionDropped(t *testing.T) {
 	assert.Zero(t, a.Stats().WriteErrors, "the write was sent again, not given up")
 }
 
-// clientFields parses one line of CLIENT LIST.
-func clientFields(line string) map[string]string {
-	f := map[string]string{}
-	for _, kv := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			f[k] = v
-		}
-	}
-	return f
-}
-
 // nilIsFine drops Redis' nil reply, which is an answer.
 func nilIsFine(err error) error {
 	if rueidis.IsRedisNil(err) {

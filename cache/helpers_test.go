@@ -392,6 +392,15 @@ func watchedClient(t testing.TB, opt rueidis.ClientOption) (*cache.Client, *push
 	return connectWith(t, opt), w
 }
 
+// watchedPair returns two caches of namespace ns over versions of src, as
+// two processes: P on a client of opt whose pushes w records, Q on a client
+// of srv of its own.
+func watchedPair(t testing.TB, srv *redistest.Server, opt rueidis.ClientOption, ns string, src *source) (p *cache.Cache[string, int64], w *pushWatch, q *cache.Cache[string, int64]) {
+	t.Helper()
+	pc, w := watchedClient(t, opt)
+	return versionCache(t, pc, ns, src), w, versionCache(t, connect(t, srv), ns, src)
+}
+
 func (w *pushWatch) hook(msgs []rueidis.RedisMessage) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -869,6 +878,17 @@ func awaitClientGone(t testing.TB, srv *redistest.Server, addr string) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// clientFields parses one line of CLIENT LIST.
+func clientFields(line string) map[string]string {
+	f := map[string]string{}
+	for _, kv := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			f[k] = v
+		}
+	}
+	return f
 }
 
 // tcpProxy forwards connections to a Redis server. sever cuts one of them

@@ -80,14 +80,6 @@ type visited struct {
 // take (st[i].lease) or as a plain read, after taking the snapshot of its
 // stripe (st[i].snap), and returns what it found of each.
 func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []string, todo []int, st []keyState) []visited {
-	cluster := rc.Mode() == rueidis.ClientModeCluster
-	var cmds rueidis.Commands
-	var execs []rueidis.LuaExec
-	if cluster {
-		execs = make([]rueidis.LuaExec, 0, len(todo))
-	} else {
-		cmds = make(rueidis.Commands, 0, visitCommands*len(todo))
-	}
 	for _, i := range todo {
 		if c.local != nil {
 			st[i].snap = c.local.snapshot(keys[i])
@@ -96,18 +88,21 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []strin
 		if c.load != nil && !st[i].readOnly {
 			st[i].lease = newLease()
 		}
-		if cluster {
-			execs = append(execs, c.visitExec(keys[i], st[i].lease))
-		} else {
-			cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease)
-		}
 	}
 	out := make([]visited, len(todo))
-	if cluster {
+	if rc.Mode() == rueidis.ClientModeCluster {
+		execs := make([]rueidis.LuaExec, len(todo))
+		for j, i := range todo {
+			execs[j] = c.visitExec(keys[i], st[i].lease)
+		}
 		for j, res := range evalMany(ctx, rc, visitScript, visitSHA, execs) {
 			out[j] = scriptVisitReply(res)
 		}
 		return out
+	}
+	cmds := make(rueidis.Commands, 0, visitCommands*len(todo))
+	for _, i := range todo {
+		cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease)
 	}
 	results := rc.DoMulti(ctx, cmds...)
 	for j := range out {
