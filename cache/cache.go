@@ -51,7 +51,7 @@ type Cache[K comparable, V any] struct {
 	// when the options inject one.
 	nanos func() int64
 
-	// local holds the decoded copies (none when Options.LocalCapacity is
+	// local holds the decoded copies (none when Options.LocalBytes is
 	// negative, or while the client has no tracking: nothing would keep
 	// copies fresh; its counters still order reads and waits).
 	local *local[K, V]
@@ -132,7 +132,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	if vp, ok := o.TTL.(ttlpolicy.ValuePolicy[V]); ok {
 		c.valueTTL = vp
 	}
-	c.local = newLocal[K, V](o.LocalCapacity)
+	c.local = newLocal[K, V](o.LocalBytes)
 	client.subscribe(o.Namespace, c)
 	return c, nil
 }
@@ -225,12 +225,10 @@ func (c *Cache[K, V]) stashCopies() {
 		s.since = min(c.client.clock.now(), c.client.heard.Load())
 		s.made = time.Now().UnixNano()
 	}
-	c.local.items.Range(func(k, v any) bool {
-		e := v.(*entry[V])
-		s.items[k.(K)] = e
-		s.index[e.key] = append(s.index[e.key], k.(K))
-		return true
-	})
+	for k, e := range c.local.all() {
+		s.items[k] = e
+		s.index[e.key] = append(s.index[e.key], k)
+	}
 	s.any.Store(len(s.items) > 0)
 }
 
@@ -277,8 +275,8 @@ func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
 	}
 	now, nanos := c.client.clock.now(), c.nanos()
 	var e *entry[V]
-	if v, ok := c.local.items.Load(k); ok && now-c.client.heard.Load() <= int64(c.outage) {
-		e = v.(*entry[V])
+	if le, ok := c.local.peek(k); ok && now-c.client.heard.Load() <= int64(c.outage) {
+		e = le
 	} else {
 		s := &c.stash
 		s.mu.Lock()
@@ -306,7 +304,7 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 	}
-	e := &entry[V]{key: key, stale: env.Stale}
+	e := &entry[V]{key: key, stale: env.Stale, size: uint32(len(raw))}
 	if !env.SoftExpiry.IsZero() {
 		e.softAt = env.SoftExpiry.UnixNano()
 	}

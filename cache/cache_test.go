@@ -393,7 +393,7 @@ func TestCorruptValueIsReloaded(t *testing.T) {
 	// No copies in process memory: each Get must meet the bytes the test
 	// wrote through Rueidis(), whose push would otherwise drop the copy
 	// of the round before only a push delay later.
-	c := userCache(t, client, ns, &calls, func(o *cache.Options[int64, User]) { o.LocalCapacity = -1 })
+	c := userCache(t, client, ns, &calls, func(o *cache.Options[int64, User]) { o.LocalBytes = -1 })
 	for _, garbage := range []string{"*", "", "\xae\x01\x01", "{\"ID\":1}", "\xae\x09\x01\x00\x00\x00\x00\x00\x00\x00\x00"} {
 		require.NoError(t, client.Rueidis().Do(ctx, client.Rueidis().B().Set().Key(c.Key(1)).Value(garbage).Build()).Error())
 		u, err := c.Get(ctx, 1)
@@ -553,19 +553,22 @@ func TestServerWithoutTrackingFallsBackToPlainReads(t *testing.T) {
 	assert.EqualValues(t, 1, calls.Load())
 }
 
-func TestLocalCapacityBoundsCopies(t *testing.T) {
+func TestLocalBytesBoundsCopies(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := userCache(t, nil, namespace(t), nil, func(o *cache.Options[int64, User]) { o.LocalCapacity = 16 })
-	for id := range int64(100) {
+	const budget = 16 << 10
+	c := userCache(t, nil, namespace(t), nil, func(o *cache.Options[int64, User]) { o.LocalBytes = budget })
+	for id := range int64(200) {
 		for range 3 {
 			u, err := c.Get(ctx, id)
 			require.NoError(t, err)
 			require.Equal(t, sampleUser(id), u)
 		}
 	}
-	assert.LessOrEqual(t, c.Stats().LocalEntries, 16)
-	assert.Positive(t, c.Stats().LocalEntries)
+	s := c.Stats()
+	assert.LessOrEqual(t, s.LocalBytes, int64(budget))
+	assert.Positive(t, s.LocalEntries)
+	assert.Less(t, s.LocalEntries, 200, "not every copy fits")
 }
 
 func TestCloneIsAppliedToEveryHit(t *testing.T) {

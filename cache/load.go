@@ -184,7 +184,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 					c.stats.writeErrors.Add(1)
 					continue
 				}
-				out[j].data, out[j].ttl, e.softAt = eb.data, eb.ttl, eb.softAt
+				out[j].data, out[j].ttl, e.softAt, e.size = eb.data, eb.ttl, eb.softAt, uint32(len(eb.data))
 			}
 			continue
 		}
@@ -200,6 +200,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 		out[j].e = &entry[V]{key: key, notFound: true}
 		if encode {
 			out[j].data, out[j].ttl = c.notFoundBytes(key)
+			out[j].e.size = uint32(len(out[j].data))
 		}
 	}
 	return out
@@ -242,7 +243,7 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 	keep := make([]bool, len(todo))
 	for t, j := range todo {
 		i := idx[j]
-		if c.local.max > 0 && c.tracks() && ls[j].data != nil {
+		if c.local.keeps() && c.tracks() && ls[j].data != nil {
 			keep[t] = true
 			c.client.expectEcho(keys[i])
 			snaps[t] = c.local.snapshot(keys[i])

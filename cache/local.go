@@ -2,14 +2,21 @@ package cache
 
 import (
 	"hash/maphash"
+	"iter"
+	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/maypok86/otter/v2"
 )
 
 // local holds the decoded values of one cache in process memory.
 //
-// Reads are lock-free (a sync.Map keyed by the typed key, so a hit builds no
-// key string and decodes nothing). Stores and invalidations go through one of
+// Reads are lock-free (otter's map keyed by the typed key, so a hit builds no
+// key string and decodes nothing). The copies are bounded by bytes: each
+// weighs its stored size, its Redis key and copyOverhead, and past the budget
+// otter's W-TinyLFU policy chooses what to evict (Redis still holds it).
+// Stores and invalidations go through one of
 // stripeCount stripes chosen by the Redis key, each holding a mutex, an
 // invalidation counter and the index from a Redis key back to the typed keys
 // whose copies it backs. The index keeps every typed key: a Key function
@@ -30,11 +37,38 @@ import (
 // store; that costs only a later re-read, never correctness, and with 256
 // stripes it is rare.
 type local[K comparable, V any] struct {
-	items   sync.Map // K -> *entry[V]
-	size    atomic.Int64
-	max     int64 // 0: keep no copies (the counters still serve waits)
+	// items holds the copies, bounded by their weight (copyWeight) with
+	// otter's W-TinyLFU admission and eviction; nil keeps no copies (the
+	// counters still serve waits). Its maintenance runs on the goroutine
+	// that calls it (a synchronous executor): no goroutine of its own, and
+	// an eviction happens during a store or, now and then, a read.
+	items   *otter.Cache[K, *entry[V]]
 	stripes [stripeCount]stripe[K]
 	seed    maphash.Seed
+
+	// evicted queues the copies that otter evicted, whose index entries are
+	// still to be removed. otter reports an eviction under its own locks,
+	// where a stripe's mutex must not be taken (a store holds that mutex
+	// while it calls otter): the queue's mutex is taken by nothing else, and
+	// the next store empties the queue once it has released its stripe.
+	evicted struct {
+		mu sync.Mutex
+		q  []evictedCopy[K]
+	}
+}
+
+type evictedCopy[K comparable] struct {
+	k   K
+	key string
+}
+
+// copyOverhead estimates the bytes a copy costs beyond its stored size and
+// its Redis key: the entry, otter's node and the index entry.
+const copyOverhead = 160
+
+// copyWeight is what a copy counts against Options.LocalBytes.
+func copyWeight(key string, size uint32) int64 {
+	return int64(size) + int64(len(key)) + copyOverhead
 }
 
 const stripeCount = 256
@@ -54,6 +88,7 @@ type entry[V any] struct {
 	notFound   bool
 	stale      bool   // past its soft expiry, its refresh claimed (or failed)
 	key        string // the Redis key
+	size       uint32 // bytes of its encoded form in Redis (0 unknown)
 	expireAt   int64  // Unix nanoseconds of the hard expiry; 0 = none known
 	softAt     int64  // Unix nanoseconds after which a refresh is due; 0 = never
 }
@@ -61,13 +96,34 @@ type entry[V any] struct {
 // due reports whether e is past its soft expiry at now.
 func (e *entry[V]) due(now int64) bool { return e.softAt != 0 && now >= e.softAt }
 
-func newLocal[K comparable, V any](capacity int) *local[K, V] {
-	l := &local[K, V]{max: int64(max(capacity, 0)), seed: maphash.MakeSeed()}
+// newLocal returns a store of copies that weigh at most budget bytes in all;
+// with a budget of 0 or less it keeps none.
+func newLocal[K comparable, V any](budget int64) *local[K, V] {
+	l := &local[K, V]{seed: maphash.MakeSeed()}
 	for i := range l.stripes {
 		l.stripes[i].rev = make(map[string][]K)
 	}
+	if budget > 0 {
+		l.items = otter.Must(&otter.Options[K, *entry[V]]{
+			MaximumWeight: uint64(budget),
+			Weigher: func(_ K, e *entry[V]) uint32 {
+				return uint32(min(copyWeight(e.key, e.size), math.MaxUint32))
+			},
+			OnAtomicDeletion: func(ev otter.DeletionEvent[K, *entry[V]]) {
+				if ev.Cause == otter.CauseOverflow || ev.Cause == otter.CauseExpiration {
+					l.evicted.mu.Lock()
+					l.evicted.q = append(l.evicted.q, evictedCopy[K]{ev.Key, ev.Value.key})
+					l.evicted.mu.Unlock()
+				}
+			},
+			Executor: func(fn func()) { fn() },
+		})
+	}
 	return l
 }
+
+// keeps reports whether the store keeps copies at all.
+func (l *local[K, V]) keeps() bool { return l.items != nil }
 
 func (l *local[K, V]) stripe(key string) *stripe[K] {
 	return &l.stripes[maphash.String(l.seed, key)%stripeCount]
@@ -76,16 +132,35 @@ func (l *local[K, V]) stripe(key string) *stripe[K] {
 // get returns the fresh copy of k, if any. It is the hit path: no lock, no
 // allocation.
 func (l *local[K, V]) get(k K, nowNanos int64) (*entry[V], bool) {
-	v, ok := l.items.Load(k)
+	if l.items == nil {
+		return nil, false
+	}
+	e, ok := l.items.GetIfPresent(k)
 	if !ok {
 		return nil, false
 	}
-	e := v.(*entry[V])
 	if e.expireAt != 0 && nowNanos >= e.expireAt {
 		l.evict(k, e)
 		return nil, false
 	}
 	return e, true
+}
+
+// peek returns the copy of k, expired or not, without counting a use of it.
+func (l *local[K, V]) peek(k K) (*entry[V], bool) {
+	if l.items == nil {
+		return nil, false
+	}
+	en, ok := l.items.GetEntryQuietly(k)
+	return en.Value, ok
+}
+
+// all yields every copy, expired or not.
+func (l *local[K, V]) all() iter.Seq2[K, *entry[V]] {
+	if l.items == nil {
+		return func(func(K, *entry[V]) bool) {}
+	}
+	return l.items.All()
 }
 
 // snapshot returns the invalidation counter of key's stripe, to be taken
@@ -99,15 +174,13 @@ func (l *local[K, V]) snapshot(key string) uint64 {
 func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
 	st := l.stripe(e.key)
 	st.mu.Lock()
-	if st.gen.Load() != snap || l.max == 0 {
+	if st.gen.Load() != snap || l.items == nil {
 		st.mu.Unlock()
 		return false
 	}
-	added := l.put(st, k, e)
+	l.put(st, k, e)
 	st.mu.Unlock()
-	if added && l.size.Add(1) > l.max {
-		l.shrink()
-	}
+	l.reap()
 	return true
 }
 
@@ -119,29 +192,60 @@ func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
 func (l *local[K, V]) storeWritten(k K, e *entry[V], snap uint64) bool {
 	st := l.stripe(e.key)
 	st.mu.Lock()
-	ok := st.gen.Load() == snap && l.max > 0
+	ok := st.gen.Load() == snap && l.items != nil
 	st.gen.Add(1)
 	l.drop(st, e.key)
-	added := ok && l.put(st, k, e)
-	st.mu.Unlock()
-	if added && l.size.Add(1) > l.max {
-		l.shrink()
+	if ok {
+		l.put(st, k, e)
 	}
+	st.mu.Unlock()
+	l.reap()
 	return ok
 }
 
-// put stores e for k in the map and the index; st.mu is held. It reports
-// whether k had no copy before.
-func (l *local[K, V]) put(st *stripe[K], k K, e *entry[V]) bool {
-	_, loaded := l.items.Swap(k, e)
+// put stores e for k in the map and the index; st.mu is held.
+func (l *local[K, V]) put(st *stripe[K], k K, e *entry[V]) {
+	l.items.Set(k, e)
 	ks := st.rev[e.key]
 	for _, have := range ks {
 		if have == k {
-			return !loaded
+			return
 		}
 	}
 	st.rev[e.key] = append(ks, k)
-	return !loaded
+}
+
+// deleteIf deletes the copy of k if drop reports true of it, and reports
+// whether it did.
+func (l *local[K, V]) deleteIf(k K, drop func(*entry[V]) bool) bool {
+	deleted := false
+	l.items.ComputeIfPresent(k, func(old *entry[V]) (*entry[V], otter.ComputeOp) {
+		if drop(old) {
+			deleted = true
+			return nil, otter.InvalidateOp
+		}
+		return old, otter.CancelOp
+	})
+	return deleted
+}
+
+// reap removes the index entries of the copies otter evicted. It must not
+// be called with a stripe's mutex held.
+func (l *local[K, V]) reap() {
+	l.evicted.mu.Lock()
+	q := l.evicted.q
+	l.evicted.q = nil
+	l.evicted.mu.Unlock()
+	for _, ev := range q {
+		st := l.stripe(ev.key)
+		st.mu.Lock()
+		// k may hold a copy of the same key again, stored after the
+		// eviction: then its index entry stays.
+		if e, ok := l.peek(ev.k); !ok || e.key != ev.key {
+			st.unindex(ev.key, ev.k)
+		}
+		st.mu.Unlock()
+	}
 }
 
 // drop deletes every copy backed by key; st.mu is held. An index entry whose
@@ -152,12 +256,11 @@ func (l *local[K, V]) drop(st *stripe[K], key string) {
 		return
 	}
 	delete(st.rev, key)
+	if l.items == nil {
+		return
+	}
 	for _, k := range ks {
-		if v, loaded := l.items.Load(k); loaded && v.(*entry[V]).key == key {
-			if l.items.CompareAndDelete(k, v) {
-				l.size.Add(-1)
-			}
-		}
+		l.deleteIf(k, func(e *entry[V]) bool { return e.key == key })
 	}
 }
 
@@ -203,27 +306,28 @@ func (l *local[K, V]) invalidateAll() {
 }
 
 // evict drops e if it is still the copy of k, without counting as an
-// invalidation (the value expired or the map is over capacity).
+// invalidation (the value expired).
 func (l *local[K, V]) evict(k K, e *entry[V]) {
 	st := l.stripe(e.key)
 	st.mu.Lock()
-	if l.items.CompareAndDelete(k, e) {
-		l.size.Add(-1)
+	if l.deleteIf(k, func(have *entry[V]) bool { return have == e }) {
 		st.unindex(e.key, k)
 	}
 	st.mu.Unlock()
 }
 
-// shrink evicts arbitrary copies until the map is back to 7/8 of its bound.
-// Map iteration order is unspecified, which makes this a cheap random
-// eviction; the entries are only copies, Redis still holds the values.
-func (l *local[K, V]) shrink() {
-	target := l.max - l.max/8
-	l.items.Range(func(k, v any) bool {
-		l.evict(k.(K), v.(*entry[V]))
-		return l.size.Load() > target
-	})
+// len reports the number of copies held.
+func (l *local[K, V]) len() int {
+	if l.items == nil {
+		return 0
+	}
+	return l.items.EstimatedSize()
 }
 
-// len reports the number of copies held.
-func (l *local[K, V]) len() int { return int(l.size.Load()) }
+// weight reports the bytes the copies count against the budget.
+func (l *local[K, V]) weight() int64 {
+	if l.items == nil {
+		return 0
+	}
+	return int64(l.items.WeightedSize())
+}

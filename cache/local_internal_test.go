@@ -9,7 +9,7 @@ import (
 
 func TestLocalDropsEveryTypedKeyOfARedisKey(t *testing.T) {
 	t.Parallel()
-	l := newLocal[string, int](10)
+	l := newLocal[string, int](10 * copyWeight("ns:alice", 0))
 	for _, k := range []string{"Bob", "bob", "BOB"} {
 		require.True(t, l.store(k, &entry[int]{v: 1, key: "ns:bob"}, l.snapshot("ns:bob")))
 	}
@@ -28,7 +28,7 @@ func TestLocalDropsEveryTypedKeyOfARedisKey(t *testing.T) {
 
 func TestLocalStoreAfterAnInvalidationIsRefused(t *testing.T) {
 	t.Parallel()
-	l := newLocal[string, int](10)
+	l := newLocal[string, int](10 * copyWeight("ns:alice", 0))
 	snap := l.snapshot("ns:k")
 	l.invalidate("ns:k") // arrives between the read and its store
 	assert.False(t, l.store("k", &entry[int]{v: 1, key: "ns:k"}, snap))
@@ -39,7 +39,7 @@ func TestLocalStoreAfterAnInvalidationIsRefused(t *testing.T) {
 
 func TestLocalStoreWrittenDropsOtherCopiesFirst(t *testing.T) {
 	t.Parallel()
-	l := newLocal[string, int](10)
+	l := newLocal[string, int](10 * copyWeight("ns:alice", 0))
 	require.True(t, l.store("Bob", &entry[int]{v: 1, key: "ns:bob"}, l.snapshot("ns:bob")))
 	snap := l.snapshot("ns:bob")
 	readSnap := l.snapshot("ns:bob") // a read in flight since before the write
@@ -61,23 +61,53 @@ func TestLocalStoreWrittenDropsOtherCopiesFirst(t *testing.T) {
 	assert.False(t, ok)
 }
 
-func TestLocalExpiryAndCapacity(t *testing.T) {
+func TestLocalExpiryAndBudget(t *testing.T) {
 	t.Parallel()
-	l := newLocal[int, int](8)
+	budget := 8 * copyWeight("ns:aa", 100)
+	l := newLocal[int, int](budget)
 	require.True(t, l.store(1, &entry[int]{v: 1, key: "ns:1", expireAt: 100}, l.snapshot("ns:1")))
 	_, ok := l.get(1, 99)
 	assert.True(t, ok)
 	_, ok = l.get(1, 100)
 	assert.False(t, ok, "expired at its hard expiry")
 	assert.Equal(t, 0, l.len())
-	for i := range 100 {
-		key := "ns:" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		l.store(i, &entry[int]{v: i, key: key}, l.snapshot(key))
+	for i := range 1000 {
+		key := "ns:" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))
+		l.store(i, &entry[int]{v: i, key: key, size: 100}, l.snapshot(key))
+		l.get(i, 0)
 	}
-	assert.LessOrEqual(t, l.len(), 8)
+	assert.LessOrEqual(t, l.weight(), budget, "the copies weigh no more than the budget")
+	assert.Positive(t, l.len())
+	assert.Equal(t, l.len(), indexed(l), "an evicted copy leaves no index entry behind")
 
 	none := newLocal[int, int](-1)
 	assert.False(t, none.store(1, &entry[int]{v: 1, key: "ns:1"}, none.snapshot("ns:1")), "no copies at all")
+	_, ok = none.get(1, 0)
+	assert.False(t, ok)
+}
+
+// indexed counts the typed keys that l's index holds.
+func indexed[K comparable, V any](l *local[K, V]) int {
+	n := 0
+	for i := range l.stripes {
+		st := &l.stripes[i]
+		st.mu.Lock()
+		for _, ks := range st.rev {
+			n += len(ks)
+		}
+		st.mu.Unlock()
+	}
+	return n
+}
+
+func TestLocalWeighsTheStoredSize(t *testing.T) {
+	t.Parallel()
+	l := newLocal[int, int](1 << 20)
+	l.store(1, &entry[int]{key: "ns:1", size: 1000}, l.snapshot("ns:1"))
+	l.store(2, &entry[int]{key: "ns:22", size: 10}, l.snapshot("ns:22"))
+	assert.Equal(t, copyWeight("ns:1", 1000)+copyWeight("ns:22", 10), l.weight())
+	l.invalidate("ns:1")
+	assert.Equal(t, copyWeight("ns:22", 10), l.weight())
 }
 
 func TestEchoesAreCountedPerKey(t *testing.T) {

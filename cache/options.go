@@ -123,10 +123,16 @@ type Options[K comparable, V any] struct {
 	// context. Default: 16.
 	FallbackConcurrency int
 
-	// LocalCapacity bounds the number of decoded values kept in process
-	// memory. Past it, arbitrary copies are dropped (Redis still holds
-	// them). Default: 100 000. A negative value keeps no copies at all.
-	LocalCapacity int
+	// LocalBytes bounds the process memory the decoded copies take, as
+	// the sum of their weights: a copy weighs the size of its encoded form
+	// in Redis, plus its Redis key, plus 160 bytes for the bookkeeping. A
+	// decoded value may take more or less memory than its encoding; the
+	// weight is an estimate, not a measure of the heap. Past the bound, the
+	// copies least likely to be read again are evicted (otter's W-TinyLFU:
+	// a new copy is admitted only if it is read more often than the one it
+	// would evict); Redis still holds them. Default: 64 MiB. A negative
+	// value keeps no copies at all.
+	LocalBytes int64
 
 	// LocalTTL bounds how long process memory keeps a copy of a value whose
 	// Redis key has no expiry; copies of keys with an expiry are kept until
@@ -168,11 +174,11 @@ const (
 var ErrInvalidOptions = errors.New("cache: invalid options")
 
 const (
-	defaultLocalCapacity = 100_000
-	defaultLocalTTL      = time.Hour
-	defaultLeaseTTL      = 5 * time.Second
-	defaultRedisTimeout  = 250 * time.Millisecond
-	defaultMaxSilence    = time.Second
+	defaultLocalBytes   = 64 << 20
+	defaultLocalTTL     = time.Hour
+	defaultLeaseTTL     = 5 * time.Second
+	defaultRedisTimeout = 250 * time.Millisecond
+	defaultMaxSilence   = time.Second
 )
 
 func invalid(field, format string, args ...any) error {
@@ -257,8 +263,8 @@ func (o Options[K, V]) withDefaults() Options[K, V] {
 	if o.TTL == nil {
 		o.TTL = ttlpolicy.Minutes(5)
 	}
-	if o.LocalCapacity == 0 {
-		o.LocalCapacity = defaultLocalCapacity
+	if o.LocalBytes == 0 {
+		o.LocalBytes = defaultLocalBytes
 	}
 	if o.LocalTTL == 0 {
 		o.LocalTTL = defaultLocalTTL

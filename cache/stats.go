@@ -56,8 +56,10 @@ type Stats struct {
 	// whether it is open now.
 	ShortCircuits, BreakerTrips uint64
 	BreakerOpen                 bool
-	// LocalEntries is the number of decoded values held in process memory.
+	// LocalEntries is the number of decoded values held in process memory,
+	// and LocalBytes their weight against [Options].LocalBytes.
 	LocalEntries int
+	LocalBytes   int64
 	// Tracking reports whether client-side caching is on. When it is off
 	// (the server refused it), every Get reads Redis.
 	Tracking bool
@@ -144,6 +146,7 @@ func (c *Cache[K, V]) Stats() Stats {
 	}
 	if c.local != nil {
 		s.LocalEntries = c.local.len()
+		s.LocalBytes = c.local.weight()
 	}
 	return s
 }

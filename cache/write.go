@@ -67,7 +67,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		snap  uint64
 		err   error
 	}
-	keep := c.local.max > 0 && c.tracks()
+	keep := c.local.keeps() && c.tracks()
 	var errs []error
 	writes := make([]write, 0, len(ks))
 	var cmds rueidis.Commands
@@ -79,7 +79,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 			errs = append(errs, eb.err)
 			continue
 		}
-		w := write{k: k, key: key, e: &entry[V]{v: vs[i], key: key, softAt: eb.softAt}, first: len(cmds)}
+		w := write{k: k, key: key, e: &entry[V]{v: vs[i], key: key, softAt: eb.softAt, size: uint32(len(eb.data))}, first: len(cmds)}
 		if keep {
 			c.client.expectEcho(key)
 			w.snap = c.local.snapshot(key)
