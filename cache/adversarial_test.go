@@ -333,6 +333,7 @@ func halfOpenRound(t *testing.T, cut bool) {
 	got, err := await(t, many, "P's GetMany")
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{k: 1, "other": 5}, got)
+	require.NoError(t, cache.AwaitWrites(ctx, p, k))
 	require.Len(t, proxy.carrying(key), 2, "the load's write went over the pipelined connection")
 	require.Zero(t, pw.flushesSince(m), "P has noticed nothing")
 	pw.awaitPushOf(t, m, "the echo of the load's write")
@@ -415,6 +416,7 @@ func TestAdvWritesThatDoNotLandLeaveNoEchoBehind(t *testing.T) {
 		v, err := await(t, old, "P's Get")
 		require.NoError(t, err)
 		require.EqualValues(t, 1, v)
+		require.NoError(t, cache.AwaitWrites(ctx, p, "k"))
 		require.EqualValues(t, 1, p.Stats().DiscardedFills)
 		require.EqualValues(t, 2, warmCopy(t, p, "k"))
 		finalChange(t, ctx, p, q, pw, src, "k", 3)
@@ -608,6 +610,7 @@ func TestAdvSetThroughOneCacheDuringALoadOfAnother(t *testing.T) {
 	v, err := await(t, old, "X's parked Get")
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, v)
+	require.NoError(t, cache.AwaitWrites(ctx, x, "k"))
 	assert.EqualValues(t, 1, x.Stats().DiscardedFills, "X's load did not write over Y's Set")
 	for name, c := range map[string]*cache.Cache[string, int64]{"X": x, "Y": y} {
 		assert.EqualValues(t, 2, warmCopy(t, c, "k"), "%s after X's load", name)

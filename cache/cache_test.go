@@ -545,6 +545,7 @@ func TestServerWithoutTrackingFallsBackToPlainReads(t *testing.T) {
 		u, err := c.Get(ctx, 1)
 		require.NoError(t, err)
 		assert.Equal(t, sampleUser(1), u)
+		require.NoError(t, cache.AwaitWrites(ctx, c, 1))
 	}
 	s := c.Stats()
 	assert.False(t, s.Tracking)

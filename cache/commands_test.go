@@ -28,6 +28,7 @@ func TestCommandsPerGet(t *testing.T) {
 	reader := userCache(t, connect(t, srv), ns, nil)
 	_, err = reader.Get(ctx, 1000) // scripts loaded, connections up
 	require.NoError(t, err)
+	require.NoError(t, cache.AwaitWrites(ctx, reader, 1000))
 
 	before := commandStats(t, srv)
 	_, err = reader.Get(ctx, 1)
@@ -41,6 +42,7 @@ func TestCommandsPerGet(t *testing.T) {
 	before = commandStats(t, srv)
 	_, err = reader.Get(ctx, 2)
 	require.NoError(t, err)
+	require.NoError(t, cache.AwaitWrites(ctx, reader, 2))
 	cmds, n = commandsSince(t, srv, before)
 	t.Logf("Get of a missing key: %d commands %v", n, cmds)
 	// The visit (PTTL, SET NX GET, PTTL), then the write under the lease:

@@ -98,9 +98,18 @@
 // deletes the key, lease and all, which is what keeps G1. The script reads the
 // key before it writes (which makes Redis push the write's invalidation back
 // on the writing connection) and after (which tracks the key again). The
-// load's callers wait for that write at most RedisTimeout; the write itself
-// goes on, bounded by LeaseTTL, so that a slow Redis never leaves a lease
-// behind for the other processes to wait out.
+// load's callers do not wait for that write: they are answered as soon as
+// the loader returns, so a miss costs the caller one round trip and the
+// loader. The loaded value is kept in process memory at once, as a read
+// keeps what it read (only if no invalidation of the key came since before
+// the loader read the source); the write replaces that copy with its own, or
+// drops it when it does not write. Until the write ends, a read of the
+// process that meets the load's lease in Redis gets the load's result (a
+// failed load's lease is awaited and the key read again), and the
+// operations that read a key's state in Redis (TTL, Exists, Expire,
+// ExpireAt, Persist, Delete, a refresh's claim) first wait for the write, at
+// most RedisTimeout. The write goes on, bounded by LeaseTTL, so that a slow
+// Redis never leaves a lease behind for the other processes to wait out.
 //
 // Copies after a write. A write of this process (Set, or a load's write)
 // reaches the process again as Redis' invalidation of that very write, the

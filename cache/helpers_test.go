@@ -167,6 +167,10 @@ func warm[K comparable, V any](t testing.TB, c *cache.Cache[K, V], k K) {
 			t.Fatalf("warm: %v", err)
 		}
 		if c.Stats().LocalHits > before {
+			// Settled: the load's write has ended too.
+			if err := cache.AwaitWrites(context.Background(), c, k); err != nil {
+				t.Fatalf("warm: %v", err)
+			}
 			return
 		}
 	}
@@ -594,6 +598,7 @@ func warmCopy[K comparable, V any](t testing.TB, c *cache.Cache[K, V], k K) V {
 		cancel()
 		require.NoError(t, err, "warm %v", k)
 		if c.Stats().LocalHits > before {
+			require.NoError(t, cache.AwaitWrites(context.Background(), c, k))
 			return v
 		}
 		if time.Now().After(deadline) {

@@ -46,6 +46,9 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 		keys[i] = c.Key(k)
 		cmds[i] = rc.B().Del().Key(keys[i]).Build()
 	}
+	if err := c.awaitWrites(ctx, keys...); err != nil {
+		return 0, fmt.Errorf("cache: %s: %w", op, err)
+	}
 	n := 0
 	var errs []error
 	for i, res := range c.doMulti(ctx, rc, cmds...) {
@@ -84,6 +87,9 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	}
 	rc, err := c.redis()
 	if err != nil {
+		return n, fmt.Errorf("cache: exists: %w", err)
+	}
+	if err := c.awaitWrites(ctx, rest...); err != nil {
 		return n, fmt.Errorf("cache: exists: %w", err)
 	}
 	var errs []error
@@ -137,6 +143,9 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, build func(r
 	if err != nil {
 		return false, fmt.Errorf("cache: %s %s: %w", op, key, err)
 	}
+	if err := c.awaitWrites(ctx, key); err != nil {
+		return false, fmt.Errorf("cache: %s %s: %w", op, key, err)
+	}
 	n, err := c.do(ctx, rc, build(rc.B())).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
 	// a past instant) or shorten its life below the copy's.
@@ -154,6 +163,9 @@ func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	key := c.Key(k)
 	rc, err := c.redis()
 	if err != nil {
+		return 0, fmt.Errorf("cache: ttl %s: %w", key, err)
+	}
+	if err := c.awaitWrites(ctx, key); err != nil {
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, err)
 	}
 	n, err := c.do(ctx, rc, rc.B().Pttl().Key(key).Build()).AsInt64()

@@ -158,6 +158,7 @@ func TestNoStaleSetInOneProcess(t *testing.T) {
 				assert.EqualValues(t, 2, v)
 			}
 			assert.EqualValues(t, 2, src.loads.Load())
+			require.NoError(t, cache.AwaitWrites(ctx, c, "k"))
 			assert.EqualValues(t, 1, c.Stats().DiscardedFills, "the old row was not written")
 		})
 	}
@@ -361,6 +362,7 @@ func TestDeadLeaseHolderIsTakenOver(t *testing.T) {
 	// expired, must not overwrite the one written after it.
 	close(thaw)
 	<-holderDone
+	require.NoError(t, cache.AwaitWrites(ctx, holder, "k"))
 	assert.EqualValues(t, 1, holder.Stats().DiscardedFills)
 	v, err = waiter.Get(ctx, "k")
 	require.NoError(t, err)
@@ -439,7 +441,7 @@ func TestRedisRestartDuringLoad(t *testing.T) {
 	close(release)
 	require.NoError(t, <-got, "the loaded value is returned although it could not be written")
 
-	_, err := c.Exists(ctx, "k")
+	_, err := c.Exists(ctx, "other")
 	require.ErrorIs(t, err, cache.ErrUnavailable, "Redis being down is surfaced")
 
 	require.NoError(t, srv.Restart())

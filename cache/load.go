@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -15,10 +16,25 @@ import (
 
 // heldLoad is a load this process runs for one key under the key's lease.
 type heldLoad[V any] struct {
-	lease []byte
-	done  chan struct{} // closed once e and err are set
-	e     *entry[V]
-	err   error
+	lease   []byte
+	done    chan struct{} // closed once e and err are set
+	written chan struct{} // closed once the write under the lease ended
+	e       *entry[V]
+	err     error
+	// prev is the load of the key that this one replaced in Cache.held (its
+	// lease was gone, and its write may still be running).
+	prev atomic.Pointer[heldLoad[V]]
+}
+
+// failed reports whether the load has ended with an error other than the
+// key's absence from the source.
+func (h *heldLoad[V]) failed() bool {
+	select {
+	case <-h.done:
+		return h.err != nil && !errors.Is(h.err, ErrNotFound)
+	default:
+		return false
+	}
 }
 
 // result is what the callers of the load get: a key the source does not have
@@ -55,72 +71,134 @@ type loaded[V any] struct {
 // call took, in one loader call on a background goroutine detached from the
 // caller's cancellation — the reads that joined those keys must not fail
 // because this one went away, and the leases must be written or released
-// whatever happens — then writes each result under its lease and finishes
-// the keys' flights (fls[i], when fls is not nil). It returns one heldLoad
-// per key, to wait on.
+// whatever happens. It finishes the keys' flights (fls[i], when fls is not
+// nil) as soon as the loader returned, then writes each result under its
+// lease on the same goroutine. It returns one heldLoad per key, to wait on.
+//
+// The callers do not wait for the writes: a miss costs the caller one round
+// trip and the loader. What the writes owe to the rest of the process, the
+// held entries give until the writes end: a read that visits Redis and
+// meets the lease of this load is answered with its result, and the
+// operations that read Redis's state of a key (TTL, Exists, Expire, ...)
+// first wait for its write (awaitWrites). Other processes meet the lease and
+// wait for the write's invalidation, as they always do.
 func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx []int, st []keyState, fls []*loader.Flight[*entry[V]]) []*heldLoad[V] {
 	c.stats.misses.Add(uint64(len(idx)))
 	hs := make([]*heldLoad[V], len(idx))
 	leases := make([][]byte, len(idx))
 	for j, i := range idx {
 		leases[j] = st[i].lease
-		hs[j] = &heldLoad[V]{lease: leases[j], done: make(chan struct{})}
-		c.held.Store(keys[i], hs[j])
+		hs[j] = &heldLoad[V]{lease: leases[j], done: make(chan struct{}), written: make(chan struct{})}
+		if prev, ok := c.held.Swap(keys[i], hs[j]); ok {
+			hs[j].prev.Store(prev.(*heldLoad[V]))
+		}
 	}
 	run := func() {
-		lctx, cancel := c.detached(ctx, 0)
-		defer cancel()
-		var ls []loaded[V]
-		defer func() {
+		var res []loaded[V]
+		answered := false
+		answer := func() {
+			answered = true
 			for j, i := range idx {
 				h := hs[j]
-				if ls != nil {
-					h.e, h.err = ls[j].result()
+				if res != nil {
+					h.e, h.err = res[j].result()
 				} else {
 					h.err = fmt.Errorf("cache: load %s: did not complete", keys[i])
-					c.held.CompareAndDelete(keys[i], h)
 				}
 				close(h.done)
 				if fls != nil {
 					fls[i].Finish(h.e, h.err)
 				}
 			}
-		}()
-		res := c.loadKeys(lctx, ks, keys, idx, true)
-		// The flights finish after the writes, so that whoever reads a
-		// key once its flight finished finds the value (or no lease) in
-		// Redis and its copy in memory — but they wait for the writes
-		// only as long as the time budget: a slow Redis must not hold
-		// the callers, and must not cut the writes short either, or the
-		// leases would stay for LeaseTTL and every process would wait.
-		// The writes go on, bounded by LeaseTTL (past it the leases are
-		// gone anyway); the held entries stay until they end, so a read
-		// that meets a lease still there waits for this load's result.
-		written := make(chan struct{})
-		write := func() {
-			defer close(written)
-			wctx, cancel := c.detached(ctx, max(c.leaseTTL, c.budgetFor(len(idx))))
-			defer cancel()
-			c.commit(wctx, ks, keys, idx, leases, res)
+		}
+		defer func() {
+			if !answered {
+				answer() // the loader did not return
+			}
 			for j, i := range idx {
 				c.held.CompareAndDelete(keys[i], hs[j])
+				close(hs[j].written)
 			}
+		}()
+		// Taken before the loader reads the source: a change the snapshots
+		// miss was applied before that read.
+		snaps := make([]uint64, len(idx))
+		for j, i := range idx {
+			snaps[j] = c.local.snapshot(keys[i])
 		}
-		if !c.spawn(write) {
-			write()
-		}
-		t := time.NewTimer(c.budgetFor(len(idx)))
-		select {
-		case <-written:
-		case <-t.C:
-		}
-		t.Stop()
-		ls = res
+		lctx, cancel := c.detached(ctx, 0)
+		res = c.loadKeys(lctx, ks, keys, idx, true)
+		cancel()
+		c.keepLoaded(ks, keys, idx, snaps, res)
+		answer()
+		// The writes are bounded by LeaseTTL, not by the time budget: cut
+		// short, they would leave the leases for LeaseTTL and every process
+		// would wait (past it the leases are gone anyway).
+		wctx, wcancel := c.detached(ctx, max(c.leaseTTL, c.budgetFor(len(idx))))
+		defer wcancel()
+		c.commit(wctx, ks, keys, idx, leases, res)
 	}
 	if !c.spawn(run) {
 		run() // the client is closing: no background work
 	}
 	return hs
+}
+
+// keepLoaded keeps a copy of each loaded result that is to be written, before
+// the write, so that the caller's next Get finds it in memory. It is stored
+// as a read stores what it read: only if no invalidation of the key was
+// handled since the snapshots taken before the loader read the source (the
+// visit that took the lease made Redis track the key, so any change after
+// it is pushed and drops the copy, as it drops every copy). The write then replaces it with the copy it stores (or
+// drops it, if the write does not happen); until then it expires with the
+// TTL being written.
+func (c *Cache[K, V]) keepLoaded(ks []K, keys []string, idx []int, snaps []uint64, res []loaded[V]) {
+	if !c.local.keeps() || !c.tracks() {
+		return
+	}
+	now := c.now()
+	for j, i := range idx {
+		l := res[j]
+		if l.e == nil || l.data == nil || l.ttl <= 0 {
+			continue
+		}
+		l.e.expireAt = now.Add(l.ttl).UnixNano()
+		c.local.store(ks[i], l.e, snaps[j])
+	}
+}
+
+// awaitWrites waits until the writes of this process's loads of the Redis
+// keys, if any are running (the latest load of each key, and those it
+// replaced), have ended — or for as long as the time budget,
+// or until ctx ends: an operation that reads Redis's state of a key after a
+// Get returned its loaded value sees that value, not the lease it replaces,
+// unless Redis is too slow to take the write.
+func (c *Cache[K, V]) awaitWrites(ctx context.Context, keys ...string) error {
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for _, key := range keys {
+		v, ok := c.held.Load(key)
+		if !ok {
+			continue
+		}
+		if t == nil {
+			t = time.NewTimer(c.budgetFor(len(keys)))
+		}
+		for h := v.(*heldLoad[V]); h != nil; h = h.prev.Load() {
+			select {
+			case <-h.written:
+			case <-t.C:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // loadDirect loads the keys ks[i], i in idx, and answers them through finish
@@ -266,6 +344,9 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 			if keep[t] {
 				c.client.cancelEcho(keys[i])
 			}
+			// Not in Redis (yet): no copy either, the one keepLoaded kept
+			// included, until a retry writes it.
+			c.client.wrote(keys[i])
 			again = append(again, j)
 			continue
 		}
@@ -286,8 +367,11 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 		}
 		c.client.wroteBy(keys[i], c)
 		c.flights.Forget(keys[i])
-		c.expireIn(l.e, pttl)
-		c.local.storeWritten(ks[i], l.e, snaps[t])
+		// A copy of the entry the callers were given: they may be
+		// reading it.
+		e := l.e.copied()
+		c.expireIn(e, pttl)
+		c.local.storeWritten(ks[i], e, snaps[t])
 	}
 	return again
 }

@@ -93,6 +93,11 @@ type entry[V any] struct {
 	softAt     int64  // Unix nanoseconds after which a refresh is due; 0 = never
 }
 
+// copied returns a new entry with e's value and fields, not yet refreshing.
+func (e *entry[V]) copied() *entry[V] {
+	return &entry[V]{v: e.v, notFound: e.notFound, stale: e.stale, key: e.key, size: e.size, expireAt: e.expireAt, softAt: e.softAt}
+}
+
 // due reports whether e is past its soft expiry at now.
 func (e *entry[V]) due(now int64) bool { return e.softAt != 0 && now >= e.softAt }
 

@@ -361,6 +361,16 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 				finish(i, e, nil)
 			case errors.Is(derr, errLeaseHeld):
 				if h := c.heldBy(key, raw); h != nil {
+					if h.failed() {
+						// Its lease is being released: this read loads
+						// anew, as a read after a failed load does.
+						if err := c.awaitWrites(ctx, key); err != nil {
+							finish(i, nil, err)
+							continue
+						}
+						again = append(again, i)
+						continue
+					}
 					// This process's own load, and Redis still holds its
 					// lease: no invalidation came since it began.
 					waitFor = append(waitFor, awaited{i: i, h: h, mine: true})

@@ -67,6 +67,10 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	if err != nil {
 		return zero, fmt.Errorf("%w: %w", errNotClaimed, err)
 	}
+	// A load of this process may still be writing the value due.
+	if err := c.awaitWrites(ctx, key); err != nil {
+		return zero, fmt.Errorf("%w: %w", errNotClaimed, err)
+	}
 	cctx, cancel := c.budget(ctx, 1)
 	claimed, err := claimScript.Exec(cctx, rc, []string{key}, []string{be64(softMs), be64(next)}).AsBytes()
 	cancel()
