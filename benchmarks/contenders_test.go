@@ -106,7 +106,7 @@ type asideClient struct{ c *cache.Cache[int64, User] }
 func openAside(noClientSideCaching bool) func(testing.TB, env) client {
 	return func(tb testing.TB, e env) client {
 		tb.Helper()
-		opt := srv.ClientOption()
+		opt := redisOption()
 		opt.DisableCache = noClientSideCaching
 		cl, err := cache.Connect(opt)
 		if err != nil {
@@ -157,7 +157,7 @@ type rueidisClient struct {
 func openRueidis(doCache bool) func(testing.TB, env) client {
 	return func(tb testing.TB, e env) client {
 		tb.Helper()
-		rc, err := rueidis.NewClient(srv.ClientOption())
+		rc, err := rueidis.NewClient(redisOption())
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -281,7 +281,7 @@ type rueidisAsideClient struct {
 func openRueidisAside(noClientSideCaching bool) func(testing.TB, env) client {
 	return func(tb testing.TB, e env) client {
 		tb.Helper()
-		opt := srv.ClientOption()
+		opt := redisOption()
 		opt.DisableCache = noClientSideCaching
 		ca, err := rueidisaside.NewClient(rueidisaside.ClientOption{ClientOption: opt})
 		if err != nil {
@@ -333,7 +333,7 @@ type goRedisCacheClient struct {
 func openGoRedisCache(local bool) func(testing.TB, env) client {
 	return func(tb testing.TB, e env) client {
 		tb.Helper()
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr()})
 		tb.Cleanup(func() { _ = rdb.Close() })
 		opt := &gocache.Options{Redis: rdb}
 		if local {
@@ -377,7 +377,7 @@ type sturdycClient struct {
 
 func openSturdyc(tb testing.TB, e env) client {
 	tb.Helper()
-	rc, err := rueidis.NewClient(srv.ClientOption())
+	rc, err := rueidis.NewClient(redisOption())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,13 +10,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/aside-go/aside/internal/redistest"
 )
 
 // srv is the private redis-server every contender of every benchmark uses.
+// It is nil in a worker process of BenchmarkMixProcs, which uses the server
+// of the benchmark that started it (see redisAddr).
 var srv *redistest.Server
 
+// workerAddr is the address of the parent's redis-server in a worker process.
+var workerAddr string
+
+// redisAddr is the address of the redis-server of the benchmarks.
+func redisAddr() string {
+	if srv == nil {
+		return workerAddr
+	}
+	return srv.Addr()
+}
+
+// redisOption is what a rueidis client needs to reach it.
+func redisOption() rueidis.ClientOption {
+	if srv == nil {
+		return rueidis.ClientOption{InitAddress: []string{workerAddr}}
+	}
+	return srv.ClientOption()
+}
+
 func TestMain(m *testing.M) {
+	// A worker of BenchmarkMixProcs talks to its parent's server.
+	if addr, ok := workerAddrFromEnv(); ok {
+		workerAddr = addr
+		os.Exit(m.Run())
+	}
 	s, err := redistest.Launch(redistest.Config{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "the benchmarks need redis-server:", err)
@@ -46,6 +74,7 @@ func printVersions() {
 	// Unit metadata: which way is better, and which counts are exact.
 	fmt.Println("Unit ops/s better=higher")
 	fmt.Println("Unit hit-% better=higher")
+	fmt.Println("Unit keys/s better=higher")
 	fmt.Println("Unit loads/op assume=exact")
 	fmt.Println("Unit max-loads assume=exact")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -13,10 +14,24 @@ import (
 // had completed when the read started, and that update completed more than
 // the invalidation delay before it (see [Stale]). Reads that overlap an update
 // may return either version.
+//
+// A Source is held in words that are only accessed atomically: in process
+// memory ([NewSource]), or in a file mapped by several processes
+// ([CreateSharedSource], [OpenSharedSource]), which then judge their reads
+// against one source of truth and one clock.
 type Source struct {
-	start    time.Time
 	versions []atomic.Int64
-	done     []atomic.Pointer[Completion]
+	// done holds the last completed update of each record, packed into one
+	// word (see pack) so that a process reads its version and its time
+	// together.
+	done []atomic.Uint64
+	// base and epoch make Now: the time since the source was created, on
+	// this process's monotonic clock, shifted by where this process's
+	// clock stood (by the wall clock) when the source was created.
+	base  time.Time
+	epoch time.Duration
+	// close unmaps a shared source.
+	close func() error
 }
 
 // Completion is an update that completed: the version it wrote and when its
@@ -26,35 +41,61 @@ type Completion struct {
 	At      time.Duration
 }
 
-// NewSource returns records 0..n-1, all at version 0 and never updated.
-func NewSource(n int) *Source {
-	return &Source{
-		start:    time.Now(),
-		versions: make([]atomic.Int64, n),
-		done:     make([]atomic.Pointer[Completion], n),
+// A completion is packed into one word: the version in the high bits, the
+// time in microseconds in the low ones.
+const (
+	completionTimeBits = 40                             // 12.7 days in µs
+	maxVersion         = 1<<(64-completionTimeBits) - 1 // 16.7 million updates of one record
+)
+
+func pack(c Completion) uint64 {
+	return uint64(c.Version)<<completionTimeBits | uint64(c.At/time.Microsecond)&(1<<completionTimeBits-1)
+}
+
+func unpack(w uint64) Completion {
+	return Completion{
+		Version: int64(w >> completionTimeBits),
+		At:      time.Duration(w&(1<<completionTimeBits-1)) * time.Microsecond,
 	}
 }
 
+// NewSource returns records 0..n-1, all at version 0 and never updated, held
+// in this process's memory.
+func NewSource(n int) *Source {
+	return &Source{
+		versions: make([]atomic.Int64, n),
+		done:     make([]atomic.Uint64, n),
+		base:     time.Now(),
+		close:    func() error { return nil },
+	}
+}
+
+// Len is the number of records.
+func (s *Source) Len() int { return len(s.versions) }
+
 // Now is the time since the source was made, on the monotonic clock.
-func (s *Source) Now() time.Duration { return time.Since(s.start) }
+func (s *Source) Now() time.Duration { return s.epoch + time.Since(s.base) }
 
 // Load is the loader: the record as the source holds it now.
 func (s *Source) Load(id int64) User { return NewUser(id, s.versions[id].Load()) }
 
 // Update changes record id and returns its new version. The caller then
 // invalidates the cached copies and reports the update with Complete.
-func (s *Source) Update(id int64) int64 { return s.versions[id].Add(1) }
+func (s *Source) Update(id int64) int64 {
+	v := s.versions[id].Add(1)
+	if v > maxVersion {
+		panic(fmt.Sprintf("benchmarks: record %d updated more than %d times", id, maxVersion))
+	}
+	return v
+}
 
 // Complete records that the update of id to version v completed at. Updates of
 // one record that complete out of order keep the highest version.
 func (s *Source) Complete(id, v int64, at time.Duration) {
-	c := &Completion{Version: v, At: at}
+	w := pack(Completion{Version: v, At: at})
 	for {
 		old := s.done[id].Load()
-		if old != nil && old.Version >= v {
-			return
-		}
-		if s.done[id].CompareAndSwap(old, c) {
+		if unpack(old).Version >= v || s.done[id].CompareAndSwap(old, w) {
 			return
 		}
 	}
@@ -62,12 +103,11 @@ func (s *Source) Complete(id, v int64, at time.Duration) {
 
 // Completed returns the last completed update of id, the zero Completion when
 // there was none.
-func (s *Source) Completed(id int64) Completion {
-	if c := s.done[id].Load(); c != nil {
-		return *c
-	}
-	return Completion{}
-}
+func (s *Source) Completed(id int64) Completion { return unpack(s.done[id].Load()) }
+
+// Close releases a shared source's mapping; it does nothing for one in
+// process memory. The source must not be used afterwards.
+func (s *Source) Close() error { return s.close() }
 
 // Stale reports whether a read that started at start, when before was the
 // last completed update of the record, and returned got, is stale: got is

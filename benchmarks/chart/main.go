@@ -1,12 +1,18 @@
 // Command chart turns the output of the comparison benchmarks (results/bench.txt,
 // as `make bench` writes it) into what benchmarks/README.md shows: an SVG chart of
 // the key comparisons, a table of the median of every scenario for every
-// library, and aside's standing against its targets. With -readme it rewrites
-// the part of the README between the results markers with all of it, the
-// machine and the versions, and the benchstat table.
+// library, and aside's standing against its targets, each computed from the
+// one run. With -readme it rewrites the part of the README between the results
+// markers with all of it, the machine and the versions, and the benchstat
+// table; with -top-readme, the performance section of the repository's README
+// (between its performance markers) with a summary of the same run.
 //
 //	go run ./chart -in results/bench.txt -svg results/chart.svg \
-//		-benchstat results/benchstat.txt -readme README.md
+//		-benchstat results/benchstat.txt -readme README.md -top-readme ../README.md
+//
+// Scenarios absent from the input (BenchmarkLocalZipf and
+// BenchmarkInvalidatePattern1M come from other packages and files) are left
+// out of the chart and the tables, and their targets say "not in this run".
 package main
 
 import (
@@ -31,6 +37,7 @@ func main() {
 	stat := flag.String("benchstat", "", "benchstat table to copy into the README")
 	readme := flag.String("readme", "", "README whose results section to rewrite")
 	chartRef := flag.String("chart-ref", "results/chart.svg", "path of the chart as the README links it")
+	top := flag.String("top-readme", "", "repository README whose performance section to rewrite")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -42,6 +49,11 @@ func main() {
 		log.Fatal(err)
 	}
 	summary := markdown(data)
+	if *top != "" {
+		if err := splice(*top, topBegin, topEnd, performance(data)); err != nil {
+			log.Fatal(err)
+		}
+	}
 	if *readme == "" {
 		fmt.Print(summary)
 		return
@@ -52,7 +64,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	if err := splice(*readme, section(data, summary, string(table), *chartRef)); err != nil {
+	if err := splice(*readme, beginMarker, endMarker, section(data, summary, string(table), *chartRef)); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -62,11 +74,14 @@ func main() {
 var libOrder = []string{"aside", "rueidis", "rueidis-DoCache", "rueidisaside", "go-redis-cache", "go-redis-cache+LFU", "sturdyc"}
 
 // dataset holds every measurement by row (the benchmark name without its
-// lib= part and GOMAXPROCS), library and unit, and the file configuration.
+// column part and GOMAXPROCS), column (the library, or the policy or method
+// compared) and unit (as benchfmt tidies it: ns/op is sec/op, a unit ending
+// in -MB ends in -B, in bytes), and the file configuration.
 type dataset struct {
 	values map[string]map[string]map[string][]float64
-	rows   []string // in order of first appearance
-	config []kv     // file configuration, first value of each key
+	rows   []string            // in order of first appearance
+	cols   map[string][]string // each row's columns, in order of first appearance
+	config []kv                // file configuration, first value of each key
 }
 
 type kv struct{ key, value string }
@@ -77,7 +92,7 @@ func read(path string) (*dataset, error) {
 		return nil, err
 	}
 	defer f.Close()
-	d := &dataset{values: make(map[string]map[string]map[string][]float64)}
+	d := &dataset{values: make(map[string]map[string]map[string][]float64), cols: make(map[string][]string)}
 	seen := make(map[string]bool)
 	r := benchfmt.NewReader(f, path)
 	for r.Scan() {
@@ -104,6 +119,7 @@ func read(path string) (*dataset, error) {
 		}
 		if d.values[row][lib] == nil {
 			d.values[row][lib] = make(map[string][]float64)
+			d.cols[row] = append(d.cols[row], lib)
 		}
 		for _, v := range res.Values {
 			d.values[row][lib][v.Unit] = append(d.values[row][lib][v.Unit], v.Value)
@@ -118,17 +134,25 @@ func read(path string) (*dataset, error) {
 	return d, nil
 }
 
+// columnKeys are the sub-benchmark keys that name the thing compared: the
+// library (lib=), the local-memory policy (policy=, BenchmarkLocalZipf), the
+// way of invalidating (how=, BenchmarkInvalidatePattern1M).
+var columnKeys = []string{"/lib=", "/policy=", "/how="}
+
 // split takes "HitLocal/lib=aside-2" apart into "HitLocal" and "aside".
 func split(name benchfmt.Name) (row, lib string) {
 	base, parts := name.Parts()
 	row = string(base)
+parts:
 	for _, p := range parts {
 		s := string(p)
-		switch {
-		case strings.HasPrefix(s, "/lib="):
-			lib = s[len("/lib="):]
-		case strings.HasPrefix(s, "-"): // GOMAXPROCS
-		default:
+		for _, k := range columnKeys {
+			if v, ok := strings.CutPrefix(s, k); ok {
+				lib = v
+				continue parts
+			}
+		}
+		if !strings.HasPrefix(s, "-") { // GOMAXPROCS
 			row += s
 		}
 	}
@@ -158,7 +182,8 @@ func (d *dataset) max(row, lib, unit string) (float64, bool) {
 	return slices.Max(xs), true
 }
 
-// libs returns the libraries measured in row, in libOrder.
+// libs returns the libraries measured in row, in libOrder, then the other
+// columns of the row (policies, methods) in the order the input has them.
 func (d *dataset) libs(row string) []string {
 	var out []string
 	for _, l := range libOrder {
@@ -166,7 +191,7 @@ func (d *dataset) libs(row string) []string {
 			out = append(out, l)
 		}
 	}
-	for l := range d.values[row] {
+	for _, l := range d.cols[row] {
 		if !slices.Contains(libOrder, l) {
 			out = append(out, l)
 		}
@@ -195,6 +220,14 @@ var panels = []panel{
 	{"Herd: loader calls", "16 instances × 8 goroutines, one cold key · target 1", "Herd/instances=16", "loads/op", true, count},
 	{"Mix: stale reads", "Zipf reads, 5% updates, 4 instances · target 0", "Mix", "stale-reads", true, count},
 	{"Mix: throughput", "same run · operations per second · higher is better", "Mix", "ops/s", true, count},
+	{"Mix at steady state: throughput", "every record read first · ops/s · higher is better", "MixSteady", "ops/s", true, count},
+	{"Mix at steady state: read latency, p99", "from every read's duration · lower is better", "MixSteady", "read-p99-µs", true, micros},
+	{"Mix at steady state: stale reads", "same run · target 0", "MixSteady", "stale-reads", true, count},
+	{"4 processes: throughput", "the mix in 4 OS processes · ops/s · higher is better", "MixProcs/procs=4", "ops/s", true, count},
+	{"4 processes: loader calls", "same run, all processes · lower is better", "MixProcs/procs=4", "loads", true, count},
+	{"4 processes: stale reads", "same run · target 0", "MixProcs/procs=4", "stale-reads", true, count},
+	{"Bounded local memory: hit ratio", "1M-record Zipf reads, budget for 10% · linear · higher is better", "LocalZipf", "hit-%", false, percent},
+	{"Pattern invalidation of 1M keys", "3-primary cluster · keys per second · higher is better", "InvalidatePattern1M", "keys/s", true, count},
 }
 
 const (
@@ -237,7 +270,7 @@ func render(d *dataset) []byte {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="26" font-size="17" font-weight="bold" fill="%s">aside against other Go caches on Redis — one run, one machine</text>`+"\n", panelPad, textColor)
-	fmt.Fprintf(&b, `<text x="%d" y="26" font-size="12" fill="%s" text-anchor="end">median of the runs · log scales</text>`+"\n", width-panelPad, noteColor)
+	fmt.Fprintf(&b, `<text x="%d" y="26" font-size="12" fill="%s" text-anchor="end">median of the runs · log scales unless noted</text>`+"\n", width-panelPad, noteColor)
 	y := 40
 	for i, p := range shown {
 		if i > 0 && i%columns == 0 {
@@ -349,6 +382,15 @@ func duration(s float64) string {
 	return sig(s) + " s"
 }
 
+// micros formats microseconds as a duration.
+func micros(v float64) string { return duration(v * 1e-6) }
+
+// percent formats a percentage.
+func percent(v float64) string { return sig(v) + "%" }
+
+// megabytes formats bytes in MB (10^6 bytes).
+func megabytes(v float64) string { return sig(v/1e6) + " MB" }
+
 // count formats a number with k and M.
 func count(v float64) string {
 	switch {
@@ -374,35 +416,78 @@ func sig(v float64) string {
 
 // ---- tables
 
-// scenarios are the rows of the comparison table, with the unit shown.
-var scenarios = []struct{ row, label, unit string }{
-	{"HitLocal", "1. hit, process memory (time/op)", "sec/op"},
-	{"HitLocal", "1. hit, process memory (allocs/op)", "allocs/op"},
-	{"HitLocalParallel", "1. hit, process memory, parallel (time/op)", "sec/op"},
-	{"HitLocalParallel", "1. hit, process memory, parallel (allocs/op)", "allocs/op"},
-	{"HitRedis", "2. hit from Redis (time/op)", "sec/op"},
-	{"Miss", "3. miss (time/op)", "sec/op"},
-	{"BatchCached", "4. batch of 100, cached (time/op)", "sec/op"},
-	{"BatchMissing", "4. batch of 100, missing (time/op)", "sec/op"},
-	{"Herd/instances=1", "5. herd, 1 instance × 8: loader calls", "loads/op"},
-	{"Herd/instances=4", "5. herd, 4 instances × 8: loader calls", "loads/op"},
-	{"Herd/instances=16", "5. herd, 16 instances × 8: loader calls", "loads/op"},
-	{"Herd/instances=16", "5. herd, 16 instances × 8: wall time", "sec/op"},
-	{"Mix", "6. mix: throughput (ops/s)", "ops/s"},
-	{"Mix", "6. mix: hit ratio (%)", "hit-%"},
-	{"Mix", "6. mix: stale reads", "stale-reads"},
-	{"Mix", "6. mix: oldest stale read (ms)", "max-stale-ms"},
+// scenario is a row of the comparison table: one unit of one benchmark row,
+// formatted by format.
+type scenario struct {
+	row, label, unit string
+	format           func(float64) string
+}
+
+// scenarios are the rows of the comparison table.
+var scenarios = []scenario{
+	{"HitLocal", "1. hit, process memory (time/op)", "sec/op", duration},
+	{"HitLocal", "1. hit, process memory (allocs/op)", "allocs/op", count},
+	{"HitLocalParallel", "1. hit, process memory, parallel (time/op)", "sec/op", duration},
+	{"HitLocalParallel", "1. hit, process memory, parallel (allocs/op)", "allocs/op", count},
+	{"HitRedis", "2. hit from Redis (time/op)", "sec/op", duration},
+	{"Miss", "3. miss (time/op)", "sec/op", duration},
+	{"BatchCached", "4. batch of 100, cached (time/op)", "sec/op", duration},
+	{"BatchMissing", "4. batch of 100, missing (time/op)", "sec/op", duration},
+	{"Herd/instances=1", "5. herd, 1 instance × 8: loader calls", "loads/op", count},
+	{"Herd/instances=4", "5. herd, 4 instances × 8: loader calls", "loads/op", count},
+	{"Herd/instances=16", "5. herd, 16 instances × 8: loader calls", "loads/op", count},
+	{"Herd/instances=16", "5. herd, 16 instances × 8: wall time", "sec/op", duration},
+	{"Mix", "6. mix, cold start: throughput (ops/s)", "ops/s", count},
+	{"Mix", "6. mix, cold start: hit ratio (%)", "hit-%", count},
+	{"Mix", "6. mix, cold start: stale reads", "stale-reads", count},
+	{"Mix", "6. mix, cold start: oldest stale read (ms)", "max-stale-ms", count},
+	{"MixSteady", "7. mix, steady state: throughput (ops/s)", "ops/s", count},
+	{"MixSteady", "7. mix, steady state: hit ratio (%)", "hit-%", count},
+	{"MixSteady", "7. mix, steady state: stale reads", "stale-reads", count},
+	{"MixSteady", "7. mix, steady state: oldest stale read (ms)", "max-stale-ms", count},
+	{"MixSteady", "7. mix, steady state: read p50", "read-p50-µs", micros},
+	{"MixSteady", "7. mix, steady state: read p99", "read-p99-µs", micros},
+	{"MixSteady", "7. mix, steady state: read p99.9", "read-p99.9-µs", micros},
+	{"MixSteady", "7. mix, steady state: update p50", "update-p50-µs", micros},
+	{"MixSteady", "7. mix, steady state: update p99", "update-p99-µs", micros},
+	{"MixSteady", "7. mix, steady state: update p99.9", "update-p99.9-µs", micros},
+	{"MixProcs/procs=1", "8. mix, 1 process: throughput (ops/s)", "ops/s", count},
+	{"MixProcs/procs=1", "8. mix, 1 process: loader calls", "loads", count},
+	{"MixProcs/procs=1", "8. mix, 1 process: stale reads", "stale-reads", count},
+	{"MixProcs/procs=4", "8. mix, 4 processes: throughput (ops/s)", "ops/s", count},
+	{"MixProcs/procs=4", "8. mix, 4 processes: loader calls", "loads", count},
+	{"MixProcs/procs=4", "8. mix, 4 processes: stale reads", "stale-reads", count},
+	{"MixProcs/procs=4", "8. mix, 4 processes: oldest stale read (ms)", "max-stale-ms", count},
+}
+
+// compared are the tables of the scenarios that compare aside with
+// something other than the libraries: a row each of what is compared.
+var compared = []struct {
+	title, row, column string
+	units              []scenario // row is unused: the label heads a column
+}{
+	{
+		"9. Bounded local memory (`BenchmarkLocalZipf`, package `cache`)", "LocalZipf", "policy",
+		[]scenario{{"", "local hit ratio", "hit-%", percent}, {"", "time/op", "sec/op", duration}},
+	},
+	{
+		"10. Pattern invalidation of 1M keys on 3 primaries (`BenchmarkInvalidatePattern1M`)", "InvalidatePattern1M", "how",
+		[]scenario{{"", "keys/s", "keys/s", count}, {"", "peak heap", "peak-heap-B", megabytes}, {"", "time/op", "sec/op", duration}},
+	},
 }
 
 func markdown(d *dataset) string {
 	var b strings.Builder
 	b.WriteString("#### aside against its targets\n\n")
-	b.WriteString(targets(d))
+	b.WriteString("| target | measured | met |\n|---|---|:---:|\n")
+	for _, t := range targets(d) {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.met)
+	}
 	b.WriteString("\n#### Every scenario, median of the runs\n\n")
 	libs := make([]string, 0, len(libOrder))
 	for _, l := range libOrder {
-		for _, row := range d.rows {
-			if _, ok := d.values[row][l]; ok {
+		for _, s := range scenarios {
+			if _, ok := d.values[s.row][l]; ok {
 				libs = append(libs, l)
 				break
 			}
@@ -423,65 +508,391 @@ func markdown(d *dataset) string {
 		}
 		fmt.Fprintf(&b, "| %s |", s.label)
 		for _, l := range libs {
-			v, ok := d.median(s.row, l, s.unit)
-			switch {
-			case !ok:
+			if v, ok := d.median(s.row, l, s.unit); ok {
+				fmt.Fprintf(&b, " %s |", s.format(v))
+			} else {
 				b.WriteString(" – |")
-			case s.unit == "sec/op":
-				fmt.Fprintf(&b, " %s |", duration(v))
-			default:
-				fmt.Fprintf(&b, " %s |", count(v))
 			}
 		}
 		b.WriteString("\n")
 	}
+	for _, c := range compared {
+		if _, ok := d.values[c.row]; !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "\n#### %s, median of the runs\n\n| %s |", c.title, c.column)
+		for _, u := range c.units {
+			fmt.Fprintf(&b, " %s |", u.label)
+		}
+		b.WriteString("\n|---|")
+		for range c.units {
+			b.WriteString("---:|")
+		}
+		b.WriteString("\n")
+		for _, l := range d.libs(c.row) {
+			fmt.Fprintf(&b, "| %s |", l)
+			for _, u := range c.units {
+				if v, ok := d.median(c.row, l, u.unit); ok {
+					fmt.Fprintf(&b, " %s |", u.format(v))
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
 	return b.String()
 }
 
-// targets compares aside with the targets of the benchmark issue.
-func targets(d *dataset) string {
-	var b strings.Builder
-	b.WriteString("| target | measured | met |\n|---|---|:---:|\n")
-	mark := func(ok bool) string {
-		if ok {
-			return "yes"
-		}
-		return "**no**"
+// target is one of aside's targets and where this run stands against it.
+type target struct {
+	name, measured string
+	met            string // metYes, metNo, metReport or metAbsent
+}
+
+const (
+	metYes    = "yes"
+	metNo     = "**no**"
+	metReport = "report"
+	metAbsent = "–"
+)
+
+func mark(ok bool) string {
+	if ok {
+		return metYes
 	}
-	for _, row := range []string{"HitLocal", "HitLocalParallel"} {
-		a, ok := d.median(row, "aside", "sec/op")
+	return metNo
+}
+
+// targets compares aside with the targets of the benchmark issues, each from
+// this one run: medians for times and throughputs, the worst run for counts
+// that must be exact (allocations, loader calls of a herd, stale reads).
+func targets(d *dataset) []target {
+	var ts []target
+	add := func(name, measured, met string) { ts = append(ts, target{name, measured, met}) }
+	absent := func(name string) { add(name, "not in this run", metAbsent) }
+
+	// at most: aside's median of unit in row is at most limit × base's.
+	atMost := func(name, row, base string, limit float64) {
+		a, ok1 := d.median(row, "aside", "sec/op")
+		r, ok2 := d.median(row, base, "sec/op")
+		if !ok1 || !ok2 || r == 0 {
+			absent(name)
+			return
+		}
+		add(name, fmt.Sprintf("%.2f× (%s vs %s)", a/r, duration(a), duration(r)), mark(a/r <= limit))
+	}
+	// faster: base's median time is at least factor × aside's.
+	faster := func(name, row, base string, factor float64) {
+		a, ok1 := d.median(row, "aside", "sec/op")
+		p, ok2 := d.median(row, base, "sec/op")
+		if !ok1 || !ok2 || a == 0 {
+			absent(name)
+			return
+		}
+		add(name, fmt.Sprintf("%.1f× (%s vs %s)", p/a, duration(a), duration(p)), mark(p/a >= factor))
+	}
+	// noStale: aside read nothing stale in any run of row.
+	noStale := func(name, row string) {
+		s, ok := d.max(row, "aside", "stale-reads")
 		if !ok {
-			continue
+			absent(name)
+			return
 		}
-		for _, peer := range []string{"rueidisaside", "go-redis-cache+LFU"} {
-			p, ok := d.median(row, peer, "sec/op")
-			if !ok {
-				continue
+		age, _ := d.max(row, "aside", "max-stale-ms")
+		add(name, fmt.Sprintf("%s in the worst run (oldest %s ms)", count(s), count(age)), mark(s == 0))
+	}
+	// throughput: aside's median ops/s is at least factor × the best peer's.
+	throughput := func(name, row string, factor float64) {
+		a, ok := d.median(row, "aside", "ops/s")
+		best, bestLib := 0.0, ""
+		for _, l := range d.libs(row) {
+			if v, ok := d.median(row, l, "ops/s"); ok && l != "aside" && v > best {
+				best, bestLib = v, l
 			}
-			fmt.Fprintf(&b, "| %s: aside ≥ 10× faster than %s | %.1f× (%s vs %s) | %s |\n",
-				row, peer, p/a, duration(a), duration(p), mark(p/a >= 10))
 		}
+		if !ok || best == 0 {
+			absent(name)
+			return
+		}
+		add(name, fmt.Sprintf("%.2f× the best peer, %s (%s vs %s ops/s)", a/best, bestLib, count(a), count(best)), mark(a >= factor*best))
+	}
+
+	for _, row := range []string{"HitLocal", "HitLocalParallel"} {
+		for _, peer := range []string{"rueidisaside", "go-redis-cache+LFU"} {
+			faster(fmt.Sprintf("%s: aside ≥ 10× faster than %s", row, peer), row, peer, 10)
+		}
+		name := row + ": aside 0 allocs/op"
 		if al, ok := d.max(row, "aside", "allocs/op"); ok {
-			fmt.Fprintf(&b, "| %s: aside 0 allocs/op | %s (worst run) | %s |\n", row, count(al), mark(al == 0))
+			add(name, count(al)+" (worst run)", mark(al == 0))
+		} else {
+			absent(name)
 		}
 	}
-	if a, ok := d.median("Miss", "aside", "sec/op"); ok {
-		if r, ok := d.median("Miss", "rueidis", "sec/op"); ok {
-			fmt.Fprintf(&b, "| Miss: aside within 1.3× of rueidis GET + SET | %.2f× (%s vs %s) | %s |\n",
-				a/r, duration(a), duration(r), mark(a/r <= 1.3))
+	name := "HitLocalParallel: aside no slower per op than in HitLocal"
+	if p, ok1 := d.median("HitLocalParallel", "aside", "sec/op"); ok1 {
+		if s, ok2 := d.median("HitLocal", "aside", "sec/op"); ok2 && s > 0 {
+			add(name, fmt.Sprintf("%.2f× (%s parallel vs %s serial)", p/s, duration(p), duration(s)), mark(p <= s))
+		} else {
+			absent(name)
 		}
+	} else {
+		absent(name)
+	}
+	atMost("HitRedis: aside ≤ 1.15× hand-written rueidis Do(GET) + decode", "HitRedis", "rueidis", 1.15)
+	atMost("Miss: aside ≤ 1.3× hand-written GET + SET", "Miss", "rueidis", 1.3)
+	atMost("BatchMissing: aside ≤ 1.3× hand-written DoMulti GETs + DoMulti SETs", "BatchMissing", "rueidis", 1.3)
+	name = "BatchCached: aside reads 100 cached keys in ≤ 10 µs"
+	if a, ok := d.median("BatchCached", "aside", "sec/op"); ok {
+		add(name, duration(a), mark(a <= 10e-6))
+	} else {
+		absent(name)
 	}
 	for _, n := range []string{"1", "4", "16"} {
-		row := "Herd/instances=" + n
-		if m, ok := d.max(row, "aside", "max-loads"); ok {
-			fmt.Fprintf(&b, "| Herd, %s instance(s): exactly 1 loader call | at most %s per herd | %s |\n", n, count(m), mark(m == 1))
+		name := fmt.Sprintf("Herd/instances=%s: exactly 1 loader call", n)
+		if m, ok := d.max("Herd/instances="+n, "aside", "max-loads"); ok {
+			add(name, fmt.Sprintf("at most %s per herd", count(m)), mark(m == 1))
+		} else {
+			absent(name)
 		}
 	}
-	if s, ok := d.max("Mix", "aside", "stale-reads"); ok {
-		age, _ := d.max("Mix", "aside", "max-stale-ms")
-		fmt.Fprintf(&b, "| Mix: 0 stale reads | %s in the worst run (oldest %s ms) | %s |\n", count(s), count(age), mark(s == 0))
+	throughput("Mix (cold start): aside's throughput ≥ every peer's, those with stale reads included", "Mix", 1)
+	noStale("Mix (cold start): 0 stale reads", "Mix")
+	throughput("MixSteady: aside's throughput ≥ 3× the best peer's", "MixSteady", 3)
+	noStale("MixSteady: 0 stale reads", "MixSteady")
+	for _, n := range []string{"1", "4"} {
+		row := "MixProcs/procs=" + n
+		noStale(fmt.Sprintf("MixProcs/procs=%s: 0 stale reads", n), row)
+		name := fmt.Sprintf("MixProcs/procs=%s: loader calls and throughput", n)
+		loads, ok1 := d.median(row, "aside", "loads")
+		ops, ok2 := d.median(row, "aside", "ops/s")
+		if !ok1 || !ok2 {
+			absent(name)
+			continue
+		}
+		m := fmt.Sprintf("aside %s loads, %s ops/s", count(loads), count(ops))
+		var peers []string
+		for _, l := range d.libs(row) {
+			pl, ok1 := d.median(row, l, "loads")
+			po, ok2 := d.median(row, l, "ops/s")
+			if l != "aside" && ok1 && ok2 {
+				peers = append(peers, fmt.Sprintf("%s %s, %s", l, count(pl), count(po)))
+			}
+		}
+		if len(peers) > 0 {
+			m += " · " + strings.Join(peers, " · ")
+		}
+		add(name, m, metReport)
 	}
+
+	name = "LocalZipf: local hit ratio of aside vs otter alone (the ceiling) vs the old drop"
+	if _, ok := d.values["LocalZipf"]; ok {
+		var hits, times []string
+		for _, p := range d.libs("LocalZipf") {
+			label := p
+			if p == "otter" {
+				label += " (ceiling)"
+			}
+			if v, ok := d.median("LocalZipf", p, "hit-%"); ok {
+				hits = append(hits, label+" "+percent(v))
+			}
+			if v, ok := d.median("LocalZipf", p, "sec/op"); ok {
+				times = append(times, p+" "+duration(v))
+			}
+		}
+		m := "hit ratio: " + strings.Join(hits, " · ")
+		if len(times) > 0 {
+			m += "; time/op: " + strings.Join(times, " · ")
+		}
+		add(name, m, metReport)
+	} else {
+		absent(name)
+	}
+	name = "InvalidatePattern1M: throughput of aside vs hand-pipelined UNLINK, aside's peak heap"
+	a, ok1 := d.median("InvalidatePattern1M", "aside", "keys/s")
+	h, ok2 := d.median("InvalidatePattern1M", "unlink-by-hand", "keys/s")
+	switch {
+	case ok1 && ok2 && h > 0:
+		m := fmt.Sprintf("%s vs %s keys/s (%.2f×)", count(a), count(h), a/h)
+		if heap, ok := d.max("InvalidatePattern1M", "aside", "peak-heap-B"); ok {
+			m += "; aside's peak heap " + megabytes(heap) + " (worst run)"
+		}
+		add(name, m, metReport)
+	case ok1:
+		add(name, count(a)+" keys/s (no unlink-by-hand in this run)", metReport)
+	default:
+		absent(name)
+	}
+	return ts
+}
+
+// ---- the repository's README
+
+const (
+	topBegin = "<!-- performance:begin (written by `make bench` in benchmarks/) -->"
+	topEnd   = "<!-- performance:end -->"
+)
+
+// topColumns are the columns of the repository README's summary: each a
+// library, or a family whose rows pick the variant they compare.
+var topColumns = []string{"aside", "rueidis by hand", "rueidisaside", "go-redis/cache", "sturdyc"}
+
+// variantMode says which variant of a library family a row of that summary
+// shows: rueidis with Do or DoCache, go-redis/cache on Redis alone or with its
+// TinyLFU.
+type variantMode int
+
+const (
+	plainFirst   variantMode = iota // the plain one, else the one with copies
+	localFirst                      // the one with copies in process memory, else the plain one
+	bothVariants                    // the plain one, then the other in parentheses
+)
+
+// topRow is a row of that summary.
+type topRow struct {
+	label, row, unit string
+	format           func(float64) string
+	mode             variantMode
+}
+
+// libNote is a library and how a cell names it ("" for a column's own).
+type libNote struct{ lib, note string }
+
+// columnLibs returns the libraries of column c: the plain one, and the one
+// keeping copies in process memory where the column has two.
+func columnLibs(c string) (plain, local libNote) {
+	switch c {
+	case "rueidis by hand":
+		return libNote{"rueidis", ""}, libNote{"rueidis-DoCache", "DoCache"}
+	case "go-redis/cache":
+		return libNote{"go-redis-cache", ""}, libNote{"go-redis-cache+LFU", "TinyLFU"}
+	}
+	return libNote{c, ""}, libNote{}
+}
+
+var topRows = []topRow{
+	{"hit in process memory", "HitLocal", "sec/op", duration, localFirst},
+	{"hit in process memory, GOMAXPROCS goroutines", "HitLocalParallel", "sec/op", duration, localFirst},
+	{"hit from Redis", "HitRedis", "sec/op", duration, plainFirst},
+	{"miss (loader returns at once)", "Miss", "sec/op", duration, plainFirst},
+	{"100 keys, all cached", "BatchCached", "sec/op", duration, localFirst},
+	{"100 keys, all missing", "BatchMissing", "sec/op", duration, plainFirst},
+	{"loader calls, 16 instances × 8 goroutines on one cold key", "Herd/instances=16", "loads/op", count, plainFirst},
+	{"95/5 read/update mix from cold: ops/s", "Mix", "ops/s", count, bothVariants},
+	{"95/5 read/update mix from cold: stale reads", "Mix", "stale-reads", count, bothVariants},
+	{"the mix at steady state: ops/s", "MixSteady", "ops/s", count, bothVariants},
+	{"the mix at steady state: read p99", "MixSteady", "read-p99-µs", micros, bothVariants},
+	{"the mix at steady state: stale reads", "MixSteady", "stale-reads", count, bothVariants},
+	{"the mix in 4 processes: loader calls", "MixProcs/procs=4", "loads", count, bothVariants},
+	{"the mix in 4 processes: stale reads", "MixProcs/procs=4", "stale-reads", count, bothVariants},
+}
+
+// performance is the performance section of the repository's README: the
+// run, a summary table, and the targets that run missed.
+func performance(d *dataset) string {
+	conf := make(map[string]string)
+	for _, c := range d.config {
+		conf[c.key] = c.value
+	}
+	var b strings.Builder
+	b.WriteString(topBegin + "\n\n")
+	var run []string
+	for _, k := range []string{"aside", "cores", "cpu", "go", "redis"} {
+		if v, ok := conf[k]; ok {
+			switch k {
+			case "aside":
+				v = "aside at `" + v + "`"
+			case "cores":
+				v += " cores"
+			case "redis":
+				v = "Redis " + v
+			}
+			run = append(run, v)
+		}
+	}
+	fmt.Fprintf(&b, "From one run of `make bench` (%s).\n", strings.Join(run, ", "))
+	b.WriteString("`benchmarks/README.md` has every scenario, the chart, aside's targets and how to\n")
+	b.WriteString("reproduce it. Medians of the runs; absolute numbers move with the machine, so\n")
+	b.WriteString("compare the columns, not the runs.")
+	if r, ok := d.median("HitRedis", "rueidis", "sec/op"); ok {
+		fmt.Fprintf(&b, " A hand-written GET and decode, one loopback\nround trip, took %s in that run.", duration(r))
+	}
+	b.WriteString("\n\n|")
+	for _, c := range topColumns {
+		fmt.Fprintf(&b, " | %s", c)
+	}
+	b.WriteString(" |\n|---|")
+	for range topColumns {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, r := range topRows {
+		if _, ok := d.values[r.row]; !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s |", r.label)
+		for _, c := range topColumns {
+			b.WriteString(" " + topCell(d, r, c) + " |")
+		}
+		b.WriteString("\n")
+	}
+	var missed, absent []string
+	for _, t := range targets(d) {
+		switch t.met {
+		case metNo:
+			missed = append(missed, t.name+": "+t.measured)
+		case metAbsent:
+			absent = append(absent, strings.SplitN(t.name, ":", 2)[0])
+		}
+	}
+	b.WriteString("\n")
+	if len(missed) == 0 {
+		b.WriteString("Every target that run measured was met.\n")
+	} else {
+		b.WriteString("Targets that run missed:\n\n")
+		for _, m := range missed {
+			fmt.Fprintf(&b, "- %s\n", m)
+		}
+	}
+	if len(absent) > 0 {
+		fmt.Fprintf(&b, "\nNot in that run: %s.\n", strings.Join(slices.Compact(absent), ", "))
+	}
+	b.WriteString("\n" + topEnd)
 	return b.String()
+}
+
+// topCell is the cell of column c in row r.
+func topCell(d *dataset, r topRow, c string) string {
+	plain, local := columnLibs(c)
+	val := func(ln libNote) (string, bool) {
+		if ln.lib == "" {
+			return "", false
+		}
+		v, ok := d.median(r.row, ln.lib, r.unit)
+		if !ok {
+			return "", false
+		}
+		s := r.format(v)
+		if ln.lib == "aside" && (r.row == "HitLocal" || r.row == "HitLocalParallel") {
+			if al, ok := d.max(r.row, "aside", "allocs/op"); ok {
+				s += ", " + count(al) + " allocs"
+			}
+		}
+		return s, true
+	}
+	p, pok := val(plain)
+	l, lok := val(local)
+	switch {
+	case r.mode == bothVariants && pok && lok:
+		return p + " (" + l + " with " + local.note + ")"
+	case r.mode == localFirst && lok:
+		return l + " (" + local.note + ")"
+	case pok:
+		return p
+	case lok:
+		return l + " (" + local.note + ")"
+	}
+	return "–"
 }
 
 // ---- README
@@ -512,19 +923,20 @@ func section(d *dataset, summary, table, chartRef string) string {
 	return b.String()
 }
 
-// splice replaces the results section of the README with s.
-func splice(path, s string) error {
+// splice replaces the section of the README at path from begin to end (the
+// markers included) with s.
+func splice(path, begin, end, s string) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	text := string(old)
-	i := strings.Index(text, beginMarker)
-	j := strings.Index(text, endMarker)
+	i := strings.Index(text, begin)
+	j := strings.Index(text, end)
 	if i < 0 || j < i {
-		return fmt.Errorf("%s: no %q … %q section to rewrite", path, beginMarker, endMarker)
+		return fmt.Errorf("%s: no %q … %q section to rewrite", path, begin, end)
 	}
-	text = text[:i] + s + text[j+len(endMarker):]
+	text = text[:i] + s + text[j+len(end):]
 	return writeFile(path, text)
 }
 
