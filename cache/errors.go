@@ -24,17 +24,17 @@ var (
 	// I/O timeouts, a closed client) or saying it cannot serve now
 	// (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). A context that ends
 	// stays context.Canceled or context.DeadlineExceeded instead.
-	ErrUnavailable = errors.New("cache: redis unavailable")
+	ErrUnavailable = errors.New("redis unavailable")
 
 	// ErrKeyMissing is returned by [Cache.TTL] for a key that does not
 	// exist in Redis (PTTL's -2).
-	ErrKeyMissing = errors.New("cache: no such key")
+	ErrKeyMissing = errors.New("no such key")
 
 	// ErrCorrupt is wrapped when a Redis key of the cache holds bytes that
 	// are not a value aside can read: garbage, a value of another codec, or
 	// an entry written by a newer version of aside. Get reloads such keys
 	// through the loader when it has one.
-	ErrCorrupt = errors.New("cache: unreadable value in redis")
+	ErrCorrupt = errors.New("unreadable value in redis")
 )
 
 // errNotFoundHit is returned for not-found markers served from process

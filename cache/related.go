@@ -35,7 +35,7 @@ func (c *Cache[K, V]) timeout() time.Duration { return c.redisTimeout }
 // Keys names keys of cache c for [Client.Invalidate].
 func Keys[K comparable, V any](c *Cache[K, V], ks ...K) Target {
 	if c == nil {
-		return Target{err: errors.New("cache: invalidate: Keys of a nil *Cache")}
+		return Target{err: fmt.Errorf("cache: invalidate: %w: Keys of a nil *Cache", ErrInvalidOptions)}
 	}
 	keys := make([]string, len(ks))
 	for i, k := range ks {
@@ -52,11 +52,11 @@ func Keys[K comparable, V any](c *Cache[K, V], ks ...K) Target {
 //	cache.Tags(profiles, "user:1"), cache.Tags(dashboards, "user:1")
 func Tags[K comparable, V any](c *Cache[K, V], tags ...string) Target {
 	if c == nil {
-		return Target{err: errors.New("cache: invalidate: Tags of a nil *Cache")}
+		return Target{err: fmt.Errorf("cache: invalidate: %w: Tags of a nil *Cache", ErrInvalidOptions)}
 	}
 	for _, tag := range tags {
 		if tag == "" {
-			return Target{err: fmt.Errorf("cache: invalidate: Tags(%s): an empty tag", strings.TrimSuffix(c.ns, ":"))}
+			return Target{err: fmt.Errorf("cache: invalidate: %w: Tags(%s): an empty tag", ErrInvalidOptions, strings.TrimSuffix(c.ns, ":"))}
 		}
 	}
 	return Target{c: c, tags: tags}
@@ -82,7 +82,9 @@ func Tags[K comparable, V any](c *Cache[K, V], tags ...string) Target {
 // [Cache.Invalidate]), even when Invalidate returns an error (a command may
 // have been applied before the connection failed).
 //
-// Each cache must be one of this client's. The call is bounded by the
+// Each cache must be one of this client's, and no tag empty: otherwise
+// Invalidate fails with an error wrapping [ErrInvalidOptions] and removes
+// nothing. The call is bounded by the
 // largest RedisTimeout of the caches named (per 100 commands of a round
 // trip), within ctx. Errors name the keys or tags that failed; the others
 // were removed.
@@ -92,7 +94,7 @@ func (cl *Client) Invalidate(ctx context.Context, targets ...Target) (int64, err
 		case t.err != nil:
 			return 0, t.err
 		case t.c != nil && t.c.owner() != cl:
-			return 0, fmt.Errorf("cache: invalidate: the cache of namespace %q is a cache of another Client", strings.TrimSuffix(t.c.namespace(), ":"))
+			return 0, fmt.Errorf("cache: invalidate: %w: the cache of namespace %q is a cache of another Client", ErrInvalidOptions, strings.TrimSuffix(t.c.namespace(), ":"))
 		}
 	}
 	return cl.invalidate(ctx, targets)
