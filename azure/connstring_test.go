@@ -202,4 +202,3 @@ func FuzzParseConnectionString(f *testing.F) {
 		}
 	})
 }
-
