@@ -17,6 +17,21 @@
 //	defer client.Close()
 //	products, err := cache.New(client, cache.Options[string, Product]{Namespace: "product", Loader: load})
 //
+// # URLs and connection strings
+//
+// [ParseURL] reads a rediss:// URL; [ParseConnectionString] reads the
+// comma-separated form of StackExchange.Redis that the Azure portal and most
+// tools hand out:
+//
+//	o, err := azure.ParseConnectionString("shop.westeurope.redis.azure.net:10000,password=<key>,ssl=True,abortConnect=False")
+//
+// Its options are matched ignoring case, as StackExchange.Redis matches them;
+// each that means something here is mapped onto Options (sslHost onto
+// TLSConfig.ServerName, connectTimeout, syncTimeout, keepAlive and name onto
+// Base), abortConnect, connectRetry and allowAdmin are accepted without
+// effect, and any other option is an error that names it. Neither function
+// ever quotes the access key in an error, and [Options] never prints it.
+//
 // # TLS
 //
 // Certificate verification is always on and cannot be turned off: a

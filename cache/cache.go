@@ -83,7 +83,7 @@ type Cache[K comparable, V any] struct {
 // wrapping [ErrInvalidOptions] that names the field when an option is invalid.
 func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V], error) {
 	if client == nil {
-		return nil, fmt.Errorf("%w: client: nil (build one with cache.Connect)", ErrInvalidOptions)
+		return nil, fmt.Errorf("cache: %w: client: nil (build one with cache.Connect)", ErrInvalidOptions)
 	}
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -293,16 +293,16 @@ func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
 }
 
 var (
-	errLeaseHeld    = errors.New("cache: key is leased by a loader")
+	errLeaseHeld    = errors.New("key is leased by a loader")
 	errNewerVersion = envelope.ErrVersion
-	errBadReply     = errors.New("cache: unexpected reply from redis")
+	errBadReply     = errors.New("unexpected reply from redis")
 )
 
 // decode turns the bytes of a Redis key into an entry.
 func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 	env, err := envelope.Decode(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+		return nil, fmt.Errorf("cache: %s: %w: %w", key, ErrCorrupt, err)
 	}
 	e := &entry[V]{key: key, stale: env.Stale, size: uint32(len(raw))}
 	if !env.SoftExpiry.IsZero() {
@@ -315,7 +315,7 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 		return nil, errLeaseHeld
 	default:
 		if err := c.codec.Unmarshal(env.Payload, &e.v); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+			return nil, fmt.Errorf("cache: %s: %w: %w", key, ErrCorrupt, err)
 		}
 	}
 	return e, nil

@@ -117,10 +117,10 @@ func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 		opt.ClientTrackingOptions = []string{"OPTOUT"}
 	case len(opt.ClientTrackingOptions) == 1 && strings.EqualFold(opt.ClientTrackingOptions[0], "OPTOUT"):
 	default:
-		return nil, fmt.Errorf("%w: ClientTrackingOptions: %q; aside tracks in OPTOUT mode, leave it empty", ErrInvalidOptions, opt.ClientTrackingOptions)
+		return nil, fmt.Errorf("cache: %w: ClientTrackingOptions: %q; aside tracks in OPTOUT mode, leave it empty", ErrInvalidOptions, opt.ClientTrackingOptions)
 	}
 	if len(opt.InitAddress) == 0 {
-		return nil, fmt.Errorf("%w: InitAddress: empty", ErrInvalidOptions)
+		return nil, fmt.Errorf("cache: %w: InitAddress: empty", ErrInvalidOptions)
 	}
 	c := &Client{subs: make(map[string][]invalidator), echoes: make(map[string]int)}
 	userHook := opt.OnInvalidations

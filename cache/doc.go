@@ -30,10 +30,35 @@
 // Delete over many keys with Redis' counts, Expire, ExpireAt, Persist and TTL
 // ([NoExpiry] and [ErrKeyMissing] instead of -1 and -2).
 //
+// A remembered not-found is not a value. A key holding a not-found marker
+// (the loader said the record does not exist) or a lease (a load under way)
+// is a key that does not exist for every operation: Exists does not count
+// it, TTL returns [ErrKeyMissing], Expire, ExpireAt and Persist return false
+// and leave it as it is, and Delete removes it (the next Get loads again)
+// but does not count it. Each reads the key and acts in one atomic step, so a
+// write racing with it falls wholly before or after it. Invalidations
+// (Invalidate, InvalidatePattern, InvalidateTag, [Client.Invalidate]) remove
+// whatever the keys hold and count what Redis removed.
+//
+// Related keys of several caches go in one call: [Client.Invalidate] takes
+// [Keys] and [Tags] of any caches of the client,
+//
+//	n, err := client.Invalidate(ctx, cache.Keys(profiles, id), cache.Keys(summaries, id),
+//		cache.Tags(dashboards, "user:42"))
+//
+// and removes them in one pipeline of single-key commands (cluster-safe),
+// with Redis' count and read-your-writes (G3) for every cache named.
+//
 // Errors are classified for errors.Is: [ErrNotFound] (the source has no such
 // record, possibly remembered as a not-found marker), [ErrUnavailable] (Redis
-// unreachable or timing out), and context errors as they are. A Get or GetMany
-// that fails for a key returns a [*loader.KeyError] naming it.
+// unreachable or timing out), [ErrInvalidOptions] (an option of [New] or
+// [Connect], or of one call such as WithTTL(0), named in the text),
+// invalidation.ErrPattern (a pattern Redis would misread), and context errors
+// as they are. A Get or GetMany that fails for a key returns a
+// [*loader.KeyError] naming it. Every error text names the package once:
+// "cache: ttl user:42: no such key", "cache: connect: redis unavailable: dial
+// tcp ...", "cache: set: invalid options: WithTTL(0s): the TTL must be at least
+// 1ms".
 //
 // # Guarantees
 //
@@ -48,8 +73,9 @@
 //     does not reach Redis; such a load is forgotten by the invalidation's
 //     push, so that reads after the push start their own.)
 //   - G3, read-your-writes: a process's own write (Set, Delete, Invalidate,
-//     Expire and the others) through any Cache of a Client is visible to its
-//     next read of that key through any Cache of that Client.
+//     Client.Invalidate, Expire and the others) through any Cache of a Client
+//     is visible to its next read of that key through any Cache of that
+//     Client.
 //   - G4: another process's write drops every copy of the key in this
 //     process within the push delay, whatever the Key function: when two
 //     typed keys map to one Redis key, both copies are dropped. When Redis

@@ -24,17 +24,17 @@ var (
 	// I/O timeouts, a closed client) or saying it cannot serve now
 	// (LOADING, TRYAGAIN, CLUSTERDOWN, MASTERDOWN). A context that ends
 	// stays context.Canceled or context.DeadlineExceeded instead.
-	ErrUnavailable = errors.New("cache: redis unavailable")
+	ErrUnavailable = errors.New("redis unavailable")
 
 	// ErrKeyMissing is returned by [Cache.TTL] for a key that does not
 	// exist in Redis (PTTL's -2).
-	ErrKeyMissing = errors.New("cache: no such key")
+	ErrKeyMissing = errors.New("no such key")
 
 	// ErrCorrupt is wrapped when a Redis key of the cache holds bytes that
 	// are not a value aside can read: garbage, a value of another codec, or
 	// an entry written by a newer version of aside. Get reloads such keys
 	// through the loader when it has one.
-	ErrCorrupt = errors.New("cache: unreadable value in redis")
+	ErrCorrupt = errors.New("unreadable value in redis")
 )
 
 // errNotFoundHit is returned for not-found markers served from process
@@ -50,8 +50,10 @@ func (c *Cache[K, V]) budget(ctx context.Context, n int) (context.Context, conte
 // budgetFor is the time budget of a round trip of n commands: RedisTimeout
 // for each budgetBatch of them, so that a pipeline of a thousand keys is
 // not held to the time of one.
-func (c *Cache[K, V]) budgetFor(n int) time.Duration {
-	return c.redisTimeout * time.Duration(max(1, (n+budgetBatch-1)/budgetBatch))
+func (c *Cache[K, V]) budgetFor(n int) time.Duration { return budgetFor(c.redisTimeout, n) }
+
+func budgetFor(timeout time.Duration, n int) time.Duration {
+	return timeout * time.Duration(max(1, (n+budgetBatch-1)/budgetBatch))
 }
 
 // budgetBatch is how many commands of a pipeline one RedisTimeout covers.
@@ -61,11 +63,17 @@ const budgetBatch = 100
 // budget running out is ErrUnavailable, while ctx's own end stays a context
 // error.
 func (c *Cache[K, V]) redisErr(ctx context.Context, err error) error {
+	return budgetErr(ctx, err, c.redisTimeout)
+}
+
+// budgetErr classifies the error of a Redis call made under a budget of
+// timeout within ctx.
+func budgetErr(ctx context.Context, err error, timeout time.Duration) error {
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		return fmt.Errorf("%w: no answer within Options.RedisTimeout (%v)", ErrUnavailable, c.redisTimeout)
+		return fmt.Errorf("%w: no answer within Options.RedisTimeout (%v)", ErrUnavailable, timeout)
 	}
 	return classify(err)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -17,45 +19,95 @@ import (
 // such as ttl > time.Hour read naturally.
 const NoExpiry time.Duration = math.MaxInt64
 
-// Delete removes keys and returns how many existed, as DEL does. It works on
-// any topology: each key is its own command, sent in one pipeline, so keys of
-// different cluster slots never form a cross-slot command.
+// Markers are not values. A key that holds a not-found marker (the loader
+// said the record does not exist, and the cache remembers it for the
+// policy's negative TTL) or a lease (a process is loading it) holds no value,
+// and every operation below treats it as a key that does not exist: Exists
+// does not count it, TTL returns [ErrKeyMissing], Expire, ExpireAt and
+// Persist return false and leave it as it is, and Delete removes it (so that
+// the next Get loads again) without counting it. Each of them reads the key
+// and acts in one atomic step (a script on the key's node), so a write that
+// races with it is either wholly before it or wholly after. Anything else
+// the key holds, a value of any codec or bytes another program wrote, is a
+// value. Invalidations (Invalidate, InvalidatePattern, InvalidateTag and
+// [Client.Invalidate]) are not asked about values: they remove whatever the
+// keys hold and count what Redis removed, markers included.
+
+// keyOpScript runs one operation of a cache on KEYS[1] as the rule above
+// says: ARGV[1] names it (del, pttl, pexpire, pexpireat, persist) and ARGV[2]
+// is its argument. A key of another type than string is not a marker (GET's
+// error is a table, not bytes). It returns the command's integer reply, or
+// what the command would reply for a missing key when KEYS[1] holds a
+// marker: del deletes it and returns 0, pttl returns -2, the others 0
+// without touching it.
+var (
+	keyOpScript = rueidis.NewLuaScript(keyOpSrc)
+	keyOpSHA    = scriptSHA(keyOpSrc)
+)
+
+var keyOpSrc = envelope.MarkerLua + `
+local marker = is_marker(redis.pcall('GET', KEYS[1]))
+local op = ARGV[1]
+if op == 'del' then
+	local n = redis.call('DEL', KEYS[1])
+	if marker then
+		return 0
+	end
+	return n
+end
+if marker then
+	if op == 'pttl' then
+		return -2
+	end
+	return 0
+end
+if op == 'pttl' then
+	return redis.call('PTTL', KEYS[1])
+elseif op == 'pexpire' then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif op == 'pexpireat' then
+	return redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+elseif op == 'persist' then
+	return redis.call('PERSIST', KEYS[1])
+end
+return redis.error_reply('aside: unknown key operation ' .. op)`
+
+func keyOpExec(key, op, arg string) rueidis.LuaExec {
+	return rueidis.LuaExec{Keys: []string{key}, Args: []string{op, arg}}
+}
+
+// Delete removes keys and returns how many held a value, as DEL counts
+// existing keys: a key holding a not-found marker or a lease is removed but
+// not counted (see the rule above). It works on any topology: each key is
+// its own script execution, sent in one pipeline, so keys of different
+// cluster slots never form a cross-slot command.
 func (c *Cache[K, V]) Delete(ctx context.Context, ks ...K) (int, error) {
-	return c.del(ctx, "delete", ks)
-}
-
-// Invalidate removes keys so that the next Get of each reloads it, in every
-// process: Redis pushes the invalidation to every client caching them. It is
-// Delete without the count.
-func (c *Cache[K, V]) Invalidate(ctx context.Context, ks ...K) error {
-	_, err := c.del(ctx, "invalidate", ks)
-	return err
-}
-
-func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 	if len(ks) == 0 {
 		return 0, nil
 	}
 	rc, err := c.redis()
 	if err != nil {
-		return 0, fmt.Errorf("cache: %s: %w", op, err)
+		return 0, fmt.Errorf("cache: delete: %w", err)
 	}
 	keys := make([]string, len(ks))
-	cmds := make(rueidis.Commands, len(ks))
+	execs := make([]rueidis.LuaExec, len(ks))
 	for i, k := range ks {
 		keys[i] = c.Key(k)
-		cmds[i] = rc.B().Del().Key(keys[i]).Build()
+		execs[i] = keyOpExec(keys[i], "del", "")
 	}
 	if err := c.awaitWrites(ctx, keys...); err != nil {
-		return 0, fmt.Errorf("cache: %s: %w", op, err)
+		return 0, fmt.Errorf("cache: delete: %w", err)
 	}
+	rctx, cancel := c.budget(ctx, len(execs))
+	results := evalMany(rctx, rc, keyOpScript, keyOpSHA, execs)
+	cancel()
 	n := 0
 	var errs []error
-	for i, res := range c.doMulti(ctx, rc, cmds...) {
+	for i, res := range results {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cache: %s %s: %w", op, keys[i], c.redisErr(ctx, err)))
+			errs = append(errs, fmt.Errorf("cache: delete %s: %w", keys[i], c.redisErr(ctx, err)))
 			continue
 		}
 		n += int(d)
@@ -63,10 +115,26 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// Invalidate removes keys so that the next Get of each reloads it, in every
+// process: Redis pushes the invalidation to every client caching them. It
+// removes whatever the keys hold, markers included. To invalidate keys of
+// several caches in one round trip, see [Client.Invalidate].
+func (c *Cache[K, V]) Invalidate(ctx context.Context, ks ...K) error {
+	if len(ks) == 0 {
+		return nil
+	}
+	keys := make([]string, len(ks))
+	for i, k := range ks {
+		keys[i] = c.Key(k)
+	}
+	_, err := c.client.invalidate(ctx, []Target{{c: c, keys: keys}})
+	return err
+}
+
 // Exists returns how many of the keys hold a value, as EXISTS does: a key
-// named twice counts twice. A key holding a not-found marker (or a load in
-// progress) does not count: it has no value. Copies in process memory answer
-// first; the others are read in one round of client-side cached GETs.
+// named twice counts twice. A key holding a not-found marker or a lease does
+// not count (see the rule above). Copies in process memory answer first; the
+// others are read in one round trip of GETs.
 func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	n := 0
 	var rest []string
@@ -101,10 +169,12 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
-			if env, derr := envelope.Decode(raw); derr == nil && env.Kind == envelope.Value {
+			if !envelope.IsMarker(raw) {
 				n++
 			}
 		case rueidis.IsRedisNil(err):
+		case isWrongType(err):
+			n++ // a key of another type: not a marker
 		default:
 			errs = append(errs, fmt.Errorf("cache: exists %s: %w", rest[i], c.redisErr(ctx, err)))
 		}
@@ -112,33 +182,34 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+func isWrongType(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
+
 // Expire sets the expiry of k to d from now (PEXPIRE, whole milliseconds) and
-// reports whether k existed. As in Redis, a d of zero or less deletes k.
+// reports whether k held a value. As in Redis, a d of zero or less deletes k.
+// A key holding a not-found marker or a lease is left as it is, and Expire
+// returns false.
 func (c *Cache[K, V]) Expire(ctx context.Context, k K, d time.Duration) (bool, error) {
-	key := c.Key(k)
-	return c.expiryOp(ctx, "expire", key, func(b rueidis.Builder) rueidis.Completed {
-		return b.Pexpire().Key(key).Milliseconds(d.Milliseconds()).Build()
-	})
+	return c.expiryOp(ctx, "expire", c.Key(k), "pexpire", strconv.FormatInt(d.Milliseconds(), 10))
 }
 
 // ExpireAt sets k to expire at t (PEXPIREAT, whole milliseconds) and reports
-// whether k existed. As in Redis, a t in the past deletes k.
+// whether k held a value. As in Redis, a t in the past deletes k. A key
+// holding a not-found marker or a lease is left as it is, and ExpireAt
+// returns false.
 func (c *Cache[K, V]) ExpireAt(ctx context.Context, k K, t time.Time) (bool, error) {
-	key := c.Key(k)
-	return c.expiryOp(ctx, "expireat", key, func(b rueidis.Builder) rueidis.Completed {
-		return b.Pexpireat().Key(key).MillisecondsTimestamp(t.UnixMilli()).Build()
-	})
+	return c.expiryOp(ctx, "expireat", c.Key(k), "pexpireat", strconv.FormatInt(t.UnixMilli(), 10))
 }
 
 // Persist removes the expiry of k and reports whether it had one (PERSIST).
+// A not-found marker or a lease keeps its expiry, and Persist returns false.
 func (c *Cache[K, V]) Persist(ctx context.Context, k K) (bool, error) {
-	key := c.Key(k)
-	return c.expiryOp(ctx, "persist", key, func(b rueidis.Builder) rueidis.Completed {
-		return b.Persist().Key(key).Build()
-	})
+	return c.expiryOp(ctx, "persist", c.Key(k), "persist", "")
 }
 
-func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, build func(rueidis.Builder) rueidis.Completed) (bool, error) {
+func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key, scriptOp, arg string) (bool, error) {
 	rc, err := c.redis()
 	if err != nil {
 		return false, fmt.Errorf("cache: %s %s: %w", op, key, err)
@@ -146,7 +217,7 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, build func(r
 	if err := c.awaitWrites(ctx, key); err != nil {
 		return false, fmt.Errorf("cache: %s %s: %w", op, key, err)
 	}
-	n, err := c.do(ctx, rc, build(rc.B())).AsInt64()
+	n, err := c.evalOne(ctx, rc, keyOpScript, keyOpExec(key, scriptOp, arg)).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
 	// a past instant) or shorten its life below the copy's.
 	c.client.wrote(key)
@@ -157,8 +228,8 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key string, build func(r
 }
 
 // TTL returns the time k has left to live, to the millisecond (PTTL). A key
-// without an expiry returns [NoExpiry]; a key that does not exist returns an
-// error wrapping [ErrKeyMissing].
+// without an expiry returns [NoExpiry]; a key that does not exist, or holds
+// a not-found marker or a lease, returns an error wrapping [ErrKeyMissing].
 func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	key := c.Key(k)
 	rc, err := c.redis()
@@ -168,7 +239,7 @@ func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	if err := c.awaitWrites(ctx, key); err != nil {
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, err)
 	}
-	n, err := c.do(ctx, rc, rc.B().Pttl().Key(key).Build()).AsInt64()
+	n, err := c.evalOne(ctx, rc, keyOpScript, keyOpExec(key, "pttl", "")).AsInt64()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, c.redisErr(ctx, err))
@@ -177,7 +248,7 @@ func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	case n == -1:
 		return NoExpiry, nil
 	case n < 0:
-		return 0, fmt.Errorf("cache: ttl %s: unexpected PTTL reply %d", key, n)
+		return 0, fmt.Errorf("cache: ttl %s: %w: PTTL %d", key, errBadReply, n)
 	}
 	return time.Duration(n) * time.Millisecond, nil
 }

@@ -171,7 +171,7 @@ const (
 )
 
 // ErrInvalidOptions is wrapped by every error [New] returns for a bad option.
-var ErrInvalidOptions = errors.New("cache: invalid options")
+var ErrInvalidOptions = errors.New("invalid options")
 
 const (
 	defaultLocalBytes   = 64 << 20
@@ -182,7 +182,7 @@ const (
 )
 
 func invalid(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalidOptions, field, fmt.Sprintf(format, args...))
+	return fmt.Errorf("cache: %w: %s: %s", ErrInvalidOptions, field, fmt.Sprintf(format, args...))
 }
 
 // validate checks the options as the caller gave them, zero values meaning
@@ -203,7 +203,7 @@ func (o *Options[K, V]) validate() error {
 	}
 	if o.TTL != nil {
 		if err := o.TTL.Validate(); err != nil {
-			return fmt.Errorf("%w: TTL: %w", ErrInvalidOptions, err)
+			return fmt.Errorf("cache: %w: TTL: %w", ErrInvalidOptions, err)
 		}
 	}
 	switch o.OnRedisDown {
@@ -330,20 +330,43 @@ func defaultKeyFunc[K comparable]() (func(K) string, error) {
 type Option func(*callOptions)
 
 type callOptions struct {
-	ttl  time.Duration
+	ttl  time.Duration // 0: the policy's
 	tags []string
+	err  error // the first invalid option
 }
 
 // WithTTL sets the expiry of this write, overriding the policy: SETEX/PSETEX
 // semantics with millisecond precision (d is truncated to whole milliseconds
-// and must be at least 1ms).
+// and must be at least 1ms: a smaller d, zero or negative included, fails the
+// write with an error wrapping [ErrInvalidOptions] that names WithTTL).
 func WithTTL(d time.Duration) Option {
-	return func(o *callOptions) { o.ttl = d }
+	return func(o *callOptions) {
+		if d < time.Millisecond {
+			o.invalid(fmt.Errorf("%w: WithTTL(%v): the TTL must be at least 1ms", ErrInvalidOptions, d))
+			return
+		}
+		o.ttl = d
+	}
 }
 
 // WithTags attaches tags to the keys of this write, so that
 // [Cache.InvalidateTag] of any of them removes the keys. See InvalidateTag for
-// how tag indexes are kept bounded.
+// how tag indexes are kept bounded. An empty tag fails the write with an
+// error wrapping [ErrInvalidOptions] that names WithTags.
 func WithTags(tags ...string) Option {
-	return func(o *callOptions) { o.tags = append(o.tags, tags...) }
+	return func(o *callOptions) {
+		for _, tag := range tags {
+			if tag == "" {
+				o.invalid(fmt.Errorf("%w: WithTags: an empty tag", ErrInvalidOptions))
+				return
+			}
+		}
+		o.tags = append(o.tags, tags...)
+	}
+}
+
+func (o *callOptions) invalid(err error) {
+	if o.err == nil {
+		o.err = err
+	}
 }

@@ -8,16 +8,28 @@ import (
 )
 
 // PatternOption tunes one [Cache.InvalidatePattern].
-type PatternOption func(*invalidation.Options)
+type PatternOption func(*patternOptions)
 
-// WithProgress reports the totals after each batch of a pattern invalidation.
-func WithProgress(f func(invalidation.Progress)) PatternOption {
-	return func(o *invalidation.Options) { o.Progress = f }
+type patternOptions struct {
+	invalidation.Options
+	err error // the first invalid option
 }
 
-// WithScanCount sets the COUNT hint of each SCAN call (default 1000).
+// WithProgress reports the totals after each batch of a pattern invalidation
+// (nil: no reports).
+func WithProgress(f func(invalidation.Progress)) PatternOption {
+	return func(o *patternOptions) { o.Progress = f }
+}
+
+// WithScanCount sets the COUNT hint of each SCAN call (default 1000); n must
+// be at least 1.
 func WithScanCount(n int) PatternOption {
-	return func(o *invalidation.Options) { o.Count = n }
+	return func(o *patternOptions) {
+		if n < 1 && o.err == nil {
+			o.err = fmt.Errorf("%w: WithScanCount(%d): the count must be at least 1", ErrInvalidOptions, n)
+		}
+		o.Count = n
+	}
 }
 
 // InvalidatePattern removes every key of the cache whose part after the
@@ -31,14 +43,25 @@ func WithScanCount(n int) PatternOption {
 //
 // Keys that existed when it started and were not written again meanwhile are
 // all gone when it returns; keys written while it runs may survive it.
+//
+// A pattern that Redis would read otherwise than it is written (an unclosed
+// '[', a trailing '\'; see [invalidation.CheckPattern]), or an empty one,
+// fails with an error wrapping [invalidation.ErrPattern], as an invalid
+// option fails with one wrapping [ErrInvalidOptions]; nothing is removed.
 func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opts ...PatternOption) (int64, error) {
-	o := invalidation.Options{OnDelete: func(keys []string) {
+	o := patternOptions{Options: invalidation.Options{OnDelete: func(keys []string) {
 		for _, key := range keys {
 			c.client.wrote(key)
 		}
-	}}
+	}}}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.err != nil {
+		return 0, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, o.err)
+	}
+	if err := invalidation.CheckPattern(pattern); err != nil {
+		return 0, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, err)
 	}
 	// The namespace holds no glob metacharacters (New checks), so the
 	// prefix matches only itself.
@@ -46,7 +69,7 @@ func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opt
 	if err != nil {
 		return 0, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, err)
 	}
-	n, err := invalidation.Pattern(ctx, rc, c.ns+pattern, o)
+	n, err := invalidation.Pattern(ctx, rc, c.ns+pattern, o.Options)
 	if err != nil {
 		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, c.redisErr(ctx, err))
 	}

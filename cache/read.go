@@ -171,7 +171,7 @@ func collect[K comparable, V any](out map[K]V, k K, v V, err error, errs []error
 
 // errAbandoned is the result of a flight whose leader's context ended before
 // it had an answer: the callers that joined it try again.
-var errAbandoned = errors.New("cache: read abandoned by the caller that led it")
+var errAbandoned = errors.New("read abandoned by the caller that led it")
 
 // fetch resolves the keys ks, none of them repeated, that process memory
 // could not answer: out[i] receives the outcome of ks[i].

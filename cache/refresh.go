@@ -54,7 +54,7 @@ func be64(ms int64) string {
 
 // errNotClaimed means another process is refreshing the value, or it changed,
 // or Redis could not be asked: the value in hand is served.
-var errNotClaimed = errors.New("cache: value not claimed for refresh")
+var errNotClaimed = errors.New("value not claimed for refresh")
 
 // refresh claims the value of key whose soft expiry it saw, loads it and
 // writes it under the claim. It returns the loaded value, or errNotClaimed

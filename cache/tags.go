@@ -2,9 +2,7 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -46,58 +44,15 @@ func (c *Cache[K, V]) tagCmds(rc rueidis.Client, key string, ttl time.Duration, 
 // removes the members whose keys expired or were deleted, as Redis' own
 // active expiry does. [Cache.PruneTags] does a full pass on demand.
 func (c *Cache[K, V]) InvalidateTag(ctx context.Context, tags ...string) (int64, error) {
-	rc, err := c.redis()
-	if err != nil {
-		return 0, fmt.Errorf("cache: invalidate tag: %w", err)
+	t := Tags(c, tags...)
+	if t.err != nil {
+		return 0, t.err
 	}
-	var removed int64
-	for _, tag := range tags {
-		tk := c.tagKey(tag)
-		for {
-			members, err := c.do(ctx, rc, rc.B().Spop().Key(tk).Count(tagBatch).Build()).AsStrSlice()
-			if err != nil && !rueidis.IsRedisNil(err) {
-				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, c.redisErr(ctx, err))
-			}
-			if len(members) == 0 {
-				break
-			}
-			n, err := c.unlinkMembers(ctx, rc, members)
-			removed += n
-			if err != nil {
-				return removed, fmt.Errorf("cache: invalidate tag %q: %w", tag, err)
-			}
-		}
-	}
-	return removed, nil
+	return c.client.invalidate(ctx, []Target{t})
 }
 
+// tagBatch is how many members one SPOP takes from a tag index.
 const tagBatch = 256
-
-// unlinkMembers removes the keys of a tag index. A member outside the
-// namespace (which aside never writes) is skipped: bytes in Redis must not
-// make a cache delete another's keys.
-func (c *Cache[K, V]) unlinkMembers(ctx context.Context, rc rueidis.Client, members []string) (int64, error) {
-	cmds := make(rueidis.Commands, 0, len(members))
-	keys := make([]string, 0, len(members))
-	for _, m := range members {
-		if strings.HasPrefix(m, c.ns) {
-			cmds = append(cmds, rc.B().Unlink().Key(m).Build())
-			keys = append(keys, m)
-		}
-	}
-	var n int64
-	var errs []error
-	for i, res := range c.doMulti(ctx, rc, cmds...) {
-		c.client.wrote(keys[i])
-		d, err := res.AsInt64()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("unlink %s: %w", keys[i], c.redisErr(ctx, err)))
-			continue
-		}
-		n += d
-	}
-	return n, errors.Join(errs...)
-}
 
 // PruneTags removes from the indexes of tags the members whose keys no longer
 // exist, walking each index with SSCAN, and returns how many it removed.

@@ -144,12 +144,7 @@ func callOpts(opts []Option) callOptions {
 	return co
 }
 
-func (co callOptions) check() error {
-	if co.ttl != 0 && co.ttl < time.Millisecond {
-		return fmt.Errorf("WithTTL(%v): the TTL must be at least 1ms", co.ttl)
-	}
-	return nil
-}
+func (co callOptions) check() error { return co.err }
 
 // apply puts a per-call TTL in place of the policy's, and with it drops the
 // soft expiry: a caller that sets the TTL decides the entry's life.

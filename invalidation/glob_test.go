@@ -216,3 +216,81 @@ func FuzzEscape(f *testing.F) {
 		require.Equal(t, want, prefixed, "MATCH f:%q*", e)
 	})
 }
+
+func TestCheckPattern(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{
+		"*", "user:*", `a\[`, "[a-z]*", `\\`, `[\]]`, "[]", "[^]", "[^a]x", "[a-]]", `x\*`, "?", "]", "^",
+		invalidation.Escape(`[a\`) + "*",
+	} {
+		assert.NoError(t, invalidation.CheckPattern(ok), "%q", ok)
+	}
+	for _, tc := range []struct{ pattern, text string }{
+		{"", "invalidation: invalid pattern: empty"},
+		{"[", `invalidation: invalid pattern: the [ at offset 0 is never closed (escape it as \[ to match a bracket)`},
+		{"user:[1", `invalidation: invalid pattern: the [ at offset 5 is never closed (escape it as \[ to match a bracket)`},
+		{"[a-]", `invalidation: invalid pattern: the [ at offset 0 is never closed (escape it as \[ to match a bracket)`},
+		{`[\]`, `invalidation: invalid pattern: the [ at offset 0 is never closed (escape it as \[ to match a bracket)`},
+		{"[^", `invalidation: invalid pattern: the [ at offset 0 is never closed (escape it as \[ to match a bracket)`},
+		{`a\`, `invalidation: invalid pattern: ends in a lone backslash at offset 1 (escape it as \\)`},
+		{`a\\\`, `invalidation: invalid pattern: ends in a lone backslash at offset 3 (escape it as \\)`},
+	} {
+		err := invalidation.CheckPattern(tc.pattern)
+		require.ErrorIs(t, err, invalidation.ErrPattern, "%q", tc.pattern)
+		assert.Equal(t, tc.text, err.Error(), "%q", tc.pattern)
+	}
+}
+
+// TestCheckPatternAgainstRedis shows why the refused patterns are refused:
+// Redis reads each of them otherwise than it is written. "[a-]" does not
+// match "a" (a range from 'a' to ']', never closed, whose end is the end of
+// the pattern), a trailing '\' matches a backslash, an unclosed '[' matches
+// nothing of what follows it.
+func TestCheckPatternAgainstRedis(t *testing.T) {
+	t.Parallel()
+	client := fuzzRedis(t)
+	ctx := context.Background()
+	prefix := "checkpattern:" + strings.ReplaceAll(t.Name(), "/", "-") + ":"
+	for _, k := range []string{"a", "-", "]", `\`, "[", "[1", "b"} {
+		require.NoError(t, client.Do(ctx, client.B().Set().Key(prefix+k).Value("v").Build()).Error())
+	}
+	for _, tc := range []struct {
+		pattern string
+		redis   []string // what Redis' SCAN MATCH returns
+	}{
+		{"[a-]", []string{"a", "]"}},
+		{`\`, []string{`\`}},
+		{"[", nil},
+		{"[1", nil},
+	} {
+		require.Error(t, invalidation.CheckPattern(tc.pattern))
+		var got []string
+		var cursor uint64
+		for {
+			e, err := client.Do(ctx, client.B().Scan().Cursor(cursor).Match(prefix+tc.pattern).Count(1000).Build()).AsScanEntry()
+			require.NoError(t, err)
+			for _, k := range e.Elements {
+				got = append(got, strings.TrimPrefix(k, prefix))
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
+		}
+		assert.ElementsMatch(t, tc.redis, got, "SCAN MATCH %q", tc.pattern)
+	}
+}
+
+// FuzzCheckPattern: no input panics, and every escaped string is a pattern
+// CheckPattern accepts, alone or before a '*'.
+func FuzzCheckPattern(f *testing.F) {
+	for _, s := range []string{"", "[", `\`, "[a-]", "a[b]c", `[\`, "[^", "*?[]\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = invalidation.CheckPattern(s)
+		if s != "" {
+			assert.NoError(t, invalidation.CheckPattern(invalidation.Escape(s)))
+		}
+		assert.NoError(t, invalidation.CheckPattern(invalidation.Escape(s)+"*"))
+	})
+}

@@ -38,11 +38,12 @@ type Progress struct {
 var ErrPattern = errors.New("invalidation: invalid pattern")
 
 // Pattern removes every key matching the glob pattern from every primary of
-// client and returns how many it removed. It stops, returning what it removed
+// client and returns how many it removed. A pattern that [CheckPattern]
+// refuses (empty, an unclosed '[', a trailing '\') is an error. It stops, returning what it removed
 // so far and the context's error, when ctx ends.
 func Pattern(ctx context.Context, client rueidis.Client, pattern string, opts Options) (int64, error) {
-	if pattern == "" {
-		return 0, fmt.Errorf("%w: empty", ErrPattern)
+	if err := CheckPattern(pattern); err != nil {
+		return 0, err
 	}
 	if opts.Count <= 0 {
 		opts.Count = 1000

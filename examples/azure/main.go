@@ -54,7 +54,7 @@ func main() {
 	}
 	if !ok {
 		fmt.Println("azure example: set AZURE_REDIS_HOST (plus AZURE_REDIS_KEY for an access key;",
-			"without it, Entra ID through DefaultAzureCredential) or AZURE_REDIS_URL to run it. Nothing to do.")
+			"without it, Entra ID through DefaultAzureCredential), AZURE_REDIS_URL or AZURE_REDIS_CONNECTION_STRING to run it. Nothing to do.")
 		return
 	}
 	if err := run(o); err != nil {
@@ -68,6 +68,11 @@ func main() {
 func optionsFromEnv() (o azure.Options, ok bool, err error) {
 	if u := os.Getenv("AZURE_REDIS_URL"); u != "" {
 		o, err = azure.ParseURL(u) // its errors never quote the URL, which holds the key
+		return o, err == nil, err
+	}
+	if cs := os.Getenv("AZURE_REDIS_CONNECTION_STRING"); cs != "" {
+		// The portal's form: name.region.redis.azure.net:10000,password=...,ssl=True,abortConnect=False
+		o, err = azure.ParseConnectionString(cs) // nor do these quote the key
 		return o, err == nil, err
 	}
 	o.Host = os.Getenv("AZURE_REDIS_HOST")

@@ -1,0 +1,188 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Target is what [Client.Invalidate] removes of one cache: some of its keys
+// ([Keys]) or every key carrying some of its tags ([Tags]). Build it with
+// those functions; the zero Target removes nothing.
+type Target struct {
+	c    targetCache
+	keys []string // Redis keys
+	tags []string
+	err  error
+}
+
+// targetCache is what Client.Invalidate needs of a Cache, whatever its types.
+type targetCache interface {
+	owner() *Client
+	namespace() string // with its ':'
+	tagKey(tag string) string
+	timeout() time.Duration
+}
+
+func (c *Cache[K, V]) owner() *Client         { return c.client }
+func (c *Cache[K, V]) namespace() string      { return c.ns }
+func (c *Cache[K, V]) timeout() time.Duration { return c.redisTimeout }
+
+// Keys names keys of cache c for [Client.Invalidate].
+func Keys[K comparable, V any](c *Cache[K, V], ks ...K) Target {
+	if c == nil {
+		return Target{err: fmt.Errorf("cache: invalidate: %w: Keys of a nil *Cache", ErrInvalidOptions)}
+	}
+	keys := make([]string, len(ks))
+	for i, k := range ks {
+		keys[i] = c.Key(k)
+	}
+	return Target{c: c, keys: keys}
+}
+
+// Tags names the tags of cache c (see [WithTags]) for [Client.Invalidate]:
+// every key of c carrying any of them is removed, with the tags' indexes. A
+// tag is a tag of one cache; to reach the keys that caches of several
+// namespaces tagged alike, name each cache:
+//
+//	cache.Tags(profiles, "user:1"), cache.Tags(dashboards, "user:1")
+func Tags[K comparable, V any](c *Cache[K, V], tags ...string) Target {
+	if c == nil {
+		return Target{err: fmt.Errorf("cache: invalidate: %w: Tags of a nil *Cache", ErrInvalidOptions)}
+	}
+	for _, tag := range tags {
+		if tag == "" {
+			return Target{err: fmt.Errorf("cache: invalidate: %w: Tags(%s): an empty tag", ErrInvalidOptions, strings.TrimSuffix(c.ns, ":"))}
+		}
+	}
+	return Target{c: c, tags: tags}
+}
+
+// Invalidate removes, in one call, related keys of several caches of the
+// client and the keys carrying tags of any of them, and returns how many
+// keys Redis removed (markers included, as every invalidation counts; see
+// [Cache.Delete] for a count of values):
+//
+//	n, err := client.Invalidate(ctx,
+//		cache.Keys(profiles, id), cache.Keys(summaries, id),
+//		cache.Tags(dashboards, "user:"+strconv.FormatInt(id, 10)))
+//
+// The keys and the tag indexes go in one pipeline of single-key commands
+// (DEL of each key, SPOP of each index), so that keys of different cluster
+// slots never form a cross-slot command; the keys the indexes held are
+// removed in a second pipeline (DEL of each), and a tag indexing more than
+// 256 keys takes one more round per 256. Every other process caching one of
+// the keys drops its copy when Redis pushes the invalidation; in this
+// process, once Invalidate returns, no Get through any cache of the client
+// returns what the keys held before (read-your-writes, as for
+// [Cache.Invalidate]), even when Invalidate returns an error (a command may
+// have been applied before the connection failed).
+//
+// Each cache must be one of this client's, and no tag empty: otherwise
+// Invalidate fails with an error wrapping [ErrInvalidOptions] and removes
+// nothing. The call is bounded by the
+// largest RedisTimeout of the caches named (per 100 commands of a round
+// trip), within ctx. Errors name the keys or tags that failed; the others
+// were removed.
+func (cl *Client) Invalidate(ctx context.Context, targets ...Target) (int64, error) {
+	for _, t := range targets {
+		switch {
+		case t.err != nil:
+			return 0, t.err
+		case t.c != nil && t.c.owner() != cl:
+			return 0, fmt.Errorf("cache: invalidate: %w: the cache of namespace %q is a cache of another Client", ErrInvalidOptions, strings.TrimSuffix(t.c.namespace(), ":"))
+		}
+	}
+	return cl.invalidate(ctx, targets)
+}
+
+// invalidate is Invalidate of valid targets.
+func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, error) {
+	type index struct {
+		key string // the tag index
+		tag string
+		ns  string // the namespace its members must be in
+	}
+	var (
+		keys    []string
+		indexes []index
+		timeout time.Duration
+	)
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if t.c == nil {
+			continue
+		}
+		timeout = max(timeout, t.c.timeout())
+		keys = append(keys, t.keys...)
+		for _, tag := range t.tags {
+			if ix := t.c.tagKey(tag); !seen[ix] {
+				seen[ix] = true
+				indexes = append(indexes, index{key: ix, tag: tag, ns: t.c.namespace()})
+			}
+		}
+	}
+	if len(keys) == 0 && len(indexes) == 0 {
+		return 0, nil
+	}
+	rc, ok := cl.redis()
+	if !ok {
+		for _, key := range keys {
+			cl.wrote(key)
+		}
+		return 0, fmt.Errorf("cache: invalidate: %w", errNotConnected)
+	}
+	var (
+		removed int64
+		errs    []error
+	)
+	// Each round sends the deletions of keys and the SPOPs of indexes,
+	// then learns the members to delete in the next.
+	for len(keys) > 0 || len(indexes) > 0 {
+		cmds := make(rueidis.Commands, 0, len(keys)+len(indexes))
+		for _, key := range keys {
+			cmds = append(cmds, rc.B().Del().Key(key).Build())
+		}
+		for _, ix := range indexes {
+			cmds = append(cmds, rc.B().Spop().Key(ix.key).Count(tagBatch).Build())
+		}
+		rctx, cancel := context.WithTimeout(ctx, budgetFor(timeout, len(cmds)))
+		results := rc.DoMulti(rctx, cmds...)
+		cancel()
+		for i, key := range keys {
+			cl.wrote(key)
+			n, err := results[i].AsInt64()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", key, budgetErr(ctx, err, timeout)))
+				continue
+			}
+			removed += n
+		}
+		var next []string
+		var again []index
+		for j, ix := range indexes {
+			members, err := results[len(keys)+j].AsStrSlice()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				errs = append(errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.ns, ":"), budgetErr(ctx, err, timeout)))
+				continue
+			}
+			for _, m := range members {
+				// A member outside the namespace (which aside never
+				// writes) is skipped: bytes in Redis must not make a
+				// cache delete another's keys.
+				if strings.HasPrefix(m, ix.ns) {
+					next = append(next, m)
+				}
+			}
+			if len(members) == tagBatch {
+				again = append(again, ix)
+			}
+		}
+		keys, indexes = next, again
+	}
+	return removed, errors.Join(errs...)
+}
