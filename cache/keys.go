@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-
-	"github.com/aside-go/aside/internal/envelope"
 )
 
 // NoExpiry is what [Cache.TTL] returns for a key that exists without an
@@ -46,9 +44,16 @@ func (c *Cache[K, V]) del(ctx context.Context, op string, ks []K) (int, error) {
 		keys[i] = c.Key(k)
 		cmds[i] = rc.B().Del().Key(keys[i]).Build()
 	}
+	cmds = append(cmds, c.leaseDels(rc, keys)...) // plain mode: the leases go too
 	n := 0
 	var errs []error
-	for i, res := range c.doMulti(ctx, rc, cmds...) {
+	results := c.doMulti(ctx, rc, cmds...)
+	for i, res := range results[len(keys):] {
+		if err := res.Error(); err != nil {
+			errs = append(errs, fmt.Errorf("cache: %s %s: %w", op, leaseKey(c.ns, keys[i]), c.redisErr(ctx, err)))
+		}
+	}
+	for i, res := range results[:len(keys)] {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
@@ -95,7 +100,7 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
-			if env, derr := envelope.Decode(raw); derr == nil && env.Kind == envelope.Value {
+			if holdsValue(raw) {
 				n++
 			}
 		case rueidis.IsRedisNil(err):

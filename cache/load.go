@@ -248,12 +248,12 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 			c.client.expectEcho(keys[i])
 			snaps[t] = c.local.snapshot(keys[i])
 		}
-		execs[t] = writeExec(keys[i], leases[j], ls[j].data, ls[j].ttl)
+		execs[t] = c.underLease(keys[i], leases[j], ls[j].data, ls[j].ttl)
 	}
 	var results []rueidis.RedisResult
 	rc, err := c.redis()
 	if err == nil {
-		results = evalMany(wctx, rc, writeScript, writeSHA, execs)
+		results = c.evalUnderLease(wctx, rc, execs)
 	}
 	for t, j := range todo {
 		i, l := idx[j], ls[j]
@@ -351,11 +351,11 @@ func (c *Cache[K, V]) releaseOnce(ctx context.Context, keys []string, st []keySt
 	}
 	execs := make([]rueidis.LuaExec, len(todo))
 	for j, i := range todo {
-		execs[j] = writeExec(keys[i], st[i].lease, nil, 0)
+		execs[j] = c.underLease(keys[i], st[i].lease, nil, 0)
 	}
 	bctx, cancel := context.WithTimeout(ctx, c.budgetFor(len(execs)))
 	defer cancel()
-	for j, res := range evalMany(bctx, rc, writeScript, writeSHA, execs) {
+	for j, res := range c.evalUnderLease(bctx, rc, execs) {
 		deleted, _, err := writeReply(res)
 		switch {
 		case err != nil && ctx.Err() == nil && (retryable(err) || bctx.Err() != nil):

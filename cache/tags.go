@@ -85,9 +85,16 @@ func (c *Cache[K, V]) unlinkMembers(ctx context.Context, rc rueidis.Client, memb
 			keys = append(keys, m)
 		}
 	}
+	cmds = append(cmds, c.leaseDels(rc, keys)...) // plain mode: the leases go too
 	var n int64
 	var errs []error
-	for i, res := range c.doMulti(ctx, rc, cmds...) {
+	results := c.doMulti(ctx, rc, cmds...)
+	for i, res := range results[len(keys):] {
+		if err := res.Error(); err != nil {
+			errs = append(errs, fmt.Errorf("delete %s: %w", leaseKey(c.ns, keys[i]), c.redisErr(ctx, err)))
+		}
+	}
+	for i, res := range results[:len(keys)] {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
 		if err != nil {
