@@ -374,3 +374,29 @@ func FuzzNoCodecOutputBeginsWithTheMagic(f *testing.F) {
 		}
 	})
 }
+
+// TestEnvelopeIsElevenBytesInFront: what the documentation says Redis holds
+// for a codec.String "hello" — 16 bytes, the 11-byte header beginning with
+// 0xC1, then the codec's bytes — and, in plain mode, "hello" alone.
+func TestEnvelopeIsElevenBytesInFront(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client := connect(t, shared)
+	rc := other(t, shared.ClientOption())
+	ns := namespace(t)
+	for _, plain := range []bool{false, true} {
+		c, err := cache.New(client, cache.Options[string, string]{Namespace: fmt.Sprintf("%s-%v", ns, plain), Codec: codec.String(), Plain: plain})
+		require.NoError(t, err)
+		require.NoError(t, c.Set(ctx, "k", "hello"))
+		raw, ok := rawGet(t, rc, c.Key("k"))
+		require.True(t, ok)
+		if plain {
+			assert.Equal(t, "hello", raw)
+			continue
+		}
+		assert.Len(t, raw, 16)
+		assert.Equal(t, envelope.HeaderSize, 11)
+		assert.Equal(t, byte(0xc1), raw[0])
+		assert.Equal(t, "hello", raw[11:])
+	}
+}
