@@ -84,11 +84,11 @@ func TestForeignValueIsAValue(t *testing.T) {
 				Loader: func(context.Context, string) (string, error) { loads.Add(1); return "loaded", nil },
 			})
 			require.NoError(t, err)
+			before := time.Now() // the expiry is set after it
 			rawSet(t, rc, strs.Key("greeting"), "hello", 60_000)
 			rawSet(t, rc, strs.Key("forever"), "no expiry", 0)
 			rawSet(t, rc, strs.Key("empty"), "", 0)
 
-			before := time.Now()
 			v, err := strs.Get(ctx, "greeting")
 			require.NoError(t, err)
 			assert.Equal(t, "hello", v)

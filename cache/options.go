@@ -179,7 +179,9 @@ type Options[K comparable, V any] struct {
 	// that a load under way does not write a value read before them;
 	// another program that deletes a key to invalidate it while aside is
 	// loading it must delete its lease key too for the same guarantee
-	// (a value it writes is never overwritten by the load). Reads are the
+	// (a value it writes is never overwritten by the load), and so does
+	// InvalidatePattern, which deletes the values it matches but not the
+	// leases of loads under way. Reads are the
 	// same in both modes: bytes beginning with the magic are aside's
 	// entries, any others a plain value.
 	Plain bool
