@@ -3,13 +3,15 @@ GO ?= go
 
 .PHONY: test quickstart bench bench-ci fuzz soak vet fmt check
 
-# The README's test command: installs redis-server when it is missing, runs
+# The README's test command: installs redis-server (and redis-py, for the
+# interop test) when it is missing, runs
 # the codec's allocation bounds in a normal build (the race detector adds
 # copies of its own), then every test with the race detector against private
 # redis-server processes, then the short forms of the fault suite (faults/,
 # its own module).
 test:
 	./scripts/ensure-redis
+	./scripts/ensure-python-redis
 	$(GO) test -count=1 -run 'Allocation' ./codec/
 	$(GO) test -race -count=1 ./...
 	cd faults && $(GO) test -race -count=1 ./...

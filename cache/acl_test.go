@@ -48,10 +48,18 @@ func TestREADMEGivesTheACL(t *testing.T) {
 }
 
 func leastPrivilege(t *testing.T, opt rueidis.ClientOption, ns string) {
-	ctx := context.Background()
 	client := connectWith(t, opt)
 	require.True(t, client.Tracking(), "client tracking is granted")
-	c := userCache(t, client, ns, nil)
+	// Each format in turn: the second starts from the empty namespace the
+	// first leaves.
+	for _, plain := range []bool{false, true} {
+		leastPrivilegeOps(t, client, ns, plain)
+	}
+}
+
+func leastPrivilegeOps(t *testing.T, client *cache.Client, ns string, plain bool) {
+	ctx := context.Background()
+	c := userCache(t, client, ns, nil, func(o *cache.Options[int64, User]) { o.Plain = plain })
 
 	_, err := c.Get(ctx, 1) // a miss: visit, load, write under the lease
 	require.NoError(t, err)
@@ -90,6 +98,9 @@ func leastPrivilege(t *testing.T, opt rueidis.ClientOption, ns string) {
 	assert.Zero(t, s.WriteErrors)
 	assert.Zero(t, s.RedisErrors)
 	assert.Zero(t, s.DecodeErrors)
+	if plain {
+		return
+	}
 
 	// The ACL does limit: another namespace is out of reach.
 	other := userCache(t, client, "other", nil)

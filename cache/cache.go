@@ -45,8 +45,12 @@ type Cache[K comparable, V any] struct {
 	stash    stash[K, V]
 	onDown   RedisDownPolicy
 	localTTL time.Duration
-	clone    func(V) V
-	now      func() time.Time
+	// plain stores the codec's bytes alone, leases in sibling keys (see
+	// plain.go); replaceUnreadable lets a read delete bytes it cannot read.
+	plain             bool
+	replaceUnreadable bool
+	clone             func(V) V
+	now               func() time.Time
 	// nanos is the hit path's clock: the client's coarse clock, or Now
 	// when the options inject one.
 	nanos func() int64
@@ -115,9 +119,11 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		},
 		onDown:   o.OnRedisDown,
 		localTTL: o.LocalTTL,
+		plain:    o.Plain,
 		clone:    o.Clone,
 		now:      o.Now,
 	}
+	c.replaceUnreadable = o.ReplaceUnreadable
 	c.background.closing = client.closing
 	switch {
 	case c.batch == nil && c.load != nil:
@@ -298,8 +304,22 @@ var (
 	errBadReply     = errors.New("unexpected reply from redis")
 )
 
-// decode turns the bytes of a Redis key into an entry.
+// errForeign is the cause of the ErrCorrupt of bytes that are not an entry
+// and that the codec cannot decode.
+var errForeign = errors.New("not an aside entry, and the codec cannot decode it as a value")
+
+// decode turns the bytes of a Redis key into an entry. Bytes that do not
+// begin with the envelope's magic byte are a value as another program (or a
+// cache in plain mode) stores it: the codec's bytes alone, decoded as such,
+// without soft expiry.
 func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
+	if !envelope.IsEntry(raw) {
+		e := &entry[V]{key: key, size: uint32(len(raw))}
+		if err := c.codec.Unmarshal(raw, &e.v); err != nil {
+			return nil, fmt.Errorf("cache: %s: %w: %w: %w", key, ErrCorrupt, errForeign, err)
+		}
+		return e, nil
+	}
 	env, err := envelope.Decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %s: %w: %w", key, ErrCorrupt, err)
@@ -319,6 +339,17 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 		}
 	}
 	return e, nil
+}
+
+// holdsValue reports whether raw, the bytes of a key of the cache, is a
+// value: not a not-found marker nor a lease. Bytes that are not an entry are
+// another program's value.
+func holdsValue(raw []byte) bool {
+	if !envelope.IsEntry(raw) {
+		return true
+	}
+	env, err := envelope.Decode(raw)
+	return err == nil && env.Kind == envelope.Value
 }
 
 // expireIn sets e's hard expiry from a PTTL reply: the key's, or LocalTTL for
@@ -353,6 +384,12 @@ func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
 	} else {
 		ttls = c.ttl.TTL(c.keyPart(key))
 	}
+	if c.plain {
+		if envelope.IsEntry(payload) {
+			return entryBytes{err: fmt.Errorf("cache: encode %s: %w: in plain mode a value may not begin with byte %#x, the envelope's magic: aside would read it as its own entry", key, codec.ErrEncode, envelope.Magic)}
+		}
+		return entryBytes{data: payload, ttl: ttls.Hard}
+	}
 	var soft time.Time
 	var softAt int64
 	if ttls.Soft > 0 {
@@ -367,6 +404,9 @@ func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
 // notFoundBytes is the not-found marker of key, or nil when the policy caches
 // no absence.
 func (c *Cache[K, V]) notFoundBytes(key string) ([]byte, time.Duration) {
+	if c.plain {
+		return nil, 0 // no marker: another program would read it as a value
+	}
 	if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
 		return envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
 	}

@@ -388,7 +388,7 @@ func TestInvalidateMakesNextGetReload(t *testing.T) {
 	assert.EqualValues(t, 2, calls.Load())
 }
 
-func TestCorruptValueIsReloaded(t *testing.T) {
+func TestUnreadableValueIsReplacedWhenAllowed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	client := connect(t, shared)
@@ -397,18 +397,22 @@ func TestCorruptValueIsReloaded(t *testing.T) {
 	// No copies in process memory: each Get must meet the bytes the test
 	// wrote through Rueidis(), whose push would otherwise drop the copy
 	// of the round before only a push delay later.
-	c := userCache(t, client, ns, &calls, func(o *cache.Options[int64, User]) { o.LocalBytes = -1 })
-	for _, garbage := range []string{"*", "", "\xae\x01\x01", "{\"ID\":1}", "\xae\x09\x01\x00\x00\x00\x00\x00\x00\x00\x00"} {
-		require.NoError(t, client.Rueidis().Do(ctx, client.Rueidis().B().Set().Key(c.Key(1)).Value(garbage).Build()).Error())
+	c := userCache(t, client, ns, &calls, func(o *cache.Options[int64, User]) {
+		o.LocalBytes = -1
+		o.ReplaceUnreadable = true
+	})
+	garbage := []string{"*", "", "\xc1\x01\x01", "{\"ID\":1}", "\xc1\x09\x01\x00\x00\x00\x00\x00\x00\x00\x00", "\xae\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x81"}
+	for _, g := range garbage {
+		require.NoError(t, client.Rueidis().Do(ctx, client.Rueidis().B().Set().Key(c.Key(1)).Value(g).Build()).Error())
 		u, err := c.Get(ctx, 1)
-		require.NoError(t, err, "garbage %q", garbage)
+		require.NoError(t, err, "garbage %q", g)
 		assert.Equal(t, sampleUser(1), u)
 	}
 	s := c.Stats()
-	assert.EqualValues(t, 5, s.DecodeErrors)
+	assert.EqualValues(t, len(garbage), s.DecodeErrors)
 
 	// Without a loader the error says what happened.
-	bare, err := cache.New(client, cache.Options[int64, User]{Namespace: ns + "-bare"})
+	bare, err := cache.New(client, cache.Options[int64, User]{Namespace: ns + "-bare", ReplaceUnreadable: true})
 	require.NoError(t, err)
 	require.NoError(t, client.Rueidis().Do(ctx, client.Rueidis().B().Set().Key(bare.Key(1)).Value("*").Build()).Error())
 	_, err = bare.Get(ctx, 1)

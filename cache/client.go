@@ -75,6 +75,9 @@ type invalidator interface {
 	dropKey(key string)
 	// invalidateAll handles a flush, or a connection that dropped.
 	invalidateAll()
+	// leaseChanged handles a push of the lease key of valueKey (plain
+	// mode): waits woken.
+	leaseChanged(valueKey string)
 	// verified tells the cache that Redis answered a heartbeat round that
 	// began at start (Unix nanoseconds).
 	verified(start int64)
@@ -449,6 +452,12 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 	for i := range msgs {
 		key, err := msgs[i].ToString()
 		if err != nil {
+			continue
+		}
+		if vk, ns, ok := valueKeyOf(key); ok {
+			for _, inv := range c.subs[ns] {
+				inv.leaseChanged(vk)
+			}
 			continue
 		}
 		ns, _, ok := strings.Cut(key, ":")

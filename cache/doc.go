@@ -60,13 +60,42 @@
 // tcp ...", "cache: set: invalid options: WithTTL(0s): the TTL must be at least
 // 1ms".
 //
+// # What Redis holds
+//
+// By default each value is stored in aside's envelope: 11 bytes in front of
+// the codec's bytes — the magic byte 0xC1, a format version, a kind (value,
+// not-found marker, or lease) with flags, and the soft expiry as 8 bytes of
+// Unix milliseconds — so that a not-found marker and a load's lease live in
+// the key itself, where no value can be mistaken for them. A value of
+// codec.String "hello" is 16 bytes in Redis: the header, then "hello".
+//
+// With [Options].Plain the key holds exactly the codec's bytes ("hello"),
+// for other programs to read as they are; a load's lease then lives in a
+// sibling key of the same cluster slot, "<namespace>#lease{...}", and there
+// are no not-found markers and no soft TTL (see Plain for what it gives up).
+//
+// Reads are the same in both modes, whoever wrote the key: bytes that begin
+// with 0xC1 are aside's entries; any other bytes are a value another program
+// wrote, decoded by the cache's codec alone (no soft TTL, no marker) and kept
+// in process memory until the key's own expiry or its invalidation, like any
+// value. 0xC1 begins no valid UTF-8, so no text and no JSON document, and
+// MessagePack never uses it; only raw bytes (codec.Bytes, or codec.String
+// holding invalid UTF-8) can begin with it, and such a value read from Redis
+// is taken for an entry: one that is not a valid entry fails Get with
+// [ErrCorrupt], one of a newer format version is loaded around. Bytes that
+// the codec cannot decode either fail Get with [ErrCorrupt] and stay in Redis
+// untouched — no load writes over another program's value — unless
+// [Options].ReplaceUnreadable lets the read delete them and load.
+//
 // # Guarantees
 //
 // Each holds for every Cache of a Client, standalone or on a cluster, and is
 // tested by forcing the interleaving that would break it:
 //
 //   - G1, no stale set: a load that read the source before an invalidation of
-//     its key never writes its value to Redis.
+//     its key never writes its value to Redis. (In plain mode, an invalidation
+//     by another program must delete the key's lease key too; a value another
+//     program writes during a load always stands.)
 //   - G2: a read that reaches Redis after an invalidation, a write or a flush
 //     has returned never returns a value whose load started before it, in
 //     this process or another. (A read that joins a load of its own process
@@ -82,7 +111,8 @@
 //     falls silent without closing the connection, copies stop being served
 //     within [Options].MaxSilence (1s by default; see heartbeat.go).
 //   - G5: one load per key at a time across every process (a lease in
-//     Redis), with a dead holder taken over after LeaseTTL.
+//     Redis, in the key or, in plain mode, in its lease key), with a dead
+//     holder taken over after LeaseTTL.
 //   - G6: Redis in trouble costs a bounded time: every Redis call of a read
 //     or write has the budget [Options].RedisTimeout (250ms by default)
 //     whatever the caller's context allows, past which it is

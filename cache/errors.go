@@ -31,9 +31,10 @@ var (
 	ErrKeyMissing = errors.New("no such key")
 
 	// ErrCorrupt is wrapped when a Redis key of the cache holds bytes that
-	// are not a value aside can read: garbage, a value of another codec, or
-	// an entry written by a newer version of aside. Get reloads such keys
-	// through the loader when it has one.
+	// are not a value aside can read: neither an aside entry nor bytes the
+	// codec decodes (garbage, a value of another codec). The bytes stay in
+	// Redis unless [Options].ReplaceUnreadable lets Get delete them and
+	// load; an entry of a newer version of aside is loaded around, and left.
 	ErrCorrupt = errors.New("unreadable value in redis")
 )
 

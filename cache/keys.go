@@ -98,11 +98,19 @@ func (c *Cache[K, V]) Delete(ctx context.Context, ks ...K) (int, error) {
 	if err := c.awaitWrites(ctx, keys...); err != nil {
 		return 0, fmt.Errorf("cache: delete: %w", err)
 	}
+	var errs []error
+	// Plain mode: the loads' leases go first (see Client.invalidate).
+	if lds := c.leaseDels(rc, keys); len(lds) > 0 {
+		for i, res := range c.doMulti(ctx, rc, lds...) {
+			if err := res.Error(); err != nil {
+				errs = append(errs, fmt.Errorf("cache: delete %s: %w", leaseKey(c.ns, keys[i]), c.redisErr(ctx, err)))
+			}
+		}
+	}
 	rctx, cancel := c.budget(ctx, len(execs))
 	results := evalMany(rctx, rc, keyOpScript, keyOpSHA, execs)
 	cancel()
 	n := 0
-	var errs []error
 	for i, res := range results {
 		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
@@ -169,7 +177,7 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
-			if !envelope.IsMarker(raw) {
+			if holdsValue(raw) {
 				n++
 			}
 		case rueidis.IsRedisNil(err):

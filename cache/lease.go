@@ -72,7 +72,10 @@ return {v, redis.call('PTTL', KEYS[1])}`
 type visited struct {
 	raw   []byte
 	found bool
-	pttl  int64
+	pttl  int64 // of the lease key when lease is set
+	// lease is, in plain mode, the lease another load holds in the lease
+	// key of a missing value.
+	lease []byte
 	err   error
 }
 
@@ -90,6 +93,16 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []strin
 		}
 	}
 	out := make([]visited, len(todo))
+	if c.plain {
+		execs := make([]rueidis.LuaExec, len(todo))
+		for j, i := range todo {
+			execs[j] = c.plainVisitExec(keys[i], st[i].lease)
+		}
+		for j, res := range evalMany(ctx, rc, plainVisitScript, plainVisitSHA, execs) {
+			out[j] = plainVisitReply(res)
+		}
+		return out
+	}
 	if rc.Mode() == rueidis.ClientModeCluster {
 		execs := make([]rueidis.LuaExec, len(todo))
 		for j, i := range todo {

@@ -23,12 +23,16 @@ func TestHerdAcrossClientsLoadsOnce(t *testing.T) {
 	for _, topo := range topologies() {
 		t.Run(topo.name, func(t *testing.T) {
 			t.Parallel()
-			herd(t, topo)
+			herd(t, topo, false)
+		})
+		t.Run(topo.name+"/plain", func(t *testing.T) {
+			t.Parallel()
+			herd(t, topo, true)
 		})
 	}
 }
 
-func herd(t *testing.T, topo topology) {
+func herd(t *testing.T, topo topology, plain bool) {
 	const clients, goroutines = 4, 1000
 	ctx := context.Background()
 	ns := namespace(t)
@@ -59,7 +63,7 @@ func herd(t *testing.T, topo topology) {
 		return "v:" + key, nil
 	}
 	for i := range caches {
-		c, err := cache.New(connectWith(t, topo.opt(t)), cache.Options[string, string]{Namespace: ns, Codec: codec.String(), Loader: load})
+		c, err := cache.New(connectWith(t, topo.opt(t)), cache.Options[string, string]{Namespace: ns, Codec: codec.String(), Loader: load, Plain: plain})
 		require.NoError(t, err)
 		caches[i] = c
 	}
@@ -213,6 +217,7 @@ func TestNoStaleSetAcrossProcesses(t *testing.T) {
 			return err == nil && v == 2
 		}, 10*time.Second, time.Millisecond)
 	}
+	require.NoError(t, cache.AwaitWrites(ctx, readerCache, "k"))
 	assert.EqualValues(t, 1, readerCache.Stats().DiscardedFills)
 }
 

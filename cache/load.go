@@ -26,6 +26,19 @@ type heldLoad[V any] struct {
 	prev atomic.Pointer[heldLoad[V]]
 }
 
+// running returns the first of h and the loads it replaced whose write has
+// not ended, or nil.
+func (h *heldLoad[V]) running() *heldLoad[V] {
+	for ; h != nil; h = h.prev.Load() {
+		select {
+		case <-h.written:
+		default:
+			return h
+		}
+	}
+	return nil
+}
+
 // failed reports whether the load has ended with an error other than the
 // key's absence from the source.
 func (h *heldLoad[V]) failed() bool {
@@ -116,8 +129,14 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx [
 				answer() // the loader did not return
 			}
 			for j, i := range idx {
-				c.held.CompareAndDelete(keys[i], hs[j])
 				close(hs[j].written)
+				// A load this one replaced may still be writing: it takes
+				// the key's place again, for awaitWrites.
+				if p := hs[j].prev.Load().running(); p != nil {
+					c.held.CompareAndSwap(keys[i], hs[j], p)
+				} else {
+					c.held.CompareAndDelete(keys[i], hs[j])
+				}
 			}
 		}()
 		// Taken before the loader reads the source: a change the snapshots
@@ -326,12 +345,12 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 			c.client.expectEcho(keys[i])
 			snaps[t] = c.local.snapshot(keys[i])
 		}
-		execs[t] = writeExec(keys[i], leases[j], ls[j].data, ls[j].ttl)
+		execs[t] = c.underLease(keys[i], leases[j], ls[j].data, ls[j].ttl)
 	}
 	var results []rueidis.RedisResult
 	rc, err := c.redis()
 	if err == nil {
-		results = evalMany(wctx, rc, writeScript, writeSHA, execs)
+		results = c.evalUnderLease(wctx, rc, execs)
 	}
 	for t, j := range todo {
 		i, l := idx[j], ls[j]
@@ -435,11 +454,11 @@ func (c *Cache[K, V]) releaseOnce(ctx context.Context, keys []string, st []keySt
 	}
 	execs := make([]rueidis.LuaExec, len(todo))
 	for j, i := range todo {
-		execs[j] = writeExec(keys[i], st[i].lease, nil, 0)
+		execs[j] = c.underLease(keys[i], st[i].lease, nil, 0)
 	}
 	bctx, cancel := context.WithTimeout(ctx, c.budgetFor(len(execs)))
 	defer cancel()
-	for j, res := range evalMany(bctx, rc, writeScript, writeSHA, execs) {
+	for j, res := range c.evalUnderLease(bctx, rc, execs) {
 		deleted, _, err := writeReply(res)
 		switch {
 		case err != nil && ctx.Err() == nil && (retryable(err) || bctx.Err() != nil):

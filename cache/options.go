@@ -157,6 +157,43 @@ type Options[K comparable, V any] struct {
 
 	// Now is the clock. Default: time.Now. Tests inject their own.
 	Now func() time.Time
+
+	// Plain stores exactly the codec's bytes under each key, nothing
+	// around them, so that other programs read the cache's values as they
+	// are (with codec.JSON or codec.String, a redis-py GET returns the JSON
+	// document or the string). Default: false, every value goes in aside's
+	// envelope, 11 bytes in front of the codec's bytes (see the package
+	// documentation, "What Redis holds").
+	//
+	// Plain mode gives up what the envelope carries: no not-found markers
+	// (the policy's negative TTL is not used: a key the loader does not
+	// find is loaded again by the next Get), no soft TTL, so no
+	// refresh-ahead and no stale-if-error refresh (New refuses a TTL
+	// policy with a soft TTL, and Refresh, RefreshConcurrency and
+	// RefreshTimeout), and Set refuses a value whose encoding begins with
+	// the envelope's magic byte 0xC1 (only raw bytes or invalid UTF-8
+	// can). The lease of a load lives in a sibling key of the same
+	// cluster slot, "<Namespace>#lease{...}", which no other program
+	// reads as a value; one load per key across processes still holds.
+	// Delete, Invalidate, InvalidateTag and [Client.Invalidate] delete it
+	// before the value, and InvalidatePattern and InvalidatePrefix every
+	// lease of the namespace before the values, so that a load under way
+	// does not write a value read before them; another program that
+	// deletes a key to invalidate it while aside is loading it must delete
+	// its lease key too for the same guarantee (a value it writes is never
+	// overwritten by the load). Reads are the
+	// same in both modes: bytes beginning with the magic are aside's
+	// entries, any others a plain value.
+	Plain bool
+
+	// ReplaceUnreadable lets a Get that finds bytes it cannot read under a
+	// key — neither an aside entry nor anything the codec decodes — delete
+	// them (only if they are still there) and load the key as if it were
+	// missing. Default: false, such bytes are another program's and stay
+	// in Redis: the Get fails with an error wrapping [ErrCorrupt], counted
+	// in [Stats].DecodeErrors, and nothing is loaded or written for the
+	// key until they change or expire.
+	ReplaceUnreadable bool
 }
 
 // RedisDownPolicy is what Get does when Redis is unavailable.
@@ -247,6 +284,26 @@ func (o *Options[K, V]) validate() error {
 		case f.d != 0 && f.d < f.min:
 			return invalid(f.name, "%v is below %v", f.d, f.min)
 		}
+	}
+	if o.Plain {
+		return o.validatePlain()
+	}
+	return nil
+}
+
+// validatePlain refuses the options that need the envelope.
+func (o *Options[K, V]) validatePlain() error {
+	const why = "needs the envelope's soft expiry, which Plain does not store"
+	if o.TTL != nil && o.TTL.TTL("").Soft > 0 {
+		return invalid("TTL", "a soft TTL (refresh-ahead) %s", why)
+	}
+	switch {
+	case o.Refresh != RefreshBackground:
+		return invalid("Refresh", "refresh-ahead %s", why)
+	case o.RefreshConcurrency != 0:
+		return invalid("RefreshConcurrency", "refresh-ahead %s", why)
+	case o.RefreshTimeout != 0:
+		return invalid("RefreshTimeout", "refresh-ahead %s", why)
 	}
 	return nil
 }

@@ -69,6 +69,17 @@ func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opt
 	if err != nil {
 		return 0, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, err)
 	}
+	if c.plain {
+		// In plain mode the loads' leases are keys of their own: they go
+		// first — every lease of the namespace, a safe excess (a load
+		// whose lease is gone writes nothing, and its waiters load again)
+		// — so that no load that read the source before this call writes
+		// after its key was removed.
+		lo := invalidation.Options{Count: o.Count, Batch: o.Batch}
+		if _, err := invalidation.Pattern(ctx, rc, c.ns[:len(c.ns)-1]+leaseInfix+"*", lo); err != nil {
+			return 0, fmt.Errorf("cache: invalidate pattern %q: leases: %w", pattern, c.redisErr(ctx, err))
+		}
+	}
 	n, err := invalidation.Pattern(ctx, rc, c.ns+pattern, o.Options)
 	if err != nil {
 		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, c.redisErr(ctx, err))

@@ -337,6 +337,24 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 				down, downErr = append(down, i), cerr
 				continue
 			}
+			if lease := results[j].lease; lease != nil {
+				// Plain mode: the value is missing and another load
+				// holds its lease key.
+				if h := c.heldBy(key, lease); h != nil {
+					waitFor = append(waitFor, awaited{i: i, h: h, mine: true})
+					continue
+				}
+				if pttl < 0 {
+					// Not a lease aside took (they all expire): load,
+					// and write nothing.
+					c.stats.decodeErrors.Add(1)
+					direct = append(direct, i)
+					continue
+				}
+				st[i].pttl = pttl
+				contended = append(contended, i)
+				continue
+			}
 			if !found {
 				if st[i].lease != nil {
 					held = append(held, i)
@@ -351,6 +369,11 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 				continue
 			}
 			e, derr := c.decode(key, raw)
+			if errors.Is(derr, errLeaseHeld) && pttl < 0 {
+				// Every lease aside takes expires: bytes shaped like one
+				// without an expiry are someone else's.
+				derr = fmt.Errorf("%w: %s: a lease without an expiry", ErrCorrupt, key)
+			}
 			switch {
 			case derr == nil:
 				c.stats.redisHits.Add(1)
@@ -389,7 +412,10 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			default:
 				c.stats.decodeErrors.Add(1)
 				switch {
-				case c.load == nil:
+				case c.load == nil || !c.replaceUnreadable:
+					// Another program's bytes, or garbage: reported,
+					// and left in Redis unless the application opted
+					// in to replacing them.
 					finish(i, nil, derr)
 				case st[i].readOnly:
 					// It may not be deleted by this user: load, and

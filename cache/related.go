@@ -26,11 +26,21 @@ type targetCache interface {
 	namespace() string // with its ':'
 	tagKey(tag string) string
 	timeout() time.Duration
+	// leaseOf returns the lease key of key in plain mode; false otherwise
+	// (the lease is in the key itself).
+	leaseOf(key string) (string, bool)
 }
 
 func (c *Cache[K, V]) owner() *Client         { return c.client }
 func (c *Cache[K, V]) namespace() string      { return c.ns }
 func (c *Cache[K, V]) timeout() time.Duration { return c.redisTimeout }
+
+func (c *Cache[K, V]) leaseOf(key string) (string, bool) {
+	if !c.plain {
+		return "", false
+	}
+	return leaseKey(c.ns, key), true
+}
 
 // Keys names keys of cache c for [Client.Invalidate].
 func Keys[K comparable, V any](c *Cache[K, V], ks ...K) Target {
@@ -105,10 +115,14 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 	type index struct {
 		key string // the tag index
 		tag string
-		ns  string // the namespace its members must be in
+		c   targetCache // whose namespace its members must be in
+	}
+	type doomed struct {
+		key string
+		c   targetCache
 	}
 	var (
-		keys    []string
+		keys    []doomed
 		indexes []index
 		timeout time.Duration
 	)
@@ -118,11 +132,13 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 			continue
 		}
 		timeout = max(timeout, t.c.timeout())
-		keys = append(keys, t.keys...)
+		for _, key := range t.keys {
+			keys = append(keys, doomed{key, t.c})
+		}
 		for _, tag := range t.tags {
 			if ix := t.c.tagKey(tag); !seen[ix] {
 				seen[ix] = true
-				indexes = append(indexes, index{key: ix, tag: tag, ns: t.c.namespace()})
+				indexes = append(indexes, index{key: ix, tag: tag, c: t.c})
 			}
 		}
 	}
@@ -131,8 +147,8 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 	}
 	rc, ok := cl.redis()
 	if !ok {
-		for _, key := range keys {
-			cl.wrote(key)
+		for _, d := range keys {
+			cl.wrote(d.key)
 		}
 		return 0, fmt.Errorf("cache: invalidate: %w", errNotConnected)
 	}
@@ -144,8 +160,19 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 	// then learns the members to delete in the next.
 	for len(keys) > 0 || len(indexes) > 0 {
 		cmds := make(rueidis.Commands, 0, len(keys)+len(indexes))
-		for _, key := range keys {
-			cmds = append(cmds, rc.B().Del().Key(key).Build())
+		// In plain mode a key's lease goes first, in the same pipeline on
+		// the same node (the lease key is in the key's slot): a load that
+		// read the source before cannot write once its lease is gone, and
+		// what it wrote before is deleted with the key.
+		var leases []string
+		for _, d := range keys {
+			if lk, ok := d.c.leaseOf(d.key); ok {
+				cmds = append(cmds, rc.B().Del().Key(lk).Build())
+				leases = append(leases, lk)
+			}
+		}
+		for _, d := range keys {
+			cmds = append(cmds, rc.B().Del().Key(d.key).Build())
 		}
 		for _, ix := range indexes {
 			cmds = append(cmds, rc.B().Spop().Key(ix.key).Count(tagBatch).Build())
@@ -153,29 +180,35 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 		rctx, cancel := context.WithTimeout(ctx, budgetFor(timeout, len(cmds)))
 		results := rc.DoMulti(rctx, cmds...)
 		cancel()
-		for i, key := range keys {
-			cl.wrote(key)
+		for i, lk := range leases {
+			if err := results[i].Error(); err != nil {
+				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", lk, budgetErr(ctx, err, timeout)))
+			}
+		}
+		results = results[len(leases):]
+		for i, d := range keys {
+			cl.wrote(d.key)
 			n, err := results[i].AsInt64()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", key, budgetErr(ctx, err, timeout)))
+				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, timeout)))
 				continue
 			}
 			removed += n
 		}
-		var next []string
+		var next []doomed
 		var again []index
 		for j, ix := range indexes {
 			members, err := results[len(keys)+j].AsStrSlice()
 			if err != nil && !rueidis.IsRedisNil(err) {
-				errs = append(errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.ns, ":"), budgetErr(ctx, err, timeout)))
+				errs = append(errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.c.namespace(), ":"), budgetErr(ctx, err, timeout)))
 				continue
 			}
 			for _, m := range members {
 				// A member outside the namespace (which aside never
 				// writes) is skipped: bytes in Redis must not make a
 				// cache delete another's keys.
-				if strings.HasPrefix(m, ix.ns) {
-					next = append(next, m)
+				if strings.HasPrefix(m, ix.c.namespace()) {
+					next = append(next, doomed{m, ix.c})
 				}
 			}
 			if len(members) == tagBatch {

@@ -74,7 +74,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	var execs []rueidis.LuaExec
 	for i, k := range ks {
 		key := c.Key(k)
-		eb := co.apply(c.encodeValue(key, vs[i]))
+		eb := co.apply(c.encodeValue(key, vs[i]), c.plain)
 		if eb.err != nil {
 			errs = append(errs, eb.err)
 			continue
@@ -147,9 +147,14 @@ func callOpts(opts []Option) callOptions {
 func (co callOptions) check() error { return co.err }
 
 // apply puts a per-call TTL in place of the policy's, and with it drops the
-// soft expiry: a caller that sets the TTL decides the entry's life.
-func (co callOptions) apply(eb entryBytes) entryBytes {
+// soft expiry: a caller that sets the TTL decides the entry's life. Plain
+// bytes have no soft expiry to drop.
+func (co callOptions) apply(eb entryBytes, plain bool) entryBytes {
 	if co.ttl == 0 || eb.err != nil {
+		return eb
+	}
+	if plain {
+		eb.ttl = co.ttl
 		return eb
 	}
 	payload := eb.data[envelope.HeaderSize:]

@@ -2,7 +2,7 @@
 //
 // An entry is a fixed 11-byte header followed by the codec's bytes:
 //
-//	offset 0   magic 0xAE
+//	offset 0   magic 0xC1
 //	offset 1   format version (1)
 //	offset 2   kind and flags
 //	offset 3   soft expiry, Unix milliseconds, big-endian uint64 (0 = none)
@@ -12,9 +12,22 @@
 // none of them can be mistaken for another: a not-found marker is not an empty
 // or "*" payload (an empty payload is a real value, for example the zero
 // string), and a lease is not a value. Anything that does not start with the
-// magic byte is [ErrCorrupt]; a version newer than this code understands is
-// [ErrVersion], so a rolling upgrade that introduces a new format makes old
-// readers miss (and reload) instead of misreading.
+// magic byte is not an entry ([IsEntry] is false; Decode says [ErrCorrupt]):
+// the cache reads it as a value another program wrote. Bytes that start with
+// the magic but are no entry of any version are [ErrCorrupt]; a version newer
+// than this code understands is [ErrVersion], so a rolling upgrade that
+// introduces a new format makes old readers miss instead of misreading.
+//
+// The magic, 0xC1, begins no value another program is likely to store: it is
+// never the first byte of valid UTF-8 (an overlong two-byte lead, invalid
+// everywhere), so of no text, no JSON document (which is text) and no
+// decimal number; and MessagePack never uses it (the specification reserves
+// 0xC1 as "never used"). Only raw binary (the cache's codec.Bytes, or
+// codec.String holding invalid UTF-8) can begin with it.
+//
+// A lease is exactly a header without flags or soft expiry and a 16-byte
+// token ([LeaseTokenSize]); anything else of kind Lease is [ErrCorrupt], so
+// bytes that merely look like a lease are not waited for.
 //
 // Decoding never allocates and never panics: the returned payload aliases the
 // input.
@@ -28,13 +41,17 @@ import (
 )
 
 const (
-	magic = 0xAE
+	// Magic is the first byte of every entry.
+	Magic = 0xC1
+	magic = Magic
 	// Version is the format version this package writes.
 	Version = 1
 	// HeaderSize is the number of bytes before the payload.
 	HeaderSize = 11
 	// softOffset is where the soft expiry starts.
 	softOffset = 3
+	// LeaseTokenSize is the size of a lease's token, its payload.
+	LeaseTokenSize = 16
 )
 
 // Kind is what an entry holds.
@@ -120,6 +137,9 @@ func Decode(data []byte) (Entry, error) {
 	if flags&^knownFlags != 0 || kind < Value || kind > Lease {
 		return Entry{}, ErrCorrupt
 	}
+	if kind == Lease && (flags != byte(Lease) || len(data) != HeaderSize+LeaseTokenSize || binary.BigEndian.Uint64(data[softOffset:HeaderSize]) != 0) {
+		return Entry{}, ErrCorrupt
+	}
 	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Stale: flags&FlagStale != 0, Payload: data[HeaderSize:]}
 	if soft := binary.BigEndian.Uint64(data[softOffset:HeaderSize]); soft != 0 {
 		if soft > 1<<62 {
@@ -160,5 +180,12 @@ return claimed`,
 
 // IsLease reports whether data is a lease placeholder, without decoding the rest.
 func IsLease(data []byte) bool {
-	return len(data) >= HeaderSize && data[0] == magic && data[1] == Version && Kind(data[2]&kindMask) == Lease
+	return len(data) == HeaderSize+LeaseTokenSize && data[0] == magic && data[1] == Version && data[2] == byte(Lease)
+}
+
+// IsEntry reports whether data begins with the magic byte: whether it is
+// aside's to decode (Decode may still find it corrupt) rather than a value
+// another program wrote, to be read by the codec alone.
+func IsEntry(data []byte) bool {
+	return len(data) > 0 && data[0] == magic
 }

@@ -28,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 		{"value with soft expiry", envelope.Value, false, soft, []byte("hello")},
 		{"compressed", envelope.Value, true, soft, []byte{1, 2, 3}},
 		{"not found", envelope.NotFound, false, time.Time{}, nil},
-		{"lease", envelope.Lease, false, time.Time{}, []byte("token-1")},
+		{"lease", envelope.Lease, false, time.Time{}, []byte("token-1-16-bytes")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

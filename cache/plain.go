@@ -1,0 +1,270 @@
+package cache
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Plain mode ([Options].Plain): the value's key holds exactly the codec's
+// bytes, so the lease of a load cannot live there — another program would
+// read it as a value. It lives in a sibling key, the lease key, in the value
+// key's cluster slot so that one script can compare the lease and write the
+// value atomically on one node:
+//
+//	value key <ns>:<part>            lease key
+//	user:42                          user#lease{user:42}
+//	user:{42}:profile                user#lease{42}{42}:profile
+//	user:a}b (braces, no hash tag)   user#lease{<t>}a}b, <t> a short tag of the slot of user:a}b
+//
+// The lease key begins with the namespace and '#', which no value key of any
+// cache can (see tagKey), so no Get, pattern or tag ever meets it as a value;
+// its first '{' is right after "#lease", so its hash tag is the one written
+// there: the value key's own hash tag when it has one, else the whole value
+// key when it holds no '}', else a tag of the value key's slot. The lease key
+// names its value key: after the tag's '}' comes the value key's part, or
+// nothing when the tag is the value key itself.
+//
+// The visit (plainVisitSrc) reads the value key, and only when it is missing
+// takes the lease key (SET NX GET PX LeaseTTL); finding another's lease, it
+// reads the lease key's PTTL, which makes Redis track the lease key for this
+// connection: its release, expiry or deletion is pushed here and wakes the
+// wait (Cache.leaseChanged). The load's write (plainWriteSrc) deletes the
+// lease if it is still the holder's, and only then writes the value, and
+// only if the value key is still missing: a value written meanwhile, by a Set
+// or by another program, stands. Delete, Invalidate and InvalidateTag delete
+// the lease key with the value key, so that a load under way does not write a
+// value it read before them.
+
+const leaseInfix = "#lease{"
+
+// leaseKey returns the lease key of value key key, whose namespace is ns
+// (with its ':').
+func leaseKey(ns, key string) string {
+	part := key[len(ns):]
+	base := ns[:len(ns)-1] + leaseInfix
+	if tag, ok := hashTag(key); ok {
+		return base + tag + "}" + part
+	}
+	if !strings.ContainsRune(key, '}') {
+		return base + key + "}"
+	}
+	return base + slotTag(slot(key)) + "}" + part
+}
+
+// valueKeyOf returns the value key whose lease key is key, when key is a
+// lease key: "<ns>#lease{<tag>}<part>".
+func valueKeyOf(key string) (valueKey, ns string, ok bool) {
+	i := strings.IndexByte(key, '#')
+	if i <= 0 || !strings.HasPrefix(key[i:], leaseInfix) || strings.IndexByte(key[:i], ':') >= 0 {
+		return "", "", false
+	}
+	ns = key[:i]
+	rest := key[i+len(leaseInfix):]
+	j := strings.IndexByte(rest, '}')
+	if j < 0 {
+		return "", "", false
+	}
+	if part := rest[j+1:]; part != "" {
+		return ns + ":" + part, ns, true
+	}
+	if !strings.HasPrefix(rest[:j], ns+":") {
+		return "", "", false
+	}
+	return rest[:j], ns, true
+}
+
+// hashTag returns what Redis Cluster hashes of key when key has a hash tag:
+// the bytes between its first '{' and the first '}' after it, if any.
+func hashTag(key string) (string, bool) {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	if j <= 0 {
+		return "", false
+	}
+	return key[i+1 : i+1+j], true
+}
+
+// slot is Redis Cluster's slot of key.
+func slot(key string) uint16 {
+	if tag, ok := hashTag(key); ok {
+		key = tag
+	}
+	return crc16(key) & 16383
+}
+
+// crc16 is CRC-16/XMODEM, the hash of Redis Cluster.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+var (
+	slotTagsOnce sync.Once
+	slotTags     [16384]string
+)
+
+// slotTag returns the shortest decimal number (the first one found) whose
+// slot is s: a hash tag that puts a key in slot s.
+func slotTag(s uint16) string {
+	slotTagsOnce.Do(func() {
+		left := len(slotTags)
+		for n := 0; left > 0; n++ {
+			tag := strconv.Itoa(n)
+			if sl := crc16(tag) & 16383; slotTags[sl] == "" {
+				slotTags[sl] = tag
+				left--
+			}
+		}
+	})
+	return slotTags[s]
+}
+
+// plainVisitScript is the visit in plain mode: KEYS[1] the value key,
+// KEYS[2] its lease key, ARGV[1] the lease to take (” for a plain read),
+// ARGV[2] LeaseTTL in milliseconds. It returns {the value's bytes or nil,
+// the value key's PTTL} — the lease is the caller's when it offered one and
+// the value is missing — or, when another holds the lease, {nil, the lease
+// key's PTTL, the lease}.
+var (
+	plainVisitScript = rueidis.NewLuaScript(plainVisitSrc)
+	plainVisitSHA    = scriptSHA(plainVisitSrc)
+)
+
+const plainVisitSrc = `
+local v = redis.call('GET', KEYS[1])
+if v or ARGV[1] == '' then
+	return {v, redis.call('PTTL', KEYS[1])}
+end
+local held = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
+if not held then
+	return {false, redis.call('PTTL', KEYS[1])}
+end
+return {false, redis.call('PTTL', KEYS[2]), held}`
+
+// plainWriteScript is a load's write in plain mode: KEYS[1] the value key,
+// KEYS[2] its lease key, ARGV[1] the lease, ARGV[2] the value's bytes,
+// ARGV[3] its TTL in milliseconds, or '0' to release the lease only. If the
+// lease key still holds the lease it deletes it, then writes the value if
+// the value key is still missing. GETEX reads the lease without tracking it
+// (it is not a read-only command), so that deleting it does not push back
+// here; EXISTS reads the value key, so that its write is pushed back as the
+// echo. It returns {1 if it wrote (or released), PTTL}.
+var (
+	plainWriteScript = rueidis.NewLuaScript(plainWriteSrc)
+	plainWriteSHA    = scriptSHA(plainWriteSrc)
+)
+
+const plainWriteSrc = `
+if redis.call('GETEX', KEYS[2]) ~= ARGV[1] then
+	return {0, 0}
+end
+redis.call('DEL', KEYS[2])
+if ARGV[3] == '0' then
+	return {1, -2}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return {0, 0}
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {1, redis.call('PTTL', KEYS[1])}`
+
+// plainVisitExec is plainVisitScript's execution for key: with a lease to
+// take, or a plain read.
+func (c *Cache[K, V]) plainVisitExec(key string, lease []byte) rueidis.LuaExec {
+	keys := []string{key, leaseKey(c.ns, key)}
+	if lease == nil {
+		return rueidis.LuaExec{Keys: keys, Args: []string{"", ""}}
+	}
+	return rueidis.LuaExec{Keys: keys, Args: []string{rueidis.BinaryString(lease), c.leasePX}}
+}
+
+// plainWriteExec is plainWriteScript's execution: data for ttl in place of
+// lease, or the lease's release when data is nil.
+func (c *Cache[K, V]) plainWriteExec(key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
+	e := writeExec(key, lease, data, ttl)
+	e.Keys = append(e.Keys, leaseKey(c.ns, key))
+	return e
+}
+
+// plainVisitReply reads the reply of plainVisitScript.
+func plainVisitReply(res rueidis.RedisResult) visited {
+	arr, err := res.ToArray()
+	if err != nil {
+		return visited{err: err}
+	}
+	switch len(arr) {
+	case 2:
+		pttl, _ := arr[1].AsInt64()
+		raw, err := arr[0].AsBytes()
+		return fromBytes(raw, err, pttl)
+	case 3:
+		pttl, _ := arr[1].AsInt64()
+		lease, err := arr[2].AsBytes()
+		if err != nil {
+			return visited{err: err}
+		}
+		return visited{lease: lease, pttl: pttl}
+	}
+	return visited{err: errBadReply}
+}
+
+// leaseDels are the deletions of the lease keys of keys in plain mode (none
+// otherwise): an invalidation deletes a load's lease with the value key, so
+// that the load does not write what it read before.
+func (c *Cache[K, V]) leaseDels(rc rueidis.Client, keys []string) rueidis.Commands {
+	if !c.plain {
+		return nil
+	}
+	cmds := make(rueidis.Commands, len(keys))
+	for i, key := range keys {
+		cmds[i] = rc.B().Del().Key(leaseKey(c.ns, key)).Build()
+	}
+	return cmds
+}
+
+// leaseChanged is called by the client for a push of the lease key of
+// valueKey (plain mode): a lease was released, expired or deleted. The reads
+// waiting for it visit again; the stripe's counter moves, so that a wait that
+// registers after the push still sees it.
+func (c *Cache[K, V]) leaseChanged(valueKey string) {
+	if c.local != nil {
+		c.local.invalidate(valueKey)
+	}
+	c.waits.wake(valueKey)
+}
+
+// underLease is the execution and script of a write in place of lease (or
+// its release, data nil): in the value key itself, or in plain mode in its
+// lease key.
+func (c *Cache[K, V]) underLease(key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
+	if c.plain {
+		return c.plainWriteExec(key, lease, data, ttl)
+	}
+	return writeExec(key, lease, data, ttl)
+}
+
+// evalUnderLease runs the writes made by underLease in one pipeline.
+func (c *Cache[K, V]) evalUnderLease(ctx context.Context, rc rueidis.Client, execs []rueidis.LuaExec) []rueidis.RedisResult {
+	if c.plain {
+		return evalMany(ctx, rc, plainWriteScript, plainWriteSHA, execs)
+	}
+	return evalMany(ctx, rc, writeScript, writeSHA, execs)
+}
