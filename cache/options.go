@@ -85,11 +85,10 @@ type Options[K comparable, V any] struct {
 	// allows: a call without an answer by then fails with [ErrUnavailable]
 	// (a context error only when the caller's own context ended first),
 	// counts toward the breaker and Stats.RedisErrors, and a read falls back
-	// to the loader under [FailOpen]. With Redis hung, a Get costs at most
-	// about this budget plus the load; with Redis slow, a Get that loads
-	// makes two calls (its visit, then its write, which its callers wait for
-	// only this long while it goes on in the background) and so costs at
-	// most twice the budget plus the load. Default: 250ms — a hundred times a
+	// to the loader under [FailOpen]. With Redis hung or slow, a Get costs
+	// at most about this budget plus the load: a Get that loads makes one
+	// call (its visit), and its load's write goes on in the background,
+	// bounded by LeaseTTL. Default: 250ms — a hundred times a
 	// Redis round trip in one region, so GC pauses and busy networks do not
 	// trip it, and short enough that a request survives a Redis that hangs.
 	RedisTimeout time.Duration
