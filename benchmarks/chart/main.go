@@ -493,15 +493,7 @@ func markdown(d *dataset) string {
 			}
 		}
 	}
-	b.WriteString("| scenario |")
-	for _, l := range libs {
-		fmt.Fprintf(&b, " %s |", l)
-	}
-	b.WriteString("\n|---|")
-	for range libs {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
+	tableHeader(&b, "scenario", libs)
 	for _, s := range scenarios {
 		if _, ok := d.values[s.row]; !ok {
 			continue
@@ -817,15 +809,8 @@ func performance(d *dataset) string {
 	if r, ok := d.median("HitRedis", "rueidis", "sec/op"); ok {
 		fmt.Fprintf(&b, " A hand-written GET and decode, one loopback\nround trip, took %s in that run.", duration(r))
 	}
-	b.WriteString("\n\n|")
-	for _, c := range topColumns {
-		fmt.Fprintf(&b, " | %s", c)
-	}
-	b.WriteString(" |\n|---|")
-	for range topColumns {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
+	b.WriteString("\n\n")
+	tableHeader(&b, "", topColumns)
 	for _, r := range topRows {
 		if _, ok := d.values[r.row]; !ok {
 			continue
@@ -950,4 +935,18 @@ func writeFile(path, s string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// tableHeader writes the header of a Markdown table: a first column named
+// first, then cols, right-aligned.
+func tableHeader(b *strings.Builder, first string, cols []string) {
+	fmt.Fprintf(b, "| %s |", first)
+	for _, c := range cols {
+		fmt.Fprintf(b, " %s |", c)
+	}
+	b.WriteString("\n|---|")
+	for range cols {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
 }
