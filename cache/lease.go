@@ -93,25 +93,22 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []strin
 		}
 	}
 	out := make([]visited, len(todo))
-	if c.plain {
+	// scripted runs the visits as one script execution per key.
+	scripted := func(script *rueidis.Lua, sha string, exec func(string, []byte) rueidis.LuaExec, reply func(rueidis.RedisResult) visited) []visited {
 		execs := make([]rueidis.LuaExec, len(todo))
 		for j, i := range todo {
-			execs[j] = c.plainVisitExec(keys[i], st[i].lease)
+			execs[j] = exec(keys[i], st[i].lease)
 		}
-		for j, res := range evalMany(ctx, rc, plainVisitScript, plainVisitSHA, execs) {
-			out[j] = plainVisitReply(res)
+		for j, res := range evalMany(ctx, rc, script, sha, execs) {
+			out[j] = reply(res)
 		}
 		return out
 	}
+	if c.plain {
+		return scripted(plainVisitScript, plainVisitSHA, c.plainVisitExec, plainVisitReply)
+	}
 	if rc.Mode() == rueidis.ClientModeCluster {
-		execs := make([]rueidis.LuaExec, len(todo))
-		for j, i := range todo {
-			execs[j] = c.visitExec(keys[i], st[i].lease)
-		}
-		for j, res := range evalMany(ctx, rc, visitScript, visitSHA, execs) {
-			out[j] = scriptVisitReply(res)
-		}
-		return out
+		return scripted(visitScript, visitSHA, c.visitExec, scriptVisitReply)
 	}
 	cmds := make(rueidis.Commands, 0, visitCommands*len(todo))
 	for _, i := range todo {
