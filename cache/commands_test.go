@@ -64,5 +64,21 @@ func TestCommandsPerGet(t *testing.T) {
 		t.Logf("key %d: %d Gets went to Redis before the first local hit", id, toRedis)
 		assert.Zero(t, toRedis, "the copy is in process memory for the very next Get")
 	}
+
+	// Without tracking (client-side caching off), the visit leaves out the
+	// PTTL that only makes Redis track the key.
+	opt := srv.ClientOption()
+	opt.DisableCache = true
+	plainClient := connectWith(t, opt)
+	require.False(t, plainClient.Tracking())
+	untracked := userCache(t, plainClient, ns, nil)
+	_, err = untracked.Get(ctx, 1000) // connections up
+	require.NoError(t, err)
+	before = commandStats(t, srv)
+	_, err = untracked.Get(ctx, 1)
+	require.NoError(t, err)
+	cmds, n = commandsSince(t, srv, before)
+	t.Logf("Get without tracking of a key in Redis: %d commands %v", n, cmds)
+	assert.Equal(t, map[string]int{"set": 1, "pttl": 1}, cmds, "SET NX GET and the PTTL of what it found")
 	_ = cache.NoExpiry
 }

@@ -110,13 +110,22 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []strin
 	if rc.Mode() == rueidis.ClientModeCluster {
 		return scripted(visitScript, visitSHA, c.visitExec, scriptVisitReply)
 	}
-	cmds := make(rueidis.Commands, 0, visitCommands*len(todo))
+	// Without tracking the leading PTTL, there only to make Redis track
+	// the key, is left out. A client's connection, and so whether it
+	// tracks, is set once: the reads that store what a visit found ask
+	// tracks() again and get the same answer.
+	track := c.tracks()
+	n := visitCommands
+	if !track {
+		n--
+	}
+	cmds := make(rueidis.Commands, 0, n*len(todo))
 	for _, i := range todo {
-		cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease)
+		cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease, track)
 	}
 	results := rc.DoMulti(ctx, cmds...)
 	for j := range out {
-		out[j] = visitReply(results[visitCommands*j : visitCommands*(j+1)])
+		out[j] = visitReply(results[n*j : n*(j+1)])
 	}
 	return out
 }
@@ -221,8 +230,10 @@ func (c *Cache[K, V]) visitExec(key string, lease []byte) rueidis.LuaExec {
 
 // appendVisit appends the commands of the visit of key to cmds: with a
 // lease to take, or a plain read.
-func (c *Cache[K, V]) appendVisit(rc rueidis.Client, cmds rueidis.Commands, key string, lease []byte) rueidis.Commands {
-	cmds = append(cmds, rc.B().Pttl().Key(key).Build())
+func (c *Cache[K, V]) appendVisit(rc rueidis.Client, cmds rueidis.Commands, key string, lease []byte, track bool) rueidis.Commands {
+	if track {
+		cmds = append(cmds, rc.B().Pttl().Key(key).Build())
+	}
 	if lease == nil {
 		cmds = append(cmds, rc.B().Get().Key(key).Build())
 	} else {
@@ -241,18 +252,19 @@ func writeExec(key string, old, data []byte, ttl time.Duration) rueidis.LuaExec 
 	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg}}
 }
 
-// visitReply reads the replies of a visit's three commands.
+// visitReply reads the replies of a visit's commands: the key's bytes are
+// the next to last, its PTTL the last.
 func visitReply(res []rueidis.RedisResult) visited {
 	for _, r := range res {
 		if err := r.NonRedisError(); err != nil {
 			return visited{err: err}
 		}
 	}
-	pttl, err := res[2].AsInt64()
+	pttl, err := res[len(res)-1].AsInt64()
 	if err != nil {
 		return visited{err: err}
 	}
-	raw, err := res[1].AsBytes()
+	raw, err := res[len(res)-2].AsBytes()
 	return fromBytes(raw, err, pttl)
 }
 
