@@ -129,7 +129,6 @@ func TestLogger(t *testing.T) {
 	assert.Equal(t, slog.LevelDebug, writes[1].level)
 	assert.Contains(t, writes[1].attrs["keys"], c.Key(secret), "the key, at Debug")
 
-
 	// The breaker: Redis dies, the threshold's failures open it.
 	srv2 := redistest.Start(t, redistest.Config{})
 	client2, err := cache.Connect(srv2.ClientOption(), cache.WithLogger(logger))
