@@ -215,3 +215,47 @@ func TestLoggerDefault(t *testing.T) {
 	require.EqualValues(t, 1, c.Stats().WriteErrors)
 	assert.Zero(t, rec.len())
 }
+
+// TestLoggerConnect: Connect logs a server that refuses client tracking and
+// the fallback taken, and Redis unreachable at Connect then the background
+// connection made.
+func TestLoggerConnect(t *testing.T) {
+	t.Parallel()
+	t.Run("tracking refused", func(t *testing.T) {
+		t.Parallel()
+		rec := newRecorder()
+		srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
+			Name: "app", Password: "secret", Rules: []string{"~*", "&*", "+@all", "-client|tracking"},
+		}}})
+		opt := srv.ClientOption()
+		opt.Username, opt.Password = "app", "secret"
+		client, err := cache.Connect(opt, cache.WithLogger(slog.New(rec)))
+		require.NoError(t, err)
+		t.Cleanup(client.Close)
+		require.False(t, client.Tracking())
+		refused := find(rec.all(), "cache: the server refused client tracking")
+		require.Len(t, refused, 1, "%v", rec.all())
+		assert.Equal(t, slog.LevelWarn, refused[0].level)
+		assert.Contains(t, refused[0].msg, "without client-side caching")
+	})
+	t.Run("connected in the background", func(t *testing.T) {
+		t.Parallel()
+		rec := newRecorder()
+		srv := redistest.Start(t, redistest.Config{})
+		require.NoError(t, srv.Kill())
+		client, err := cache.Connect(srv.ClientOption(), cache.WithLogger(slog.New(rec)))
+		require.NoError(t, err)
+		t.Cleanup(client.Close)
+		unreachable := find(rec.all(), "cache: Redis unreachable; connecting in the background")
+		require.Len(t, unreachable, 1, "%v", rec.all())
+		assert.Equal(t, slog.LevelWarn, unreachable[0].level)
+		require.NoError(t, srv.Restart())
+		require.Eventually(t, client.Connected, 10*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return len(find(rec.all(), "cache: connected to Redis in the background")) == 1
+		}, 10*time.Second, 10*time.Millisecond, "logged after the client is stored")
+		connected := find(rec.all(), "cache: connected to Redis in the background")
+		assert.Equal(t, slog.LevelInfo, connected[0].level)
+		assert.Equal(t, "true", connected[0].attrs["tracking"])
+	})
+}
