@@ -2,10 +2,12 @@ package cache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/internal/redistest"
+	"github.com/aside-go/aside/ttlpolicy"
 )
 
 // recorder is a slog.Handler that keeps every record, its attributes
@@ -258,4 +261,47 @@ func TestLoggerConnect(t *testing.T) {
 		assert.Equal(t, slog.LevelInfo, connected[0].level)
 		assert.Equal(t, "true", connected[0].attrs["tracking"])
 	})
+}
+
+// TestLoggerRefreshFailure: a background refresh whose loader fails is
+// logged at Warn without the loader's text (which names the key), and at
+// Debug with it.
+func TestLoggerRefreshFailure(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	rec := newRecorder()
+	srv := redistest.Start(t, redistest.Config{})
+	client, err := cache.Connect(srv.ClientOption(), cache.WithLogger(slog.New(rec)))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	const key = "refresh-key-9d2e"
+	clock := &fakeClock{now: time.Now()}
+	var failing atomic.Bool
+	ns := namespace(t)
+	c := versionCache(t, client, ns, newSource(), func(o *cache.Options[string, int64]) {
+		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
+		o.Now = clock.Now
+		o.Refresh = cache.RefreshBackground
+		o.Loader = func(_ context.Context, k string) (int64, error) {
+			if failing.Load() {
+				return 0, errors.New("the database has no row for " + k)
+			}
+			return 1, nil
+		}
+	})
+	warm(t, c, key)
+	failing.Store(true)
+	clock.Add(6 * time.Minute) // past the soft TTL, within the hard one
+	v, err := c.Get(ctx, key)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, v)
+	const msg = "cache: background refresh failed"
+	require.Eventually(t, func() bool { return len(find(rec.all(), msg)) == 2 }, 10*time.Second, time.Millisecond)
+	got := find(rec.all(), msg)
+	assert.Equal(t, slog.LevelWarn, got[0].level)
+	assert.Equal(t, "error", got[0].attrs["error_class"])
+	assert.NotContains(t, got[0].text(), key)
+	assert.Equal(t, slog.LevelDebug, got[1].level)
+	assert.Contains(t, got[1].attrs["error"], "the database has no row for "+key)
+	assert.EqualValues(t, 1, c.Stats().RefreshErrors)
 }
