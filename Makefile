@@ -1,28 +1,37 @@
 # The two commands a new user runs are `make quickstart` and `make test`.
 GO ?= go
 
+# The modules whose tests run in `make test`: the core (cache, codec, loader,
+# ...), azure (the Azure SDK stays out of the core module) and the fault suite.
+# benchmarks/ is vetted and run by bench-ci.
+MODULES = . azure faults
+
 .PHONY: test quickstart bench bench-ci fuzz soak vet fmt check
 
 # The README's test command: installs redis-server (and redis-py, for the
 # interop test) when it is missing, runs
 # the codec's allocation bounds in a normal build (the race detector adds
-# copies of its own), then every test with the race detector against private
-# redis-server processes, then the short forms of the fault suite (faults/,
-# its own module).
+# copies of its own), then every test of every module (root, azure, and the
+# short forms of the fault suite) with the race detector against private
+# redis-server processes.
 test:
 	./scripts/ensure-redis
 	./scripts/ensure-python-redis
 	$(GO) test -count=1 -run 'Allocation' ./codec/
-	$(GO) test -race -count=1 ./...
-	cd faults && $(GO) test -race -count=1 ./...
+	@set -e; for m in $(MODULES); do \
+		echo "== go test -race ($$m)"; \
+		(cd $$m && $(GO) test -race -count=1 ./...); \
+	done
 
 # Runs the guide, step by step, against REDIS_URL or a private redis-server.
 quickstart:
 	$(GO) run ./examples/quickstart
 
 vet:
-	$(GO) vet ./...
-	cd faults && $(GO) vet ./...
+	@set -e; for m in $(MODULES) benchmarks; do \
+		echo "== go vet ($$m)"; \
+		(cd $$m && $(GO) vet ./...); \
+	done
 
 fmt:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -50,12 +59,14 @@ soak:
 	ASIDE_SOAK=1 $(GO) test -race -count=1 -run 'HotKey|Herd|Stale' -v ./cache/
 	cd faults && ASIDE_SOAK=1 FAULTS_REPORT=REPORT.md $(GO) test -race -count=1 -v ./...
 
-# Short fuzzing of every fuzz target (FUZZTIME each).
+# Short fuzzing of every fuzz target of every module (FUZZTIME each).
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "== $$pkg $$f"; \
-			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
-		done; \
+	@for m in $(MODULES); do \
+		(cd $$m && for pkg in $$($(GO) list ./...); do \
+			for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+				echo "== $$pkg $$f"; \
+				$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+			done; \
+		done) || exit 1; \
 	done

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,9 @@ type breaker struct {
 	cooldown  time.Duration
 	now       func() time.Time
 	trips     atomic.Uint64
+	// log and namespace: where transitions are logged (WithLogger).
+	log       *slog.Logger
+	namespace string
 }
 
 // errCircuitOpen is returned while the breaker is open.
@@ -45,6 +49,7 @@ func (b *breaker) allow() bool {
 		return false
 	}
 	b.probing = true
+	logEvent(b.log, slog.LevelDebug, "cache: Redis-down breaker half-open: one call probes Redis", b.namespace, nil, nil)
 	return true
 }
 
@@ -70,8 +75,11 @@ func (b *breaker) record(err error) {
 		}
 		b.mu.Lock()
 		b.failures, b.probing = 0, false
-		b.open.Store(false)
+		closed := b.open.Swap(false)
 		b.mu.Unlock()
+		if closed {
+			logEvent(b.log, slog.LevelInfo, "cache: Redis-down breaker closed: Redis answers again", b.namespace, nil, nil)
+		}
 		return
 	case errors.Is(err, errCircuitOpen):
 		return
@@ -87,13 +95,24 @@ func (b *breaker) record(err error) {
 		return
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.failures++
+	var opened, reopened bool
+	failures := b.failures
 	if b.probing || b.failures >= b.threshold {
+		reopened = b.probing
 		b.probing = false
 		if !b.open.Swap(true) {
 			b.trips.Add(1)
+			opened = true
 		}
 		b.until = b.now().Add(b.cooldown).UnixNano()
+	}
+	b.mu.Unlock()
+	switch {
+	case opened:
+		logEvent(b.log, slog.LevelWarn, "cache: Redis-down breaker opened: calls skip Redis for the cooldown", b.namespace, err, nil,
+			slog.Int("failures", failures), slog.Duration("cooldown", b.cooldown))
+	case reopened:
+		logEvent(b.log, slog.LevelDebug, "cache: Redis-down breaker probe failed: open for another cooldown", b.namespace, err, nil)
 	}
 }

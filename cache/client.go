@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -59,6 +60,11 @@ type Client struct {
 	// for this process's own writes in flight or just done (see expectEcho).
 	// Guarded by echoMu.
 	echoes map[string]int
+
+	// build makes the rueidis clients (WithClientBuilder).
+	build ClientBuilder
+	// log tells what happens off the callers' paths (WithLogger).
+	log *slog.Logger
 }
 
 // invalidator is the part of a Cache the client talks to.
@@ -110,6 +116,10 @@ type invalidator interface {
 // (rueidis DisableCache) instead of failing; [Client.Tracking] then reports
 // false and every cache built on it reads through Redis on each Get, never from
 // an in-process copy that nothing would keep fresh.
+//
+// [WithClientBuilder] makes Connect build its rueidis clients with a function
+// of the application's (rueidishook, rueidisotel, a wrapper of its own),
+// [WithLogger] gives it a logger.
 func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 	var co connectOptions
 	for _, o := range opts {
@@ -152,7 +162,12 @@ func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 	}
 	c.clock = startClock()
 	c.closing, c.cancel = context.WithCancel(context.Background())
-	conn, err := dial(opt)
+	c.build = co.build
+	if c.build == nil {
+		c.build = rueidis.NewClient
+	}
+	c.log = co.logger()
+	conn, err := c.dial(opt)
 	switch {
 	case err == nil:
 		c.conn.Store(c.guarded(conn))
@@ -163,6 +178,7 @@ func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 	default:
 		// Redis cannot be reached now: the caches work without it
 		// (FailOpen) until the connection is made in the background.
+		c.log.Warn("cache: Redis unreachable; connecting in the background", slog.String("error", err.Error()))
 		c.beat.Go(func() { c.connectLater(opt) })
 	}
 	c.startHeartbeat()
@@ -174,6 +190,53 @@ type ConnectOption func(*connectOptions)
 
 type connectOptions struct {
 	requireRedis bool
+	build        ClientBuilder
+	log          *slog.Logger
+}
+
+// WithLogger makes the client and every cache built on it log, to l, what
+// happens off the callers' paths, where no error reaches a caller: a load's
+// write to Redis that failed, a background refresh that failed, the Redis-down
+// breaker opening and closing, the server refusing client tracking (and the
+// client without client-side caching taken instead), a lease taken over from a
+// load that went silent, Redis unreachable at Connect and the background
+// connection made. Nothing is logged on the hit path. Records at Info and above
+// carry the namespace, never a key; the key of an event is logged at Debug
+// only. Without WithLogger (or with a nil l) nothing is logged.
+func WithLogger(l *slog.Logger) ConnectOption {
+	return func(o *connectOptions) { o.log = l }
+}
+
+// logger is the logger of WithLogger, or one that discards everything.
+func (o *connectOptions) logger() *slog.Logger {
+	if o.log != nil {
+		return o.log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ClientBuilder builds a rueidis client from the ClientOption that [Connect]
+// prepared; [rueidis.NewClient] is the one Connect uses by default.
+type ClientBuilder func(rueidis.ClientOption) (rueidis.Client, error)
+
+// WithClientBuilder makes Connect build its rueidis clients with build, so
+// that the caches run on a client of the application's own: one wrapped by
+// rueidishook or rueidisotel, say.
+//
+// aside still owns the invalidation stream: build receives the ClientOption
+// Connect prepared (its OnInvalidations hook, client tracking in OPTOUT
+// mode, PipelineMultiplex, RetryDelay, DisableCache) and must pass it on to
+// rueidis unchanged in those fields; a client built without that hook never
+// learns that Redis changed, and its caches would keep stale copies. Other
+// fields may be added to. build is called for every client Connect dials:
+// once for a short-lived probe (DisableCache, ForceSingleClient, no
+// OnInvalidations) that asks whether the server grants client tracking, then
+// for the client the caches use, and again for each attempt of a background
+// connection. An error of build fails Connect (wrapped; [errors.Is] finds it),
+// unless it is a network error while Redis is unreachable, which Connect
+// handles as it handles its own.
+func WithClientBuilder(build ClientBuilder) ConnectOption {
+	return func(o *connectOptions) { o.build = build }
 }
 
 // RequireRedis makes Connect fail when Redis cannot be reached, instead of
@@ -236,24 +299,38 @@ func (c *Client) enter() bool {
 
 // dial connects a rueidis client: with tracking when the server grants it,
 // without it otherwise.
-func dial(opt rueidis.ClientOption) (*connection, error) {
+func (c *Client) dial(opt rueidis.ClientOption) (*connection, error) {
 	if !opt.DisableCache {
-		ok, err := trackingAllowed(opt)
+		ok, err := c.trackingAllowed(opt)
 		if err != nil {
 			return nil, err
 		}
+		if !ok {
+			c.log.Warn("cache: the server refused client tracking (RESP3 or CLIENT TRACKING); connecting without client-side caching: no copies in process memory, every Get reads Redis")
+		}
 		opt.DisableCache = !ok
 	}
-	rc, err := rueidis.NewClient(opt)
+	rc, err := c.newClient(opt)
 	if err != nil && errors.Is(err, rueidis.ErrNoCache) && !opt.DisableCache {
+		c.log.Warn("cache: the server refused client tracking (RESP3 or CLIENT TRACKING); connecting without client-side caching: no copies in process memory, every Get reads Redis",
+			slog.String("error", err.Error()))
 		opt.DisableCache = true
-		rc, err = rueidis.NewClient(opt)
+		rc, err = c.newClient(opt)
 	}
 	if err != nil {
 		return nil, err
 	}
 	dialAll(rc)
 	return &connection{rc: rc, tracking: !opt.DisableCache}, nil
+}
+
+// newClient builds a rueidis client with the application's builder.
+func (c *Client) newClient(opt rueidis.ClientOption) (rueidis.Client, error) {
+	rc, err := c.build(opt)
+	if err == nil && rc == nil {
+		err = errors.New("the client builder returned neither a client nor an error")
+	}
+	return rc, err
 }
 
 // guard wraps conn's client for the caches.
@@ -279,7 +356,10 @@ func unreachable(err error) bool {
 func (c *Client) connectLater(opt rueidis.ClientOption) {
 	retry := backoff{next: connectRetryMin, max: connectRetryMax}
 	for retry.wait(c.closing) {
-		conn, err := dial(opt)
+		conn, err := c.dial(opt)
+		if err != nil {
+			c.log.Debug("cache: background connection to Redis failed; retrying", slog.String("error", err.Error()))
+		}
 		if err == nil {
 			c.connMu.Lock()
 			if c.closing.Err() != nil {
@@ -289,6 +369,7 @@ func (c *Client) connectLater(opt rueidis.ClientOption) {
 			}
 			c.conn.Store(c.guarded(conn))
 			c.connMu.Unlock()
+			c.log.Info("cache: connected to Redis in the background", slog.Bool("tracking", conn.tracking))
 			// Nothing was tracked before: no copy exists to drop.
 			c.heartbeat()
 			return
@@ -314,13 +395,13 @@ func (c *Client) redis() (rueidis.Client, bool) {
 // Asking first, rather than letting rueidis.NewClient fail with ErrNoCache and
 // building again, matters: a client that fails so leaves a cluster-topology
 // refresh behind, which later dials a connection that nothing ever closes.
-func trackingAllowed(opt rueidis.ClientOption) (bool, error) {
+func (c *Client) trackingAllowed(opt rueidis.ClientOption) (bool, error) {
 	probe := opt
 	probe.DisableCache = true
 	probe.ForceSingleClient = true
 	probe.OnInvalidations = nil
 	probe.ClientTrackingOptions = nil
-	rc, err := rueidis.NewClient(probe)
+	rc, err := c.newClient(probe)
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -279,6 +280,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 				eb := c.encodeValue(key, v)
 				if eb.err != nil {
 					c.stats.writeErrors.Add(1)
+					c.logEvent(slog.LevelWarn, "cache: a loaded value could not be encoded: returned, not written to Redis", eb.err, []string{key})
 					continue
 				}
 				out[j].data, out[j].ttl, e.softAt, e.size = eb.data, eb.ttl, eb.softAt, uint32(len(eb.data))
@@ -320,21 +322,31 @@ func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []
 		todo[j] = j
 	}
 	retry := backoff{next: writeRetryMin, max: writeRetryMax}
+	var err error
 	for {
-		todo = c.commitOnce(wctx, ks, keys, idx, leases, ls, todo)
+		todo, err = c.commitOnce(wctx, ks, keys, idx, leases, ls, todo)
 		if len(todo) == 0 || !retry.wait(wctx) {
 			break
 		}
 	}
-	for _, j := range todo {
+	if len(todo) == 0 {
+		return
+	}
+	failed := make([]string, len(todo))
+	for t, j := range todo {
 		c.stats.writeErrors.Add(1)
 		c.client.wrote(keys[idx[j]])
+		failed[t] = keys[idx[j]]
 	}
+	if err == nil {
+		err = wctx.Err()
+	}
+	c.logEvent(slog.LevelWarn, "cache: write-back of loaded values failed: Redis unavailable until the write's deadline", err, failed)
 }
 
 // commitOnce sends the writes of commit at positions todo and returns those
 // that found Redis unavailable, to be sent again.
-func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], todo []int) (again []int) {
+func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], todo []int) (again []int, lastErr error) {
 	execs := make([]rueidis.LuaExec, len(todo))
 	snaps := make([]uint64, len(todo))
 	keep := make([]bool, len(todo))
@@ -366,12 +378,13 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 			// Not in Redis (yet): no copy either, the one keepLoaded kept
 			// included, until a retry writes it.
 			c.client.wrote(keys[i])
-			again = append(again, j)
+			again, lastErr = append(again, j), err
 			continue
 		}
 		switch {
 		case err != nil:
 			c.stats.writeErrors.Add(1)
+			c.logEvent(slog.LevelWarn, "cache: write-back of a loaded value failed", err, []string{keys[i]})
 		case !wrote && l.data != nil:
 			c.stats.discardedFills.Add(1)
 		}
@@ -392,7 +405,7 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 		c.expireIn(e, pttl)
 		c.local.storeWritten(ks[i], e, snaps[t])
 	}
-	return again
+	return again, lastErr
 }
 
 // safeLoad calls the loader with a panic turned into an error wrapping

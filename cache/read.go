@@ -462,6 +462,7 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			}
 			if len(timedOut) > 0 {
 				c.stats.leaseTimeouts.Add(uint64(len(timedOut)))
+				c.logLeaseTimeouts(keys, timedOut)
 				c.loadDirect(ctx, ks, keys, timedOut, false, finish)
 			}
 			todo = append(todo, ready...)
@@ -501,6 +502,7 @@ const (
 func (c *Cache[K, V]) awaitLeases(ctx context.Context, keys []string, idx []int, st []keyState) (ready, timedOut []int, err error) {
 	now := time.Now()
 	d := c.leaseTTL
+	expiring, expiry := -1, time.Duration(0) // the key whose lease's expiry bounds the wait, and when
 	for _, i := range idx {
 		if c.leaseWait > 0 {
 			if st[i].waitUntil.IsZero() {
@@ -513,7 +515,9 @@ func (c *Cache[K, V]) awaitLeases(ctx context.Context, keys []string, idx []int,
 			d = min(d, st[i].waitUntil.Sub(now))
 		}
 		if p := st[i].pttl; p > 0 {
-			d = min(d, time.Duration(p)*time.Millisecond+time.Millisecond)
+			if e := time.Duration(p)*time.Millisecond + time.Millisecond; e <= d {
+				d, expiring, expiry = e, i, e
+			}
 		}
 		ready = append(ready, i)
 	}
@@ -547,6 +551,9 @@ func (c *Cache[K, V]) awaitLeases(ctx context.Context, keys []string, idx []int,
 	select {
 	case <-woken:
 	case <-t.C:
+		if expiring >= 0 && d == expiry {
+			c.logLeaseExpired(keys[expiring])
+		}
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}

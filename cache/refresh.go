@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -103,6 +104,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	switch {
 	case err != nil:
 		c.stats.writeErrors.Add(1)
+		c.logEvent(slog.LevelWarn, "cache: write-back of a refreshed value failed", err, []string{key})
 	case !wrote && l.data != nil:
 		c.stats.discardedFills.Add(1)
 	}
@@ -133,6 +135,9 @@ func (c *Cache[K, V]) refreshInBackground(ctx context.Context, k K, e *entry[V])
 		rctx, cancel := c.detached(ctx, c.refreshTimeout)
 		defer cancel()
 		if _, err := c.refresh(rctx, k, e.key, e.softAt); err != nil {
+			if !errors.Is(err, errNotClaimed) && !errors.Is(err, ErrNotFound) {
+				c.logEvent(slog.LevelWarn, "cache: background refresh failed: the value in hand is served until its hard TTL", err, []string{e.key})
+			}
 			// Let a later hit try again (the claim moved the soft expiry
 			// in Redis, which a re-read picks up).
 			e.refreshing.Store(false)

@@ -6,15 +6,15 @@
 // set and exits 0, so that CI can build it without an Azure subscription:
 //
 //	# access key
-//	AZURE_REDIS_HOST=shop.westeurope.redis.azure.net AZURE_REDIS_KEY=... go run ./examples/azure
+//	AZURE_REDIS_HOST=shop.westeurope.redis.azure.net AZURE_REDIS_KEY=... go run ./examples/connect
 //
 //	# Entra ID: DefaultAzureCredential (managed identity, workload identity,
 //	# environment, or `az login` on a workstation); the identity needs an
 //	# access policy assignment on the instance
-//	AZURE_REDIS_HOST=shop.westeurope.redis.azure.net go run ./examples/azure
+//	AZURE_REDIS_HOST=shop.westeurope.redis.azure.net go run ./examples/connect
 //
 //	# or everything in one URL (percent-encode the key)
-//	AZURE_REDIS_URL='rediss://:<key>@shop.westeurope.redis.azure.net:10000?clustering=enterprise' go run ./examples/azure
+//	AZURE_REDIS_URL='rediss://:<key>@shop.westeurope.redis.azure.net:10000?clustering=enterprise' go run ./examples/connect
 //
 // AZURE_REDIS_CLUSTERING (oss, the default, enterprise or non-clustered) must
 // match the clustering policy the instance was created with.
