@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,17 +82,21 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func newCache(t *testing.T, ns string, rec cache.Recorder) *cache.Cache[int64, string] {
+func newCache(t *testing.T, ns string, rec cache.Recorder, opts ...func(*cache.Options[int64, string])) *cache.Cache[int64, string] {
 	t.Helper()
 	client, err := cache.Connect(srv.ClientOption())
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
-	c, err := cache.New(client, cache.Options[int64, string]{
+	o := cache.Options[int64, string]{
 		Namespace: ns,
 		TTL:       ttlpolicy.Minutes(5),
 		Loader:    load,
 		Recorder:  rec,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	c, err := cache.New(client, o)
 	require.NoError(t, err)
 	return c
 }
@@ -311,4 +317,149 @@ func TestMetricsAndSpans(t *testing.T) {
 		}
 		assert.Empty(t, s.Status().Description, "%s: an error message (it names keys)", s.Name())
 	}
+}
+
+// onEnd is a span processor that hands every ended span to a channel: a test
+// waits for a span that ends on a background goroutine without polling.
+type onEnd struct {
+	sdktrace.SpanProcessor
+	ended chan sdktrace.ReadOnlySpan
+}
+
+func (p onEnd) OnEnd(s sdktrace.ReadOnlySpan) {
+	p.SpanProcessor.OnEnd(s)
+	p.ended <- s
+}
+
+// fakeClock is the caches' clock, moved by the test.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) Add(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+// TestBackgroundRefresh: a refresh ahead of expiry runs on a background
+// goroutine after the Get returned; its load's span is a child of the span
+// the Get was called with, and the refresh and the stale value served are
+// counted.
+func TestBackgroundRefresh(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	spans := tracetest.NewSpanRecorder()
+	proc := onEnd{spans, make(chan sdktrace.ReadOnlySpan, 16)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc))
+	t.Cleanup(func() {
+		_ = mp.Shutdown(context.Background())
+		_ = tp.Shutdown(context.Background())
+	})
+	rec, err := asideotel.New(asideotel.WithMeterProvider(mp), asideotel.WithTracerProvider(tp))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rec.Close() })
+	h := &harness{reader: reader, spans: spans, tp: tp, rec: rec}
+
+	clock := &fakeClock{now: time.Now()}
+	ns := fmt.Sprintf("otel-refresh-%d", seq.Add(1))
+	c := newCache(t, ns, rec, func(o *cache.Options[int64, string]) {
+		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
+		o.Now = clock.Now
+		o.Refresh = cache.RefreshBackground
+	})
+	ctx := context.Background()
+	_, err = c.Get(ctx, 1) // miss: aside.load, aside.get
+	require.NoError(t, err)
+	for range 2 {
+		<-proc.ended
+	}
+	_, err = c.TTL(ctx, 1) // the load's write ended
+	require.NoError(t, err)
+
+	clock.Add(6 * time.Minute) // past the soft TTL, within the hard one
+	ctx, root := tp.Tracer("test").Start(ctx, "request")
+	v, err := c.Get(ctx, 1) // a local hit, due: served, refreshed in the background
+	require.NoError(t, err)
+	require.Equal(t, "v1", v)
+	root.End()
+	var load sdktrace.ReadOnlySpan
+	for range 2 { // request and the refresh's load, in either order
+		if s := <-proc.ended; s.Name() != "request" {
+			load = s
+		}
+	}
+	require.Equal(t, "aside.load", load.Name())
+	assert.Equal(t, root.SpanContext().SpanID(), load.Parent().SpanID(), "the refresh's load is a child of the Get's caller")
+	assert.Equal(t, root.SpanContext().TraceID(), load.SpanContext().TraceID())
+
+	metrics, _ := h.collect(t, ns)
+	assert.Equal(t, []point{
+		{"[aside.cache.result=local]", 1},
+		{"[aside.cache.result=miss]", 1},
+		{"[aside.cache.result=redis]", 0},
+	}, metrics["aside.cache.requests"])
+	assert.Equal(t, []point{{"[]", 1}}, metrics["aside.cache.refreshes"])
+	assert.Equal(t, []point{{"[]", 0}}, metrics["aside.cache.refresh.errors"])
+	assert.Equal(t, []point{{"[]", 1}}, metrics["aside.cache.stale_served"])
+	assert.Equal(t, []point{{"[aside.cache.load.outcome=ok]", 2}}, metrics["aside.cache.load.duration"])
+}
+
+// TestRedisDown: with Redis gone, a read finds it unavailable (the breaker
+// opens, threshold 1) and loads directly; the next one skips Redis (short
+// circuit) and loads directly too.
+func TestRedisDown(t *testing.T) {
+	h := newHarness(t)
+	own := redistest.Start(t, redistest.Config{})
+	client, err := cache.Connect(own.ClientOption())
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	ns := fmt.Sprintf("otel-down-%d", seq.Add(1))
+	c, err := cache.New(client, cache.Options[int64, string]{
+		Namespace:        ns,
+		Loader:           load,
+		Recorder:         h.rec,
+		BreakerThreshold: 1,
+		BreakerCooldown:  time.Hour,
+		OnRedisDown:      cache.FailOpen,
+	})
+	require.NoError(t, err)
+	require.NoError(t, own.Kill())
+
+	ctx := context.Background()
+	for _, id := range []int64{1, 2} {
+		v, err := c.Get(ctx, id)
+		require.NoError(t, err, "get %d", id)
+		require.Equal(t, fmt.Sprintf("v%d", id), v)
+	}
+	metrics, _ := h.collect(t, ns)
+	assert.Equal(t, []point{
+		{"[aside.cache.error.class=decode]", 0},
+		{"[aside.cache.error.class=short_circuit]", 1},
+		{"[aside.cache.error.class=unavailable]", 1},
+		{"[aside.cache.error.class=write]", 0},
+	}, metrics["aside.cache.redis.errors"])
+	assert.Equal(t, []point{{"[]", 2}}, metrics["aside.cache.fallbacks"])
+	assert.Equal(t, []point{{"[]", 1}}, metrics["aside.cache.breaker.trips"])
+	assert.Equal(t, []point{{"[]", 1}}, metrics["aside.cache.breaker.open"])
+	assert.Equal(t, []point{{"[aside.cache.load.outcome=ok]", 2}}, metrics["aside.cache.load.duration"])
+	assert.Equal(t, []point{
+		{"[aside.cache.result=local]", 0},
+		{"[aside.cache.result=miss]", 0},
+		{"[aside.cache.result=redis]", 0},
+	}, metrics["aside.cache.requests"])
+
+	var names []string
+	for _, s := range h.spans.Ended() {
+		names = append(names, s.Name())
+		assert.Equal(t, codes.Unset, s.Status().Code, "%s: the fallback answered", s.Name())
+	}
+	assert.Equal(t, []string{"aside.load", "aside.get", "aside.load", "aside.get"}, names)
 }
