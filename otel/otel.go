@@ -61,9 +61,11 @@
 // memory makes no span (it takes tens of nanoseconds, a span costs more
 // than the hit), and the caller's own span covers it. A load's span is a
 // child of the Get that started it, also when the load runs on a background
-// goroutine (its context keeps the caller's values), and a background
-// refresh's load is a child of the span of the Get that found the value
-// due; the loader's own spans are children of aside.load. A failed
+// goroutine (its context keeps the caller's values). A refresh ahead of
+// expiry starts from a Get that process memory answered, which has no span:
+// its load's span is a child of the span the Get was called with, also when
+// the refresh runs in the background after the Get returned. The loader's
+// own spans are children of aside.load. A failed
 // operation has status Error and error.type (unavailable, timeout,
 // canceled, corrupt, panic or _OTHER), never the error's message, which
 // names keys.
