@@ -61,10 +61,12 @@ const (
 	OpInvalidate
 	// OpInvalidatePattern is an InvalidatePattern or InvalidatePrefix.
 	OpInvalidatePattern
+	// OpInvalidateTag is an InvalidateTag.
+	OpInvalidateTag
 )
 
 // String returns the operation's name in snake case: get, get_many, load,
-// delete, invalidate, invalidate_pattern.
+// delete, invalidate, invalidate_pattern, invalidate_tag.
 func (o Operation) String() string {
 	switch o {
 	case OpGet:
@@ -79,6 +81,8 @@ func (o Operation) String() string {
 		return "invalidate"
 	case OpInvalidatePattern:
 		return "invalidate_pattern"
+	case OpInvalidateTag:
+		return "invalidate_tag"
 	}
 	return "unknown"
 }
@@ -89,7 +93,7 @@ type Op struct {
 	Operation Operation
 	// Keys is the number of keys: asked for (GetMany: all of them, those
 	// process memory answered included), loaded, deleted or invalidated. 0
-	// for a pattern.
+	// for a pattern or tags.
 	Keys int
 	// LocalHits is, for GetMany, the number of keys process memory
 	// answered.

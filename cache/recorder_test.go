@@ -110,6 +110,8 @@ func TestRecorderOperations(t *testing.T) {
 	require.NoError(t, c.Invalidate(ctx, 3))
 	_, err = c.InvalidatePrefix(ctx, "4")
 	require.NoError(t, err)
+	_, err = c.InvalidateTag(ctx, "team")
+	require.NoError(t, err)
 
 	starts, ends := rec.ops()
 	want := []cache.Op{
@@ -118,6 +120,7 @@ func TestRecorderOperations(t *testing.T) {
 		{Namespace: ns, Operation: cache.OpDelete, Keys: 1},
 		{Namespace: ns, Operation: cache.OpInvalidate, Keys: 1},
 		{Namespace: ns, Operation: cache.OpInvalidatePattern},
+		{Namespace: ns, Operation: cache.OpInvalidateTag},
 	}
 	assert.Equal(t, want, starts)
 	require.Len(t, ends, len(want))
@@ -146,4 +149,5 @@ func TestRecorderLoadOutcomes(t *testing.T) {
 	}
 	assert.Equal(t, "get_many", cache.OpGetMany.String())
 	assert.Equal(t, "invalidate_pattern", cache.OpInvalidatePattern.String())
+	assert.Equal(t, "invalidate_tag", cache.OpInvalidateTag.String())
 }

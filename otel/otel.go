@@ -53,9 +53,9 @@
 //
 // # Spans
 //
-// aside.get, aside.get_many, aside.load, aside.delete, aside.invalidate and
-// aside.invalidate_pattern, of kind internal, with aside.cache.namespace and
-// aside.cache.keys (and aside.cache.local_hits for aside.get_many,
+// aside.get, aside.get_many, aside.load, aside.delete, aside.invalidate,
+// aside.invalidate_pattern and aside.invalidate_tag, of kind internal, with
+// aside.cache.namespace and aside.cache.keys (none for a pattern or tags; and aside.cache.local_hits for aside.get_many,
 // aside.cache.load.outcome for aside.load). A span for Get or GetMany is
 // started only when the call leaves process memory: a Get answered from
 // memory makes no span (it takes tens of nanoseconds, a span costs more
@@ -299,7 +299,7 @@ func (r *Recorder) observe(_ context.Context, obs metric.Observer) error {
 func (r *Recorder) Start(ctx context.Context, op cache.Op) (context.Context, func(cache.Result)) {
 	ns := KeyNamespace.String(op.Namespace)
 	attrs := []attribute.KeyValue{ns}
-	if op.Operation != cache.OpInvalidatePattern {
+	if op.Operation != cache.OpInvalidatePattern && op.Operation != cache.OpInvalidateTag {
 		attrs = append(attrs, KeyKeys.Int(op.Keys))
 	}
 	if op.Operation == cache.OpGetMany {

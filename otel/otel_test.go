@@ -202,6 +202,8 @@ func TestMetricsAndSpans(t *testing.T) {
 	require.Equal(t, 1, n)
 	_, err = a.InvalidatePrefix(ctx, "3")
 	require.NoError(t, err)
+	_, err = a.InvalidateTag(ctx, "team")
+	require.NoError(t, err)
 	root.End()
 	// A round trip on each client's connection (one per node): Redis sends
 	// the pushes of the writes above before its reply, and the client
@@ -307,6 +309,7 @@ func TestMetricsAndSpans(t *testing.T) {
 		{"aside.invalidate", "request", nsKeys("1"), unset},
 		{"aside.delete", "request", nsKeys("1"), unset},
 		{"aside.invalidate_pattern", "request", nsKeys(""), unset},
+		{"aside.invalidate_tag", "request", nsKeys(""), unset},
 		{"request", "", map[string]string{}, unset},
 	}
 	assert.Equal(t, wantSpans, spans)
