@@ -2,9 +2,10 @@
 GO ?= go
 
 # The modules whose tests run in `make test`: the core (cache, codec, loader,
-# ...), azure (the Azure SDK stays out of the core module) and the fault suite.
+# ...), azure (the Azure SDK stays out of the core module), the fault suite
+# and otel (OpenTelemetry stays out too).
 # benchmarks/ is vetted and run by bench-ci.
-MODULES = . azure faults
+MODULES = . azure faults otel
 
 .PHONY: test quickstart bench bench-ci fuzz soak vet fmt check
 

@@ -80,6 +80,10 @@ type Cache[K comparable, V any] struct {
 	refreshTimeout time.Duration
 	refreshSlots   chan struct{} // one token per running background refresh
 
+	// rec is Options.Recorder: nil, or told of the operations that leave
+	// process memory (see recorder.go).
+	rec Recorder
+
 	background
 }
 
@@ -142,6 +146,9 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	}
 	c.local = newLocal[K, V](o.LocalBytes)
 	client.subscribe(o.Namespace, c)
+	if c.rec = o.Recorder; c.rec != nil {
+		c.rec.Observe(o.Namespace, c.Stats)
+	}
 	return c, nil
 }
 

@@ -82,6 +82,16 @@ func keyOpExec(key, op, arg string) rueidis.LuaExec {
 // its own script execution, sent in one pipeline, so keys of different
 // cluster slots never form a cross-slot command.
 func (c *Cache[K, V]) Delete(ctx context.Context, ks ...K) (int, error) {
+	if c.rec == nil || len(ks) == 0 {
+		return c.delete(ctx, ks...)
+	}
+	ctx, end := c.start(ctx, OpDelete, len(ks), 0)
+	n, err := c.delete(ctx, ks...)
+	end(Result{Err: err})
+	return n, err
+}
+
+func (c *Cache[K, V]) delete(ctx context.Context, ks ...K) (int, error) {
 	if len(ks) == 0 {
 		return 0, nil
 	}
@@ -127,15 +137,20 @@ func (c *Cache[K, V]) Delete(ctx context.Context, ks ...K) (int, error) {
 // process: Redis pushes the invalidation to every client caching them. It
 // removes whatever the keys hold, markers included. To invalidate keys of
 // several caches in one round trip, see [Client.Invalidate].
-func (c *Cache[K, V]) Invalidate(ctx context.Context, ks ...K) error {
+func (c *Cache[K, V]) Invalidate(ctx context.Context, ks ...K) (err error) {
 	if len(ks) == 0 {
 		return nil
+	}
+	if c.rec != nil {
+		var end func(Result)
+		ctx, end = c.start(ctx, OpInvalidate, len(ks), 0)
+		defer func() { end(Result{Err: err}) }()
 	}
 	keys := make([]string, len(ks))
 	for i, k := range ks {
 		keys[i] = c.Key(k)
 	}
-	_, err := c.client.invalidate(ctx, []Target{{c: c, keys: keys}})
+	_, err = c.client.invalidate(ctx, []Target{{c: c, keys: keys}})
 	return err
 }
 

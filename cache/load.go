@@ -252,6 +252,11 @@ func (c *Cache[K, V]) loadDirect(ctx context.Context, ks []K, keys []string, idx
 func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx []int, encode bool) []loaded[V] {
 	c.stats.loads.Add(1)
 	out := make([]loaded[V], len(idx))
+	if c.rec != nil {
+		var end func(Result)
+		ctx, end = c.start(ctx, OpLoad, len(idx), 0)
+		defer func() { end(loadResult(out)) }()
+	}
 	var found map[K]V
 	var err error
 	var perKey map[K]error

@@ -193,6 +193,12 @@ type Options[K comparable, V any] struct {
 	// in [Stats].DecodeErrors, and nothing is loaded or written for the
 	// key until they change or expire.
 	ReplaceUnreadable bool
+
+	// Recorder, when set, receives the cache's counters and the operations
+	// that leave process memory, for metrics and traces (see [Recorder]; the
+	// module github.com/aside-go/aside/otel is one for OpenTelemetry). The
+	// hit path never calls it. Default: nil, no calls.
+	Recorder Recorder
 }
 
 // RedisDownPolicy is what Get does when Redis is unavailable.

@@ -49,6 +49,16 @@ func WithScanCount(n int) PatternOption {
 // fails with an error wrapping [invalidation.ErrPattern], as an invalid
 // option fails with one wrapping [ErrInvalidOptions]; nothing is removed.
 func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opts ...PatternOption) (int64, error) {
+	if c.rec == nil {
+		return c.invalidatePattern(ctx, pattern, opts...)
+	}
+	ctx, end := c.start(ctx, OpInvalidatePattern, 0, 0)
+	n, err := c.invalidatePattern(ctx, pattern, opts...)
+	end(Result{Err: err})
+	return n, err
+}
+
+func (c *Cache[K, V]) invalidatePattern(ctx context.Context, pattern string, opts ...PatternOption) (int64, error) {
 	o := patternOptions{Options: invalidation.Options{OnDelete: func(keys []string) {
 		for _, key := range keys {
 			c.client.wrote(key)

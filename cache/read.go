@@ -43,9 +43,22 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 // getSlow is Get for a key process memory does not hold: GetMany's machinery
 // for one key.
 func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
+	if c.rec != nil {
+		return c.getRecorded(ctx, k)
+	}
 	out := make([]outcome[V], 1)
 	c.fetch(ctx, []K{k}, out)
 	return c.answer(ctx, k, out[0])
+}
+
+// getRecorded is getSlow reported to the recorder.
+func (c *Cache[K, V]) getRecorded(ctx context.Context, k K) (V, error) {
+	ctx, end := c.start(ctx, OpGet, 1, 0)
+	out := make([]outcome[V], 1)
+	c.fetch(ctx, []K{k}, out)
+	v, err := c.answer(ctx, k, out[0])
+	endErr(end, err)
+	return v, err
 }
 
 // GetMany returns the values of keys, as Get would for each, in few round
@@ -83,6 +96,10 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	if len(rest) == 0 {
 		return out, errors.Join(errs...)
 	}
+	var end func(Result)
+	if c.rec != nil {
+		ctx, end = c.start(ctx, OpGetMany, len(keys), len(keys)-len(rest))
+	}
 	rest = unique(rest)
 	res := make([]outcome[V], len(rest))
 	c.fetch(ctx, rest, res)
@@ -90,7 +107,11 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 		v, err := c.answer(ctx, k, res[i])
 		errs = collect(out, k, v, err, errs)
 	}
-	return out, errors.Join(errs...)
+	err := errors.Join(errs...)
+	if end != nil {
+		end(Result{Err: err})
+	}
+	return out, err
 }
 
 // outcome is what resolving one key came to: an entry (a value or a

@@ -48,7 +48,13 @@ func (c *Cache[K, V]) InvalidateTag(ctx context.Context, tags ...string) (int64,
 	if t.err != nil {
 		return 0, t.err
 	}
-	return c.client.invalidate(ctx, []Target{t})
+	if c.rec == nil {
+		return c.client.invalidate(ctx, []Target{t})
+	}
+	ctx, end := c.start(ctx, OpInvalidateTag, 0, 0)
+	n, err := c.client.invalidate(ctx, []Target{t})
+	end(Result{Err: err})
+	return n, err
 }
 
 // tagBatch is how many members one SPOP takes from a tag index.
