@@ -28,7 +28,7 @@ func TestSilentRedisStopsCopiesBeingServed(t *testing.T) {
 	_, err = c.Get(ctx, "k")
 	require.NoError(t, err)
 	require.EqualValues(t, 1, c.Stats().LocalHits)
-	require.NoError(t, c.awaitWrites(ctx, c.Key("k")))
+	require.NoError(t, c.awaitWritesFor(ctx, 0, c.Key("k")))
 
 	// As if the last answered round began MaxSilence and a tick ago.
 	client.heard.Store(client.clock.now() - int64(time.Second) - int64(10*time.Millisecond))

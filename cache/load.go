@@ -194,7 +194,14 @@ func (c *Cache[K, V]) keepLoaded(ks []K, keys []string, idx []int, snaps []uint6
 // Get returned its loaded value sees that value, not the lease it replaces,
 // unless Redis is too slow to take the write.
 func (c *Cache[K, V]) awaitWrites(ctx context.Context, keys ...string) error {
+	return c.awaitWritesFor(ctx, c.budgetFor(len(keys)), keys...)
+}
+
+// awaitWritesFor is awaitWrites bounded by d instead of the budget; 0: only
+// by ctx.
+func (c *Cache[K, V]) awaitWritesFor(ctx context.Context, d time.Duration, keys ...string) error {
 	var t *time.Timer
+	var expired <-chan time.Time
 	defer func() {
 		if t != nil {
 			t.Stop()
@@ -205,13 +212,14 @@ func (c *Cache[K, V]) awaitWrites(ctx context.Context, keys ...string) error {
 		if !ok {
 			continue
 		}
-		if t == nil {
-			t = time.NewTimer(c.budgetFor(len(keys)))
+		if t == nil && d > 0 {
+			t = time.NewTimer(d)
+			expired = t.C
 		}
 		for h := v.(*heldLoad[V]); h != nil; h = h.prev.Load() {
 			select {
 			case <-h.written:
-			case <-t.C:
+			case <-expired:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
