@@ -304,7 +304,7 @@ func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
 		return nil
 	}
 	// Served as stale, and never refreshed from here.
-	return &entry[V]{v: e.v, notFound: e.notFound, stale: true, key: e.key, expireAt: e.expireAt}
+	return &entry[V]{v: e.v, notFound: e.notFound, stale: true, key: e.key, expireAt: e.expireAt, src: SourceLocal}
 }
 
 var (
@@ -323,7 +323,7 @@ var errForeign = errors.New("not an aside entry, and the codec cannot decode it 
 // without soft expiry.
 func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 	if !envelope.IsEntry(raw) {
-		e := &entry[V]{key: key, size: uint32(len(raw))}
+		e := &entry[V]{key: key, size: uint32(len(raw)), src: SourceRedis}
 		if err := c.codec.Unmarshal(raw, &e.v); err != nil {
 			return nil, fmt.Errorf("cache: %s: %w: %w: %w", key, ErrCorrupt, errForeign, err)
 		}
@@ -333,7 +333,7 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %s: %w: %w", key, ErrCorrupt, err)
 	}
-	e := &entry[V]{key: key, stale: env.Stale, size: uint32(len(raw))}
+	e := &entry[V]{key: key, stale: env.Stale, size: uint32(len(raw)), src: SourceRedis}
 	if !env.SoftExpiry.IsZero() {
 		e.softAt = env.SoftExpiry.UnixNano()
 	}

@@ -122,7 +122,7 @@ func TestG2ReadAfterFlushOrDroppedConnection(t *testing.T) {
 					k := fmt.Sprintf("k%d", round)
 					overtaken(t, round, r, src, g, k, order.releaseFirst, func() {
 						ev.happen(t, ctx, srv, rc, rp, ns, src, k)
-					}, r.Get)
+					}, func(ctx context.Context, k string) (int64, error) { return r.Get(ctx, k) })
 					v, err := r.Get(ctx, k)
 					require.NoError(t, err, "round %d", round)
 					require.EqualValues(t, 2, v, "round %d: Get at the end", round)

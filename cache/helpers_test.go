@@ -763,7 +763,7 @@ func tally(names []string) string {
 // readVia returns a one-key read through Get, or through GetMany.
 func readVia(c *cache.Cache[string, int64], many bool) func(context.Context, string) (int64, error) {
 	if !many {
-		return c.Get
+		return func(ctx context.Context, k string) (int64, error) { return c.Get(ctx, k) }
 	}
 	return func(ctx context.Context, k string) (int64, error) {
 		m, err := c.GetMany(ctx, []string{k})

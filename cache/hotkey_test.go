@@ -34,9 +34,7 @@ func TestHotKeyInvalidatedEvery10ms(t *testing.T) {
 	stop := make(chan struct{})
 	var reads atomic.Int64
 	var wg sync.WaitGroup
-	for _, c := range []interface {
-		Get(context.Context, string) (int64, error)
-	}{a, b, a, b} {
+	for _, c := range []*cache.Cache[string, int64]{a, b, a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

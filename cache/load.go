@@ -274,6 +274,8 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 		switch {
 		case lerr == nil:
 			found = map[K]V{k: v}
+		case errors.Is(lerr, loader.NoCache):
+			found, perKey = map[K]V{k: v}, map[K]error{k: lerr}
 		case errors.Is(lerr, ErrNotFound):
 		default:
 			perKey = map[K]error{k: lerr}
@@ -284,11 +286,16 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 			perKey = loader.KeyErrors[K](err)
 		}
 	}
+	// NoCache without a key: none of the batch's values is cached.
+	noneCached := perKey == nil && errors.Is(err, loader.NoCache)
 	for j, i := range idx {
 		k, key := ks[i], keys[i]
 		if v, ok := found[k]; ok {
-			e := &entry[V]{v: v, key: key}
+			e := &entry[V]{v: v, key: key, src: SourceLoader}
 			out[j].e = e
+			if noneCached || errors.Is(perKey[k], loader.NoCache) {
+				continue // returned, not written (the lease is released), not kept
+			}
 			if encode {
 				eb := c.encodeValue(key, v)
 				if eb.err != nil {
@@ -301,7 +308,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 			continue
 		}
 		kerr := perKey[k]
-		if kerr == nil && perKey == nil {
+		if kerr == nil && perKey == nil && !noneCached {
 			kerr = err // an error that names no key concerns them all
 		}
 		if kerr != nil && !errors.Is(kerr, ErrNotFound) {
@@ -309,8 +316,8 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 			out[j].err = fmt.Errorf("cache: load %s: %w", key, kerr)
 			continue
 		}
-		out[j].e = &entry[V]{key: key, notFound: true}
-		if encode {
+		out[j].e = &entry[V]{key: key, notFound: true, src: SourceLoader}
+		if encode && !noneCached {
 			out[j].data, out[j].ttl = c.notFoundBytes(key)
 			out[j].e.size = uint32(len(out[j].data))
 		}

@@ -89,13 +89,14 @@ type entry[V any] struct {
 	stale      bool   // past its soft expiry, its refresh claimed (or failed)
 	key        string // the Redis key
 	size       uint32 // bytes of its encoded form in Redis (0 unknown)
+	src        Source // where the value was found when the entry was made
 	expireAt   int64  // Unix nanoseconds of the hard expiry; 0 = none known
 	softAt     int64  // Unix nanoseconds after which a refresh is due; 0 = never
 }
 
 // copied returns a new entry with e's value and fields, not yet refreshing.
 func (e *entry[V]) copied() *entry[V] {
-	return &entry[V]{v: e.v, notFound: e.notFound, stale: e.stale, key: e.key, size: e.size, expireAt: e.expireAt, softAt: e.softAt}
+	return &entry[V]{v: e.v, notFound: e.notFound, stale: e.stale, key: e.key, size: e.size, src: e.src, expireAt: e.expireAt, softAt: e.softAt}
 }
 
 // due reports whether e is past its soft expiry at now.

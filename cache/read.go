@@ -26,7 +26,10 @@ import (
 // unavailable the result follows [Options].OnRedisDown.
 //
 // Get is GetMany of one key: the two answer alike for every outcome.
-func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
+func (c *Cache[K, V]) Get(ctx context.Context, k K, opts ...ReadOption) (V, error) {
+	if len(opts) > 0 {
+		return c.getWith(ctx, k, opts)
+	}
 	if c.local != nil {
 		now := c.nanos()
 		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
@@ -43,21 +46,46 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 // getSlow is Get for a key process memory does not hold: GetMany's machinery
 // for one key.
 func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
+	v, _, err := c.getSlowFrom(ctx, k)
+	return v, err
+}
+
+// getSlowFrom is getSlow that also says where the value came from; it is
+// reported to the recorder, if any.
+func (c *Cache[K, V]) getSlowFrom(ctx context.Context, k K) (V, Source, error) {
+	var end func(Result)
 	if c.rec != nil {
-		return c.getRecorded(ctx, k)
+		ctx, end = c.start(ctx, OpGet, 1, 0)
 	}
 	out := make([]outcome[V], 1)
 	c.fetch(ctx, []K{k}, out)
-	return c.answer(ctx, k, out[0])
+	v, err := c.answer(ctx, k, out[0])
+	if end != nil {
+		endErr(end, err)
+	}
+	src := SourceNone
+	if err == nil && out[0].e != nil {
+		src = out[0].e.src
+	}
+	return v, src, err
 }
 
-// getRecorded is getSlow reported to the recorder.
-func (c *Cache[K, V]) getRecorded(ctx context.Context, k K) (V, error) {
-	ctx, end := c.start(ctx, OpGet, 1, 0)
-	out := make([]outcome[V], 1)
-	c.fetch(ctx, []K{k}, out)
-	v, err := c.answer(ctx, k, out[0])
-	endErr(end, err)
+// getWith is Get with options.
+func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, error) {
+	ro := mergeReadOptions(opts)
+	if !ro.skipLocal && c.local != nil {
+		now := c.nanos()
+		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
+			c.stats.localHits.Add(1, unsafe.Pointer(e))
+			v, err := c.serve(ctx, k, e, now)
+			if err == nil {
+				ro.report(SourceLocal)
+			}
+			return v, err
+		}
+	}
+	v, src, err := c.getSlowFrom(ctx, k)
+	ro.report(src)
 	return v, err
 }
 
@@ -74,11 +102,12 @@ func (c *Cache[K, V]) getRecorded(ctx context.Context, k K) (V, error) {
 // absent too, and named in the returned error: errors.Join of one
 // [*loader.KeyError] per key; the keys that succeeded are returned all the
 // same. A key named twice is read once.
-func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
+func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption) (map[K]V, error) {
+	ro := mergeReadOptions(opts)
 	out := make(map[K]V, len(keys))
 	var errs []error
 	rest := keys
-	if c.local != nil && c.client.heardWithin(c.maxSilence) {
+	if !ro.skipLocal && c.local != nil && c.client.heardWithin(c.maxSilence) {
 		rest = nil
 		now := c.nanos()
 		var hits uint64
@@ -86,6 +115,9 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 			if e, ok := c.local.get(k, now); ok {
 				hits++
 				v, err := c.serve(ctx, k, e, now)
+				if err == nil {
+					ro.report(SourceLocal)
+				}
 				errs = collect(out, k, v, err, errs)
 				continue
 			}
@@ -105,6 +137,9 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K) (map[K]V, error) {
 	c.fetch(ctx, rest, res)
 	for i, k := range rest {
 		v, err := c.answer(ctx, k, res[i])
+		if err == nil && res[i].e != nil {
+			ro.report(res[i].e.src)
+		}
 		errs = collect(out, k, v, err, errs)
 	}
 	err := errors.Join(errs...)

@@ -17,7 +17,8 @@ const DefaultBatchLimit = 16
 // have no multi-key query.
 //
 // A key whose load returns [ErrNotFound] (wrapped or not) is left out of
-// the map. Every other failure is returned, joined with errors.Join, as a
+// the map; one whose load returns [NoCache] is in the map, and named by a
+// [*KeyError] wrapping NoCache. Every other failure is returned, joined with errors.Join, as a
 // [*KeyError] naming the key, next to the map of the keys that did load. A
 // panic in a load fails its key with a [*PanicError], a runtime.Goexit with
 // [ErrGoexit]; the other keys still load. Keys not yet started when ctx ends
@@ -49,6 +50,9 @@ func (f Func[K, V]) Batch(limit int) BatchFunc[K, V] {
 			switch err := b.errs[i]; {
 			case err == nil:
 				found[k] = b.vals[i]
+			case errors.Is(err, NoCache):
+				found[k] = b.vals[i]
+				failed = append(failed, &KeyError[K]{Key: k, Err: err})
 			case errors.Is(err, ErrNotFound):
 			default:
 				failed = append(failed, &KeyError[K]{Key: k, Err: err})

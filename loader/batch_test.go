@@ -182,3 +182,17 @@ func TestBatchStopsStartingLoadsWhenContextEnds(t *testing.T) {
 	assert.Equal(t, 3, ke.Key)
 	assert.Equal(t, int32(3), calls.Load())
 }
+
+func TestBatchKeepsNoCacheValues(t *testing.T) {
+	t.Parallel()
+	f := loader.Func[int, string](func(_ context.Context, k int) (string, error) {
+		if k == 2 {
+			return "two", loader.NoCache
+		}
+		return "one", nil
+	})
+	m, err := f.Batch(0)(context.Background(), []int{1, 2})
+	assert.Equal(t, map[int]string{1: "one", 2: "two"}, m, "a NoCache value is in the map")
+	assert.ErrorIs(t, err, loader.NoCache)
+	assert.Equal(t, map[int]error{2: loader.NoCache}, loader.KeyErrors[int](err), "and its key is named")
+}

@@ -13,6 +13,18 @@ import (
 // forever, so loader recovers it and hands it to them instead.
 var ErrPanic = errors.New("loader: load panicked")
 
+// NoCache is returned by a load, next to its value, for a value that is to
+// be returned to its callers but not cached: neither written to Redis nor
+// kept in process memory (a partial result, a value for one user only, an
+// answer from a fallback source). The next read of the key loads again.
+//
+//	return row, loader.NoCache
+//
+// A [BatchFunc] marks such keys with a [*KeyError] wrapping NoCache, next to
+// their value in the map, or returns NoCache itself for every value it
+// returned. [Func.Batch] does the former for the loads that return it.
+var NoCache = errors.New("loader: value not to be cached")
+
 // ErrGoexit is the error that every caller of a load receives when the load
 // called runtime.Goexit (which t.FailNow does in tests): its goroutine ends
 // without a result, and the callers must not wait for one.

@@ -1,0 +1,78 @@
+package cache
+
+// Source is where a read found the value it returned.
+type Source uint8
+
+const (
+	// SourceNone: no value was returned (an error, or a key not found).
+	SourceNone Source = iota
+	// SourceLocal: a copy in process memory (a copy served stale through an
+	// outage included).
+	SourceLocal
+	// SourceRedis: Redis, read by this call or by the read it joined, or
+	// after waiting for another process's load.
+	SourceRedis
+	// SourceLoader: the loader, called for this read or for the load it
+	// joined.
+	SourceLoader
+)
+
+// String returns "none", "local", "redis" or "loader".
+func (s Source) String() string {
+	switch s {
+	case SourceLocal:
+		return "local"
+	case SourceRedis:
+		return "redis"
+	case SourceLoader:
+		return "loader"
+	}
+	return "none"
+}
+
+// ReadOption tunes one [Cache.Get] or [Cache.GetMany]. A read without options
+// is the hit path: options cost only the reads that are given some.
+type ReadOption struct {
+	skipLocal bool
+	source    *Source
+}
+
+// SkipLocal makes the read ignore the copies in process memory: it visits
+// Redis (and the loader, for a key Redis does not hold) as a read of a key
+// without a copy does, with every guarantee of that path, and the value it
+// finds is kept in process memory as usual. For a read that must see
+// Redis's own state, such as a health check.
+func SkipLocal() ReadOption { return ReadOption{skipLocal: true} }
+
+// SourceOf makes the read report in *s where its value came from. For
+// GetMany it reports the farthest source of any value returned: SourceLoader
+// if the loader produced one of them, else SourceRedis if Redis did, else
+// SourceLocal; SourceNone when it returned no value.
+func SourceOf(s *Source) ReadOption { return ReadOption{source: s} }
+
+// readOptions is the merge of a read's options.
+type readOptions struct {
+	skipLocal bool
+	source    *Source
+}
+
+func mergeReadOptions(opts []ReadOption) readOptions {
+	var ro readOptions
+	for _, o := range opts {
+		ro.skipLocal = ro.skipLocal || o.skipLocal
+		if o.source != nil {
+			ro.source = o.source
+		}
+	}
+	if ro.source != nil {
+		*ro.source = SourceNone
+	}
+	return ro
+}
+
+// report records s as the read's source, if asked, keeping the farthest.
+func (ro *readOptions) report(s Source) {
+	if ro.source != nil && s > *ro.source {
+		*ro.source = s
+	}
+}
