@@ -73,7 +73,13 @@ func (c *Cache[K, V]) getSlowFrom(ctx context.Context, k K) (V, Source, error) {
 // getWith is Get with options.
 func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, error) {
 	ro := mergeReadOptions(opts)
-	if !ro.skipLocal && c.local != nil {
+	if ro.reload {
+		var zero V
+		if err := c.Invalidate(ctx, k); err != nil {
+			return zero, err
+		}
+	}
+	if !ro.skipLocal && !ro.reload && c.local != nil {
 		now := c.nanos()
 		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
 			c.stats.localHits.Add(1, unsafe.Pointer(e))
@@ -104,10 +110,15 @@ func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, e
 // same. A key named twice is read once.
 func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption) (map[K]V, error) {
 	ro := mergeReadOptions(opts)
+	if ro.reload {
+		if err := c.Invalidate(ctx, keys...); err != nil {
+			return map[K]V{}, err
+		}
+	}
 	out := make(map[K]V, len(keys))
 	var errs []error
 	rest := keys
-	if !ro.skipLocal && c.local != nil && c.client.heardWithin(c.maxSilence) {
+	if !ro.skipLocal && !ro.reload && c.local != nil && c.client.heardWithin(c.maxSilence) {
 		rest = nil
 		now := c.nanos()
 		var hits uint64

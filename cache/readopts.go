@@ -34,6 +34,7 @@ func (s Source) String() string {
 // is the hit path: options cost only the reads that are given some.
 type ReadOption struct {
 	skipLocal bool
+	reload    bool
 	source    *Source
 }
 
@@ -44,6 +45,14 @@ type ReadOption struct {
 // Redis's own state, such as a health check.
 func SkipLocal() ReadOption { return ReadOption{skipLocal: true} }
 
+// Reload makes the read return a value loaded from the source after the call
+// began: it first invalidates the keys (as [Cache.Invalidate] does, in every
+// process, one more round trip), then reads them, so the value comes from
+// this read's load or from another process's load that began after the
+// invalidation. For a value the application knows changed at the source
+// without an invalidation, or an operator's "refresh".
+func Reload() ReadOption { return ReadOption{reload: true} }
+
 // SourceOf makes the read report in *s where its value came from. For
 // GetMany it reports the farthest source of any value returned: SourceLoader
 // if the loader produced one of them, else SourceRedis if Redis did, else
@@ -53,6 +62,7 @@ func SourceOf(s *Source) ReadOption { return ReadOption{source: s} }
 // readOptions is the merge of a read's options.
 type readOptions struct {
 	skipLocal bool
+	reload    bool
 	source    *Source
 }
 
@@ -60,6 +70,7 @@ func mergeReadOptions(opts []ReadOption) readOptions {
 	var ro readOptions
 	for _, o := range opts {
 		ro.skipLocal = ro.skipLocal || o.skipLocal
+		ro.reload = ro.reload || o.reload
 		if o.source != nil {
 			ro.source = o.source
 		}

@@ -168,3 +168,38 @@ func TestLoaderNoCache(t *testing.T) {
 		assert.False(t, ok, "NoCache itself: no value of the batch is cached (%d)", id)
 	}
 }
+
+// TestReload changes the source behind the cache's back (no invalidation)
+// and reads with Reload: the read returns the new version, loaded, and a
+// second process's copy is dropped too (Reload invalidates everywhere).
+func TestReload(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := namespace(t)
+	src := newSource()
+	src.set("k", 1)
+	p, pw, q := watchedPair(t, shared, shared.ClientOption(), ns, src)
+	warm(t, p, "k")
+	warm(t, q, "k")
+
+	src.set("k", 2) // the source changed; nobody invalidated
+	v, err := q.Get(ctx, "k")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, v, "without Reload the copy stands")
+
+	m := pw.mark(p.Key("k"))
+	var from cache.Source
+	v, err = q.Get(ctx, "k", cache.Reload(), cache.SourceOf(&from))
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, v, "Reload loads the source's version")
+	assert.Equal(t, cache.SourceLoader, from)
+	pw.awaitPushOf(t, m, "P hears of the reload")
+	v, err = p.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, v, "the other process's copy went with it")
+
+	src.set("k", 3)
+	got, err := p.GetMany(ctx, []string{"k"}, cache.Reload())
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, got["k"], "GetMany too")
+}
