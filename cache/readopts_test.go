@@ -179,8 +179,11 @@ func TestReload(t *testing.T) {
 	src := newSource()
 	src.set("k", 1)
 	p, pw, q := watchedPair(t, shared, shared.ClientOption(), ns, src)
-	warm(t, p, "k")
+	// Q loads and writes; P then reads what Q wrote, so no echo of a write
+	// of P's own is still on its way to be taken for the push awaited below.
 	warm(t, q, "k")
+	warm(t, p, "k")
+	require.Zero(t, p.Stats().Loads, "P read Q's value")
 
 	src.set("k", 2) // the source changed; nobody invalidated
 	v, err := q.Get(ctx, "k")
