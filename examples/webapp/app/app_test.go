@@ -133,6 +133,17 @@ func find(page app.CategoryPage, id int64) (app.Product, bool) {
 	return app.Product{}, false
 }
 
+// inRedis asserts that the products are in Redis. Exists waits for this
+// process's write-backs of loaded values (which finish after Get returned),
+// so a count of what Redis holds taken after it sees them.
+func (in *instance) inRedis(ids ...int64) {
+	in.t.Helper()
+	n, err := in.app.Products().Exists(context.Background(), ids...)
+	if err != nil || n != len(ids) {
+		in.t.Fatalf("products %v in Redis: %d, %v", ids, n, err)
+	}
+}
+
 // maxReads bounds the polls for another instance's copy to be dropped by
 // Redis's push: a count of reads, never a duration.
 const maxReads = 20000
@@ -253,6 +264,7 @@ func TestEndpoints(t *testing.T) {
 		for _, id := range []int{5, 50, 51, 6} {
 			a.product(fmt.Sprintf("/products/%d", id))
 		}
+		a.inRedis(5, 50, 51, 6)
 		// Literal: "5*" matches no key ("5", "50" and "51" do not start with "5*").
 		r := a.expect(http.StatusOK, "POST", "/admin/invalidate?prefix="+url.QueryEscape("5*"), nil)
 		var got app.InvalidateResponse
