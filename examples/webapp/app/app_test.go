@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/examples/webapp/app"
@@ -483,4 +485,42 @@ func TestRedisKilled(t *testing.T) {
 		t.Fatalf("healthz with Redis down: %s", r.body)
 	}
 	a.expect(http.StatusServiceUnavailable, "POST", "/admin/invalidate?prefix=1", nil)
+}
+
+// TestGracefulShutdown: a request in flight when the context ends (as on
+// SIGTERM) is answered before Serve returns, and Serve returns nil.
+func TestGracefulShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "done")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ctx, ln, h, time.Minute) }()
+	got := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		got <- string(b)
+	}()
+	<-entered
+	cancel()
+	close(release)
+	if body := <-got; body != "done" {
+		t.Fatalf("request in flight at shutdown: %q", body)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
 }
