@@ -3,11 +3,12 @@ GO ?= go
 
 # The modules whose tests run in `make test`: the core (cache, codec, loader,
 # ...), azure (the Azure SDK stays out of the core module), the fault suite
-# and otel (OpenTelemetry stays out too).
+# and otel (OpenTelemetry stays out too), and the example service
+# examples/webapp (SQLite and the Prometheus exporter stay out of the core).
 # benchmarks/ is vetted and run by bench-ci.
-MODULES = . azure faults otel
+MODULES = . azure faults otel examples/webapp
 
-.PHONY: test quickstart bench bench-ci fuzz soak vet fmt check
+.PHONY: test quickstart webapp bench bench-ci fuzz soak vet fmt check
 
 # The README's test command: installs redis-server (and redis-py, for the
 # interop test) when it is missing, runs
@@ -27,6 +28,12 @@ test:
 # Runs the guide, step by step, against REDIS_URL or a private redis-server.
 quickstart:
 	$(GO) run ./examples/quickstart
+
+# Runs the example service (examples/webapp) against REDIS_URL, or a private
+# redis-server when nothing answers there, and prints the address to open.
+# ADDR (default 127.0.0.1:8080) and DATA_DIR (default examples/webapp/data).
+webapp:
+	cd examples/webapp && $(GO) run .
 
 vet:
 	@set -e; for m in $(MODULES) benchmarks; do \

@@ -1,0 +1,535 @@
+// Package app is the example catalogue service: products in a SQL database
+// (SQLite through modernc.org/sqlite), read through aside caches on Redis,
+// served over net/http. main wires it; tests drive it through httptest.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/loader"
+	"github.com/aside-go/aside/ttlpolicy"
+)
+
+// Product is a row of the products table, and what the product cache holds.
+type Product struct {
+	ID         int64  `json:"id"`
+	Name       string `json:"name"`
+	Category   string `json:"category"`
+	PriceCents int64  `json:"price_cents"`
+	Version    int64  `json:"version"`
+}
+
+// CategoryPage is what GET /categories/{name} serves, cached under the tag
+// of its category.
+type CategoryPage struct {
+	Category string    `json:"category"`
+	Products []Product `json:"products"`
+}
+
+// Namespaces of the two caches; every instance sharing a Redis uses the same.
+const (
+	ProductNamespace  = "webapp-product"
+	CategoryNamespace = "webapp-category"
+)
+
+// MaxIDs bounds the ids of one GET /products?ids= request.
+const MaxIDs = 100
+
+// Config is what New needs.
+type Config struct {
+	DB     *sql.DB
+	Client *cache.Client
+	// Recorder, when set, receives the caches' metrics (asideotel).
+	Recorder cache.Recorder
+	// Metrics, when set, serves /metrics.
+	Metrics http.Handler
+	Logger  *slog.Logger
+}
+
+// App is the service: its caches, its database and its routes.
+type App struct {
+	db         *sql.DB
+	client     *cache.Client
+	products   *cache.Cache[int64, Product]
+	categories *cache.Cache[string, CategoryPage]
+	log        *slog.Logger
+	mux        *http.ServeMux
+	queries    atomic.Int64
+}
+
+// New builds the service on cfg.
+func New(cfg Config) (*App, error) {
+	if cfg.DB == nil || cfg.Client == nil {
+		return nil, errors.New("app: Config.DB and Config.Client are required")
+	}
+	a := &App{db: cfg.DB, client: cfg.Client, log: cfg.Logger}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	var err error
+	a.products, err = cache.New(cfg.Client, cache.Options[int64, Product]{
+		Namespace:   ProductNamespace,
+		TTL:         ttlpolicy.Minutes(10),
+		Loader:      a.loadProduct,
+		BatchLoader: a.loadProducts,
+		Recorder:    cfg.Recorder,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// No loader: a page is built by the handler and written with the tag of
+	// its category (tags are attached by writes, see cache.WithTags).
+	a.categories, err = cache.New(cfg.Client, cache.Options[string, CategoryPage]{
+		Namespace: CategoryNamespace,
+		TTL:       ttlpolicy.Minutes(1),
+		Recorder:  cfg.Recorder,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /products/{id}", a.getProduct)
+	mux.HandleFunc("GET /products", a.getProducts)
+	mux.HandleFunc("PUT /products/{id}", a.putProduct)
+	mux.HandleFunc("DELETE /products/{id}", a.deleteProduct)
+	mux.HandleFunc("GET /categories/{name}", a.getCategory)
+	mux.HandleFunc("POST /admin/invalidate", a.invalidate)
+	mux.HandleFunc("GET /healthz", a.healthz)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	a.mux = mux
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Queries returns how many database queries the service has run.
+func (a *App) Queries() int64 { return a.queries.Load() }
+
+// Products and Categories return the caches, for tests and /healthz.
+func (a *App) Products() *cache.Cache[int64, Product]         { return a.products }
+func (a *App) Categories() *cache.Cache[string, CategoryPage] { return a.categories }
+
+func categoryTag(name string) string { return "category:" + name }
+
+// --- loaders -------------------------------------------------------------
+
+func (a *App) loadProduct(ctx context.Context, id int64) (Product, error) {
+	a.queries.Add(1)
+	var p Product
+	err := a.db.QueryRowContext(ctx, `SELECT id, name, category, price_cents, version FROM products WHERE id = ?`, id).
+		Scan(&p.ID, &p.Name, &p.Category, &p.PriceCents, &p.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Product{}, loader.ErrNotFound
+	}
+	return p, err
+}
+
+// loadProducts is GetMany's batch loader: one query for all the misses.
+func (a *App) loadProducts(ctx context.Context, ids []int64) (map[int64]Product, error) {
+	a.queries.Add(1)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	q := `SELECT id, name, category, price_cents, version FROM products WHERE id IN (?` +
+		strings.Repeat(",?", len(ids)-1) + `)`
+	rows, err := a.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[int64]Product, len(ids))
+	for rows.Next() {
+		var p Product
+		if err := rows.Scan(&p.ID, &p.Name, &p.Category, &p.PriceCents, &p.Version); err != nil {
+			return nil, err
+		}
+		out[p.ID] = p
+	}
+	return out, rows.Err()
+}
+
+func (a *App) loadCategory(ctx context.Context, name string) (CategoryPage, error) {
+	a.queries.Add(1)
+	rows, err := a.db.QueryContext(ctx, `SELECT id, name, category, price_cents, version FROM products WHERE category = ? ORDER BY id`, name)
+	if err != nil {
+		return CategoryPage{}, err
+	}
+	defer rows.Close()
+	page := CategoryPage{Category: name, Products: []Product{}}
+	for rows.Next() {
+		var p Product
+		if err := rows.Scan(&p.ID, &p.Name, &p.Category, &p.PriceCents, &p.Version); err != nil {
+			return CategoryPage{}, err
+		}
+		page.Products = append(page.Products, p)
+	}
+	if err := rows.Err(); err != nil {
+		return CategoryPage{}, err
+	}
+	if len(page.Products) == 0 {
+		return CategoryPage{}, loader.ErrNotFound
+	}
+	return page, nil
+}
+
+// --- handlers ------------------------------------------------------------
+
+// xCache is the X-Cache header of a read's source.
+func xCache(s cache.Source) string {
+	switch s {
+	case cache.SourceLocal:
+		return "local"
+	case cache.SourceRedis:
+		return "redis"
+	default:
+		return "miss"
+	}
+}
+
+func (a *App) getProduct(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var src cache.Source
+	p, err := a.products.Get(r.Context(), id, cache.SourceOf(&src))
+	if err != nil {
+		a.readError(w, err, fmt.Sprintf("product %d not found", id))
+		return
+	}
+	w.Header().Set("X-Cache", xCache(src))
+	writeJSON(w, http.StatusOK, p)
+}
+
+// ProductsResponse is what GET /products?ids= serves: the products found, in
+// the order asked, and the ids not found.
+type ProductsResponse struct {
+	Products []Product `json:"products"`
+	Missing  []int64   `json:"missing"`
+}
+
+func (a *App) getProducts(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("ids")
+	if raw == "" {
+		httpError(w, http.StatusBadRequest, "ids: required, a comma-separated list of product ids")
+		return
+	}
+	parts := strings.Split(raw, ",")
+	if len(parts) > MaxIDs {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("ids: at most %d ids", MaxIDs))
+		return
+	}
+	ids := make([]int64, 0, len(parts))
+	seen := make(map[int64]bool, len(parts))
+	for _, s := range parts {
+		id, err := parseID(strings.TrimSpace(s))
+		if err != nil {
+			httpError(w, http.StatusBadRequest, "ids: "+err.Error())
+			return
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	var src cache.Source
+	got, err := a.products.GetMany(r.Context(), ids, cache.SourceOf(&src))
+	if err != nil {
+		a.readError(w, err, "")
+		return
+	}
+	resp := ProductsResponse{Products: []Product{}, Missing: []int64{}}
+	for _, id := range ids {
+		if p, ok := got[id]; ok {
+			resp.Products = append(resp.Products, p)
+		} else {
+			resp.Missing = append(resp.Missing, id)
+		}
+	}
+	w.Header().Set("X-Cache", xCache(src))
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// ProductInput is the body of PUT /products/{id}.
+type ProductInput struct {
+	Name       string `json:"name"`
+	Category   string `json:"category"`
+	PriceCents int64  `json:"price_cents"`
+}
+
+func (in ProductInput) validate() error {
+	switch {
+	case strings.TrimSpace(in.Name) == "" || len(in.Name) > 200:
+		return errors.New("name: required, at most 200 bytes")
+	case !categoryRE.MatchString(in.Category):
+		return errors.New("category: required, 1 to 64 of a-z, 0-9, - and _")
+	case in.PriceCents < 0:
+		return errors.New("price_cents: must not be negative")
+	}
+	return nil
+}
+
+func (a *App) putProduct(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var in ProductInput
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		httpError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	if err := in.validate(); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx := r.Context()
+	var old, p Product
+	err = a.inTx(ctx, func(tx *sql.Tx) error {
+		a.queries.Add(1)
+		err := tx.QueryRowContext(ctx, `SELECT category, version FROM products WHERE id = ?`, id).Scan(&old.Category, &old.Version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return loader.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		p = Product{ID: id, Name: in.Name, Category: in.Category, PriceCents: in.PriceCents, Version: old.Version + 1}
+		a.queries.Add(1)
+		_, err = tx.ExecContext(ctx, `UPDATE products SET name = ?, category = ?, price_cents = ?, version = ? WHERE id = ?`,
+			p.Name, p.Category, p.PriceCents, p.Version, id)
+		return err
+	})
+	if errors.Is(err, loader.ErrNotFound) {
+		httpError(w, http.StatusNotFound, fmt.Sprintf("product %d not found", id))
+		return
+	} else if err != nil {
+		a.log.Error("update product", "id", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "database error")
+		return
+	}
+	a.invalidateProduct(w, ctx, id, old.Category, p.Category)
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (a *App) deleteProduct(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx := r.Context()
+	var category string
+	err = a.inTx(ctx, func(tx *sql.Tx) error {
+		a.queries.Add(1)
+		err := tx.QueryRowContext(ctx, `SELECT category FROM products WHERE id = ?`, id).Scan(&category)
+		if errors.Is(err, sql.ErrNoRows) {
+			return loader.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		a.queries.Add(1)
+		_, err = tx.ExecContext(ctx, `DELETE FROM products WHERE id = ?`, id)
+		return err
+	})
+	if errors.Is(err, loader.ErrNotFound) {
+		httpError(w, http.StatusNotFound, fmt.Sprintf("product %d not found", id))
+		return
+	} else if err != nil {
+		a.log.Error("delete product", "id", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "database error")
+		return
+	}
+	a.invalidateProduct(w, ctx, id, category)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// invalidateProduct removes, after the transaction committed, the product's
+// key and the pages of its categories (before and after the change), in one
+// call: once it returns, no instance's next read returns the old version
+// from Redis, and every instance's local copy is dropped by Redis's push.
+// When Redis is down the change is committed anyway; the response says the
+// invalidation failed (copies then live until their TTL, or until the
+// clients reconnect and drop what they held).
+func (a *App) invalidateProduct(w http.ResponseWriter, ctx context.Context, id int64, categories ...string) {
+	tags := make([]string, 0, len(categories))
+	for _, c := range categories {
+		if len(tags) == 0 || tags[0] != categoryTag(c) {
+			tags = append(tags, categoryTag(c))
+		}
+	}
+	if _, err := a.client.Invalidate(context.WithoutCancel(ctx),
+		cache.Keys(a.products, id), cache.Tags(a.categories, tags...)); err != nil {
+		a.log.Warn("invalidate after write", "id", id, "err", err)
+		w.Header().Set("X-Cache-Invalidation", "failed")
+	}
+}
+
+func (a *App) getCategory(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !categoryRE.MatchString(name) {
+		httpError(w, http.StatusBadRequest, "category: 1 to 64 of a-z, 0-9, - and _")
+		return
+	}
+	ctx := r.Context()
+	var src cache.Source
+	page, err := a.categories.Get(ctx, name, cache.SourceOf(&src))
+	if err != nil {
+		// A miss (the cache has no loader), or Redis unavailable: build the
+		// page from the database and write it under its category's tag.
+		page, err = a.loadCategory(ctx, name)
+		if err != nil {
+			a.readError(w, err, fmt.Sprintf("category %q not found", name))
+			return
+		}
+		src = cache.SourceLoader
+		if err := a.categories.Set(ctx, name, page, cache.WithTags(categoryTag(name))); err != nil {
+			a.log.Debug("cache category page", "category", name, "err", err)
+		}
+	}
+	w.Header().Set("X-Cache", xCache(src))
+	writeJSON(w, http.StatusOK, page)
+}
+
+// InvalidateResponse is what POST /admin/invalidate serves.
+type InvalidateResponse struct {
+	Cache   string `json:"cache"`
+	Prefix  string `json:"prefix"`
+	Removed int64  `json:"removed"`
+}
+
+func (a *App) invalidate(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	if prefix == "" {
+		httpError(w, http.StatusBadRequest, "prefix: required (taken literally: * ? [ and \\ match themselves)")
+		return
+	}
+	which := q.Get("cache")
+	if which == "" {
+		which = "products"
+	}
+	var (
+		n   int64
+		err error
+	)
+	switch which {
+	case "products":
+		n, err = a.products.InvalidatePrefix(r.Context(), prefix)
+	case "categories":
+		n, err = a.categories.InvalidatePrefix(r.Context(), prefix)
+	default:
+		httpError(w, http.StatusBadRequest, "cache: products or categories")
+		return
+	}
+	if err != nil {
+		a.log.Warn("invalidate prefix", "prefix", prefix, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "invalidation failed: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, InvalidateResponse{Cache: which, Prefix: prefix, Removed: n})
+}
+
+// Health is what /healthz serves.
+type Health struct {
+	Status     string      `json:"status"` // ok, degraded (Redis down: served from the database) or down
+	Redis      string      `json:"redis"`
+	Tracking   bool        `json:"tracking"`
+	Database   string      `json:"database"`
+	Products   cache.Stats `json:"products"`
+	Categories cache.Stats `json:"categories"`
+}
+
+func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	h := Health{Status: "ok", Redis: "ok", Database: "ok", Tracking: a.client.Tracking(),
+		Products: a.products.Stats(), Categories: a.categories.Stats()}
+	if rc := a.client.Rueidis(); rc == nil {
+		h.Redis = "not connected"
+	} else if err := rc.Do(ctx, rc.B().Ping().Build()).Error(); err != nil {
+		h.Redis = "unreachable: " + err.Error()
+	}
+	if err := a.db.PingContext(ctx); err != nil {
+		h.Database = "unreachable: " + err.Error()
+	}
+	code := http.StatusOK
+	switch {
+	case h.Database != "ok":
+		h.Status, code = "down", http.StatusServiceUnavailable
+	case h.Redis != "ok":
+		h.Status = "degraded"
+	}
+	writeJSON(w, code, h)
+}
+
+// --- helpers -------------------------------------------------------------
+
+var categoryRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+func parseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("id %q: must be a positive integer", s)
+	}
+	return id, nil
+}
+
+func (a *App) inTx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// readError answers a failed read: 404 for not found, 500 otherwise (Redis
+// being down is not an error here: FailOpen reads from the database).
+func (a *App) readError(w http.ResponseWriter, err error, notFound string) {
+	if errors.Is(err, cache.ErrNotFound) {
+		httpError(w, http.StatusNotFound, notFound)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	a.log.Error("read", "err", err)
+	httpError(w, http.StatusInternalServerError, "internal error")
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

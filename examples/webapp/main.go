@@ -1,0 +1,115 @@
+// Command webapp is an example product catalogue on SQLite with aside
+// caching it on Redis. See README.md.
+//
+// It connects to REDIS_URL (default redis://localhost:6379); when nothing
+// answers there and redis-server is on PATH, it starts a private one for the
+// run. ADDR (default 127.0.0.1:8080) is where it listens, DATA_DIR (default
+// ./data) where the SQLite file lives.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/examples/webapp/app"
+	"github.com/aside-go/aside/internal/redistest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "webapp:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	dataDir := getenv("DATA_DIR", "data")
+	db, err := app.OpenSQLite(ctx, dataDir)
+	if err != nil {
+		return fmt.Errorf("database in %s: %w", dataDir, err)
+	}
+	defer db.Close()
+
+	opt, stopRedis, err := redisOption()
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	client, err := cache.Connect(opt, cache.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	metrics, err := app.NewMetrics()
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+
+	svc, err := app.New(app.Config{DB: db, Client: client, Recorder: metrics.Recorder, Metrics: metrics.Handler, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	addr := getenv("ADDR", "127.0.0.1:8080")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("webapp: database %s, listening on http://%s/ (try /products/1, /categories/c01, /healthz, /metrics)\n", dataDir, ln.Addr())
+	if err := app.Serve(ctx, ln, svc, 10*time.Second); err != nil {
+		return err
+	}
+	fmt.Println("webapp: shut down")
+	return nil
+}
+
+func getenv(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// redisOption is REDIS_URL's, or a private redis-server's when nothing
+// answers there (as examples/quickstart does).
+func redisOption() (rueidis.ClientOption, func(), error) {
+	url := getenv("REDIS_URL", "redis://localhost:6379")
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return opt, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if reachable(opt.InitAddress[0]) {
+		fmt.Printf("webapp: using Redis at %s\n", url)
+		return opt, func() {}, nil
+	}
+	srv, err := redistest.Launch(redistest.Config{})
+	if err != nil {
+		return opt, nil, fmt.Errorf("nothing answers at %s and no private redis-server could start: %w", url, err)
+	}
+	fmt.Printf("webapp: nothing answers at %s: started a private redis-server on %s for this run\n", url, srv.Addr())
+	return srv.ClientOption(), func() { _ = srv.Close() }, nil
+}
+
+func reachable(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
