@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -284,29 +283,7 @@ func redisOption() (rueidis.ClientOption, func(), error) {
 	if url == "" {
 		url = "redis://localhost:6379"
 	}
-	opt, err := rueidis.ParseURL(url)
-	if err != nil {
-		return opt, nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	if reachable(opt.InitAddress[0]) {
-		fmt.Printf("using Redis at %s\n", url)
-		return opt, func() {}, nil
-	}
-	srv, err := redistest.Launch(redistest.Config{})
-	if err != nil {
-		return opt, nil, fmt.Errorf("nothing answers at %s and no private redis-server could start: %w", url, err)
-	}
-	fmt.Printf("nothing answers at %s: started a private redis-server on %s for this run\n", url, srv.Addr())
-	return srv.ClientOption(), func() { _ = srv.Close() }, nil
-}
-
-func reachable(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	_ = conn.Close()
-	return true
+	return redistest.ForURL(url, func(s string) { fmt.Println(s) })
 }
 
 type steps struct {

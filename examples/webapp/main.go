@@ -88,28 +88,5 @@ func getenv(name, def string) string {
 // redisOption is REDIS_URL's, or a private redis-server's when nothing
 // answers there (as examples/quickstart does).
 func redisOption() (rueidis.ClientOption, func(), error) {
-	url := getenv("REDIS_URL", "redis://localhost:6379")
-	opt, err := rueidis.ParseURL(url)
-	if err != nil {
-		return opt, nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	if reachable(opt.InitAddress[0]) {
-		fmt.Printf("webapp: using Redis at %s\n", url)
-		return opt, func() {}, nil
-	}
-	srv, err := redistest.Launch(redistest.Config{})
-	if err != nil {
-		return opt, nil, fmt.Errorf("nothing answers at %s and no private redis-server could start: %w", url, err)
-	}
-	fmt.Printf("webapp: nothing answers at %s: started a private redis-server on %s for this run\n", url, srv.Addr())
-	return srv.ClientOption(), func() { _ = srv.Close() }, nil
-}
-
-func reachable(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	_ = conn.Close()
-	return true
+	return redistest.ForURL(getenv("REDIS_URL", "redis://localhost:6379"), func(s string) { fmt.Println("webapp: " + s) })
 }
