@@ -169,9 +169,9 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx [
 // as a read stores what it read: only if no invalidation of the key was
 // handled since the snapshots taken before the loader read the source (the
 // visit that took the lease made Redis track the key, so any change after
-// it is pushed and drops the copy, as it drops every copy). The write then replaces it with the copy it stores (or
-// drops it, if the write does not happen); until then it expires with the
-// TTL being written.
+// it is pushed and drops the copy, as it drops every copy). The write then
+// replaces it with the copy it stores (or drops it, if the write does not
+// happen); until then it expires with the TTL being written.
 func (c *Cache[K, V]) keepLoaded(ks []K, keys []string, idx []int, snaps []uint64, res []loaded[V]) {
 	if !c.local.keeps() || !c.tracks() {
 		return

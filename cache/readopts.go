@@ -59,15 +59,9 @@ func Reload() ReadOption { return ReadOption{reload: true} }
 // SourceLocal; SourceNone when it returned no value.
 func SourceOf(s *Source) ReadOption { return ReadOption{source: s} }
 
-// readOptions is the merge of a read's options.
-type readOptions struct {
-	skipLocal bool
-	reload    bool
-	source    *Source
-}
-
-func mergeReadOptions(opts []ReadOption) readOptions {
-	var ro readOptions
+// mergeReadOptions merges a read's options into one.
+func mergeReadOptions(opts []ReadOption) ReadOption {
+	var ro ReadOption
 	for _, o := range opts {
 		ro.skipLocal = ro.skipLocal || o.skipLocal
 		ro.reload = ro.reload || o.reload
@@ -82,7 +76,7 @@ func mergeReadOptions(opts []ReadOption) readOptions {
 }
 
 // report records s as the read's source, if asked, keeping the farthest.
-func (ro *readOptions) report(s Source) {
+func (ro *ReadOption) report(s Source) {
 	if ro.source != nil && s > *ro.source {
 		*ro.source = s
 	}
