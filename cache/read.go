@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/redis/rueidis"
 
@@ -33,7 +32,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K, opts ...ReadOption) (V, erro
 	if c.local != nil {
 		now := c.nanos()
 		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
-			c.stats.localHits.Add(1, unsafe.Pointer(e))
+			c.stats.localHits.Add(1)
 			if e.softAt != 0 || e.stale || e.notFound || c.clone != nil {
 				return c.serve(ctx, k, e, now)
 			}
@@ -82,7 +81,7 @@ func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, e
 	if !ro.skipLocal && !ro.reload && c.local != nil {
 		now := c.nanos()
 		if e, ok := c.local.get(k, now); ok && c.client.heardWithin(c.maxSilence) {
-			c.stats.localHits.Add(1, unsafe.Pointer(e))
+			c.stats.localHits.Add(1)
 			v, err := c.serve(ctx, k, e, now)
 			if err == nil {
 				ro.report(SourceLocal)
@@ -134,7 +133,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 			}
 			rest = append(rest, k)
 		}
-		c.stats.localHits.Add(hits, unsafe.Pointer(unsafe.SliceData(keys)))
+		c.stats.localHits.Add(hits)
 	}
 	if len(rest) == 0 {
 		return out, errors.Join(errs...)
@@ -189,7 +188,7 @@ func (c *Cache[K, V]) serve(ctx context.Context, k K, e *entry[V], now int64) (V
 		c.stats.staleServed.Add(1)
 	}
 	if e.notFound {
-		c.stats.notFoundHits.Add(1, unsafe.Pointer(e))
+		c.stats.notFoundHits.Add(1)
 		var zero V
 		return zero, errNotFoundHit
 	}

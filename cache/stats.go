@@ -90,10 +90,17 @@ type counters struct {
 	redisErrors, shortCircuits                atomic.Uint64
 }
 
-// shardedCounter is a counter spread over cache-line-sized shards. Each Add
-// names the shard by a hint: the address of the entry served, so that hits
-// of different keys, from goroutines on different CPUs, rarely touch the
-// same line — without the cost of drawing a random shard on the hit path.
+// shardedCounter is a counter spread over cache-line-sized shards, so that
+// hits on different CPUs do not write one line. The shard of an Add is drawn,
+// without any state of its own, from the calling goroutine's stack address:
+// goroutines that run at once have different stacks, so each CPU keeps
+// writing the line of the goroutine it runs, which stays in its cache. (A
+// shard drawn from the entry served, as before, made every goroutine that
+// reads many keys write every shard, and the lines went back and forth
+// between the CPUs: BenchmarkHitLocalParallel took 42 ns against 15 ns now.)
+// Two goroutines whose stacks draw the same shard share its line while both
+// run, as every hit did with a single counter. (Redrawing on a collision,
+// seen as a failed compare-and-swap, measured slower than this.)
 type shardedCounter struct {
 	shards [counterShards]struct {
 		n atomic.Uint64
@@ -103,12 +110,18 @@ type shardedCounter struct {
 
 // counterShards is a power of two above the CPU counts that share a cache's
 // hit path in practice.
-const counterShards = 32
+const (
+	counterShardBits = 5
+	counterShards    = 1 << counterShardBits
+)
 
-// Add adds n to the shard of hint (any address; entries are apart by more
-// than 64 bytes, hence the shift).
-func (c *shardedCounter) Add(n uint64, hint unsafe.Pointer) {
-	c.shards[(uintptr(hint)>>6)&(counterShards-1)].n.Add(n)
+// Add adds n to the shard of the calling goroutine's stack.
+func (c *shardedCounter) Add(n uint64) {
+	var onStack byte
+	// Stacks are at least 2 KiB and apart by their size; the multiplication
+	// (Fibonacci hashing) spreads them over the top bits.
+	h := uint64(uintptr(unsafe.Pointer(&onStack))>>11) * 0x9E3779B97F4A7C15
+	c.shards[h>>(64-counterShardBits)].n.Add(n)
 }
 
 func (c *shardedCounter) Load() uint64 {
