@@ -38,6 +38,9 @@ type Client struct {
 	shut     bool // guarded by guard
 	inflight sync.WaitGroup
 	clock    *clock
+	// userHook is the application's ClientOption.OnInvalidations, which
+	// the client's own hook calls after its dispatch.
+	userHook func([]rueidis.RedisMessage)
 	// heard is when the last heartbeat round that every node answered
 	// began (Unix nanoseconds); beat waits for the heartbeat goroutine.
 	heard  atomic.Int64
@@ -137,6 +140,7 @@ func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 	}
 	c := &Client{subs: make(map[string][]invalidator), echoes: make(map[string]int)}
 	userHook := opt.OnInvalidations
+	c.userHook = userHook
 	opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
 		c.dispatch(msgs)
 		if userHook != nil {
@@ -310,17 +314,26 @@ func (c *Client) dial(opt rueidis.ClientOption) (*connection, error) {
 		}
 		opt.DisableCache = !ok
 	}
+	if opt.DisableCache {
+		// Without tracking no invalidation is ever pushed, and no copy
+		// is kept to drop. A connection with a hook runs all its commands
+		// through rueidis' writer and reader goroutines, where one without
+		// answers a lone caller on the caller's goroutine (as a
+		// hand-written client does), a hand-off less per round trip.
+		opt.OnInvalidations = c.userHook
+	}
 	rc, err := c.newClient(opt)
 	if err != nil && errors.Is(err, rueidis.ErrNoCache) && !opt.DisableCache {
 		c.log.Warn("cache: the server refused client tracking (RESP3 or CLIENT TRACKING); connecting without client-side caching: no copies in process memory, every Get reads Redis",
 			slog.String("error", err.Error()))
 		opt.DisableCache = true
+		opt.OnInvalidations = c.userHook
 		rc, err = c.newClient(opt)
 	}
 	if err != nil {
 		return nil, err
 	}
-	dialAll(rc)
+	dialAll(rc, opt.PipelineMultiplex)
 	return &connection{rc: rc, tracking: !opt.DisableCache}, nil
 }
 
@@ -424,10 +437,20 @@ func (c *Client) trackingAllowed(opt rueidis.ClientOption) (bool, error) {
 // one), and a Close that races with such a dial leaves the new connection
 // open for good (mux._pipe stores the dialled wire over the one Close
 // closed). Dialled here, none is left to race with the application's Close.
-// Errors are left to the commands that follow.
-func dialAll(rc rueidis.Client) {
+// With one connection per node (multiplex < 0, aside's default) a PING to
+// each node, one after the other, dials them all: probes sent at once would
+// move every connection's rueidis pipe to its background goroutines for good,
+// where one used by a lone caller answers on the caller's goroutine. Errors
+// are left to the commands that follow.
+func dialAll(rc rueidis.Client, multiplex int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if multiplex < 0 {
+		for _, n := range rc.Nodes() {
+			_ = n.Do(ctx, n.B().Ping().Build()).Error()
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	for i := range dialProbes {
 		wg.Go(func() {

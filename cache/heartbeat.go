@@ -48,11 +48,18 @@ func (c *Client) heartbeat() {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.closing, heartbeatTimeout)
 	defer cancel()
-	rc, connected := c.redis()
-	if !connected {
+	conn := c.conn.Load()
+	if conn == nil {
 		return
 	}
-	nodes := rc.Nodes()
+	if !conn.tracking {
+		// No copy is kept without tracking, so none waits on the
+		// heartbeat; and a PING sent beside a read would move the
+		// connection's rueidis pipe to its background goroutines for good
+		// (see dial).
+		return
+	}
+	nodes := conn.guarded.Nodes()
 	var failed atomic.Bool
 	var wg sync.WaitGroup
 	for _, n := range nodes {

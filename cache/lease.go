@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -39,6 +40,9 @@ import (
 //     aside (so it can never be taken for the echo of a write that follows),
 //     gives the key's expiry after the SET, and tracks the key again.
 //
+// A connection that does not track needs neither PTTL: its visit is the SET
+// or GET alone (visitUntracked).
+//
 // Three plain commands cost Redis less than one EVALSHA of a script doing the
 // same (BenchmarkVisitAlternatives). On a cluster the visit stays the script
 // (visitScript): a slot that moves between the commands of a pipeline would
@@ -76,7 +80,10 @@ type visited struct {
 	// lease is, in plain mode, the lease another load holds in the lease
 	// key of a missing value.
 	lease []byte
-	err   error
+	// changed: what the visit found changed before it was read whole;
+	// visit again.
+	changed bool
+	err     error
 }
 
 // visit visits keys[i], i in todo, in one round trip, each with a lease to
@@ -110,25 +117,72 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []strin
 	if rc.Mode() == rueidis.ClientModeCluster {
 		return scripted(visitScript, visitSHA, c.visitExec, scriptVisitReply)
 	}
-	// Without tracking the leading PTTL, there only to make Redis track
-	// the key, is left out. A client's connection, and so whether it
-	// tracks, is set once: the reads that store what a visit found ask
-	// tracks() again and get the same answer.
-	track := c.tracks()
-	n := visitCommands
-	if !track {
-		n--
+	if !c.tracks() {
+		return c.visitUntracked(ctx, rc, keys, todo, st, out)
 	}
-	cmds := make(rueidis.Commands, 0, n*len(todo))
+	cmds := make(rueidis.Commands, 0, visitCommands*len(todo))
 	for _, i := range todo {
-		cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease, track)
+		cmds = c.appendVisit(rc, cmds, keys[i], st[i].lease)
 	}
 	results := rc.DoMulti(ctx, cmds...)
 	for j := range out {
-		out[j] = visitReply(results[n*j : n*(j+1)])
+		out[j] = visitReply(results[visitCommands*j : visitCommands*(j+1)])
 	}
 	return out
 }
+
+// visitUntracked is the visit on a standalone connection that does not
+// track: one command per key, SET NX GET PX (GET without a lease), since
+// both PTTLs are there for tracking — but for the PTTL of a lease found,
+// which bounds the wait for it and tells a lease aside took (they all
+// expire) from bytes shaped like one: those are read in a second round trip,
+// which only a read that meets another's load makes. A client's connection,
+// and so whether it tracks, is set once: the reads that store what a visit
+// found ask tracks() again and get the same answer.
+func (c *Cache[K, V]) visitUntracked(ctx context.Context, rc rueidis.Client, keys []string, todo []int, st []keyState, out []visited) []visited {
+	cmds := make(rueidis.Commands, len(todo))
+	for j, i := range todo {
+		cmds[j] = c.readCmd(rc, keys[i], st[i].lease)
+	}
+	var leased []int
+	for j, res := range rc.DoMulti(ctx, cmds...) {
+		if err := res.NonRedisError(); err != nil {
+			out[j] = visited{err: err}
+			continue
+		}
+		raw, err := res.AsBytes()
+		out[j] = fromBytes(raw, err, pttlUnknown)
+		if out[j].found && envelope.IsLease(raw) {
+			leased = append(leased, j)
+		}
+	}
+	if len(leased) == 0 {
+		return out
+	}
+	cmds = make(rueidis.Commands, 0, 2*len(leased))
+	for _, j := range leased {
+		key := keys[todo[j]]
+		cmds = append(cmds, rc.B().Get().Key(key).Build(), rc.B().Pttl().Key(key).Build())
+	}
+	results := rc.DoMulti(ctx, cmds...)
+	for n, j := range leased {
+		again := visitReply(results[2*n : 2*n+2])
+		switch {
+		case again.err != nil:
+			out[j] = again
+		case !again.found || !bytes.Equal(again.raw, out[j].raw):
+			// The lease went, or another took its place, between the two
+			// round trips: its PTTL says nothing of the lease seen.
+			out[j] = visited{changed: true}
+		default:
+			out[j].pttl = again.pttl
+		}
+	}
+	return out
+}
+
+// pttlUnknown stands for the PTTL of a key a visit did not read it of.
+const pttlUnknown = -3
 
 // writeScript writes ARGV[2] to KEYS[1] for ARGV[3] milliseconds (or deletes
 // it when ARGV[3] is 0). With a non-empty ARGV[1] (a lease token never is
@@ -228,18 +282,19 @@ func (c *Cache[K, V]) visitExec(key string, lease []byte) rueidis.LuaExec {
 	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(lease), c.leasePX}}
 }
 
-// appendVisit appends the commands of the visit of key to cmds: with a
-// lease to take, or a plain read.
-func (c *Cache[K, V]) appendVisit(rc rueidis.Client, cmds rueidis.Commands, key string, lease []byte, track bool) rueidis.Commands {
-	if track {
-		cmds = append(cmds, rc.B().Pttl().Key(key).Build())
-	}
+// appendVisit appends the commands of the tracked visit of key to cmds:
+// PTTL, the read (readCmd), PTTL.
+func (c *Cache[K, V]) appendVisit(rc rueidis.Client, cmds rueidis.Commands, key string, lease []byte) rueidis.Commands {
+	return append(cmds, rc.B().Pttl().Key(key).Build(), c.readCmd(rc, key, lease), rc.B().Pttl().Key(key).Build())
+}
+
+// readCmd reads key, taking lease when it holds nothing (SET NX GET PX), or
+// only reads it (GET) without a lease.
+func (c *Cache[K, V]) readCmd(rc rueidis.Client, key string, lease []byte) rueidis.Completed {
 	if lease == nil {
-		cmds = append(cmds, rc.B().Get().Key(key).Build())
-	} else {
-		cmds = append(cmds, rc.B().Set().Key(key).Value(rueidis.BinaryString(lease)).Nx().Get().PxMilliseconds(ms(c.leaseTTL)).Build())
+		return rc.B().Get().Key(key).Build()
 	}
-	return append(cmds, rc.B().Pttl().Key(key).Build())
+	return rc.B().Set().Key(key).Value(rueidis.BinaryString(lease)).Nx().Get().PxMilliseconds(ms(c.leaseTTL)).Build()
 }
 
 // writeExec is writeScript's execution: data for ttl in place of old (any

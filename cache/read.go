@@ -403,6 +403,10 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 				down, downErr = append(down, i), cerr
 				continue
 			}
+			if results[j].changed {
+				again = append(again, i)
+				continue
+			}
 			if lease := results[j].lease; lease != nil {
 				// Plain mode: the value is missing and another load
 				// holds its lease key.
