@@ -128,8 +128,9 @@
 //
 // The read path. A Get that misses process memory makes one Redis visit:
 // three commands pipelined on one connection, PTTL key, SET key <lease> NX
-// GET PX <LeaseTTL>, PTTL key (without tracking, the first PTTL is left
-// out). The first PTTL, a read, makes Redis track the
+// GET PX <LeaseTTL>, PTTL key (without tracking, the SET alone: a lease it
+// finds is read again with its PTTL). The first PTTL, a read, makes Redis
+// track the
 // key for the connection (Connect turns tracking on in OPTOUT mode) before the
 // SET returns what the key holds, so a change in between is pushed before its
 // reply and the bytes are not kept; the SET takes the key's lease when it
