@@ -2,8 +2,12 @@ package cache
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,4 +49,49 @@ func TestSilentRedisStopsCopiesBeingServed(t *testing.T) {
 	_, err = c.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, c.Stats().LocalHits, "served again once Redis answered")
+}
+
+// TestNoHeartbeatWithoutTracking: a client whose connection does not track
+// keeps no copy for the heartbeat to guard, and sends it no PING (a PING
+// beside a read would move its rueidis pipe to the background goroutines
+// for good), nor does Connect give rueidis an invalidation hook for it.
+func TestNoHeartbeatWithoutTracking(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Config{})
+	opt := srv.ClientOption()
+	opt.DisableCache = true
+	var hooked []bool
+	client, err := Connect(opt, WithClientBuilder(func(o rueidis.ClientOption) (rueidis.Client, error) {
+		hooked = append(hooked, o.OnInvalidations != nil)
+		return rueidis.NewClient(o)
+	}))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	require.False(t, client.Tracking())
+	require.Len(t, hooked, 1, "no tracking probe for a client that asked for none")
+	assert.False(t, hooked[0], "no invalidation hook without tracking")
+
+	pings := func() int {
+		text, err := srv.Do(context.Background(), "INFO", "commandstats")
+		require.NoError(t, err)
+		for _, line := range strings.Split(text, "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_ping:calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	before := pings()
+	client.heartbeat()
+	assert.Equal(t, before, pings(), "the heartbeat sent no PING")
+
+	// With tracking, the same round PINGs the server.
+	tracked, err := Connect(srv.ClientOption())
+	require.NoError(t, err)
+	t.Cleanup(tracked.Close)
+	require.True(t, tracked.Tracking())
+	before = pings()
+	tracked.heartbeat()
+	assert.Greater(t, pings(), before, "a tracking client's round PINGs")
 }
