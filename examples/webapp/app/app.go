@@ -550,7 +550,7 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case h.Database != "ok":
 		h.Status, code = "down", http.StatusServiceUnavailable
-	case h.Redis != "ok":
+	case h.Redis != "ok" && !a.noCache:
 		h.Status = "degraded"
 	}
 	writeJSON(w, code, h)

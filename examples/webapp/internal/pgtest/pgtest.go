@@ -275,6 +275,9 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
+// libGlob is where Debian's packages install each major version's binaries.
+var libGlob = "/usr/lib/postgresql/*/bin"
+
 // binDir finds the directory of initdb and postgres: PATH first, then the
 // newest /usr/lib/postgresql/<version>/bin (Debian's packages put them there
 // and not on PATH).
@@ -288,7 +291,7 @@ func binDir() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(libGlob)
 	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
 	for _, dir := range dirs {
 		if isExec(filepath.Join(dir, "initdb")) && isExec(filepath.Join(dir, "postgres")) {
