@@ -11,7 +11,8 @@ MODULES = . azure faults otel examples/webapp
 .PHONY: test quickstart webapp bench bench-ci fuzz soak vet fmt check
 
 # The README's test command: installs redis-server (and redis-py, for the
-# interop test) when it is missing, runs
+# interop test, and PostgreSQL's server binaries, for examples/webapp's
+# PostgreSQL suite) when it is missing, runs
 # the codec's allocation bounds in a normal build (the race detector adds
 # copies of its own), then every test of every module (root, azure, and the
 # short forms of the fault suite) with the race detector against private
@@ -19,6 +20,7 @@ MODULES = . azure faults otel examples/webapp
 test:
 	./scripts/ensure-redis
 	./scripts/ensure-python-redis
+	./scripts/ensure-postgres
 	$(GO) test -count=1 -run 'Allocation' ./codec/
 	@set -e; for m in $(MODULES); do \
 		echo "== go test -race ($$m)"; \
