@@ -8,7 +8,7 @@ GO ?= go
 # benchmarks/ is vetted and run by bench-ci.
 MODULES = . azure faults otel examples/webapp
 
-.PHONY: test quickstart webapp bench bench-ci fuzz soak vet fmt check
+.PHONY: test quickstart webapp webapp-load bench bench-ci fuzz soak vet fmt check
 
 # The README's test command: installs redis-server (and redis-py, for the
 # interop test, and PostgreSQL's server binaries, for examples/webapp's
@@ -36,6 +36,15 @@ quickstart:
 # ADDR (default 127.0.0.1:8080) and DATA_DIR (default examples/webapp/data).
 webapp:
 	cd examples/webapp && $(GO) run .
+
+# The webapp's load comparison: aside on and off (the database alone), one
+# instance and two, on a private redis-server and a fresh SQLite catalogue
+# per row, printed as one markdown table. LOAD_DB=postgres runs it on a
+# private PostgreSQL server instead.
+LOAD_DB ?= sqlite
+webapp-load:
+	./scripts/ensure-redis
+	cd examples/webapp && $(GO) run ./cmd/load -compare -db $(LOAD_DB)
 
 vet:
 	@set -e; for m in $(MODULES) benchmarks; do \

@@ -108,11 +108,20 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 // any number shared by every instance, here "aside" in ASCII.
 const migrateLock = 0x6173696465
 
+// maxConns bounds an instance's connections, open and idle: well below
+// PostgreSQL's default max_connections (100) with two instances.
+const maxConns = 32
+
 func open(ctx context.Context, driver, dsn string, d Dialect) (*DB, error) {
 	sqlDB, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, err
 	}
+	// database/sql keeps 2 idle connections by default: under concurrent
+	// requests the others are closed and reopened, and a new PostgreSQL
+	// connection is a new server process (milliseconds each).
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
 	db := &DB{DB: sqlDB, Dialect: d}
 	if err := db.migrate(ctx); err != nil {
 		sqlDB.Close()

@@ -51,6 +51,10 @@ type Result struct {
 	// Stale counts GETs that returned a version older than one whose PUT
 	// had returned to the tool before the GET was sent.
 	Stale int64
+	// StaleAfter is, of the stale GETs, the longest time from the return of
+	// the PUT that made the answer stale to the sending of the GET: how long
+	// the old version was still served.
+	StaleAfter time.Duration
 	// Sources counts the GETs by their X-Cache header ("" when absent).
 	Sources map[string]int64
 	// PerTarget counts the requests sent to each target.
@@ -118,7 +122,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := &run{cfg: cfg, client: client, acked: make([]atomic.Int64, cfg.IDs+1),
+	r := &run{cfg: cfg, client: client, acked: make([]ack, cfg.IDs+1),
 		perTarget: make([]atomic.Int64, len(cfg.Targets))}
 	start := time.Now()
 	r.deadline = start.Add(cfg.Duration)
@@ -139,6 +143,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Puts += w.puts
 		res.Errors += w.errors
 		res.Stale += w.stale
+		res.StaleAfter = max(res.StaleAfter, w.staleAfter)
 		for k, v := range w.sources {
 			res.Sources[k] += v
 		}
@@ -199,8 +204,29 @@ type run struct {
 	issued   atomic.Int64
 	// acked[id] is the highest version of product id that a completed PUT
 	// returned: a GET sent after that must not return an older one.
-	acked     []atomic.Int64
+	acked     []ack
 	perTarget []atomic.Int64
+}
+
+// ack is the highest version of a product a PUT returned, and when.
+type ack struct {
+	mu      sync.Mutex
+	version int64
+	at      time.Time
+}
+
+func (a *ack) load() (int64, time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.version, a.at
+}
+
+func (a *ack) raise(version int64, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if version > a.version {
+		a.version, a.at = version, at
+	}
 }
 
 // worker issues one request at a time and keeps its own counts, so that
@@ -211,6 +237,7 @@ type worker struct {
 	zipf *rand.Zipf
 
 	gets, puts, errors, stale int64
+	staleAfter                time.Duration
 	sources                   map[string]int64
 	samples                   []time.Duration
 	firstError                string
@@ -245,7 +272,8 @@ func (w *worker) loop(ctx context.Context) {
 }
 
 func (w *worker) get(ctx context.Context, target string, id int64) error {
-	floor := w.acked[id].Load() // before the request is sent
+	floor, ackedAt := w.acked[id].load() // before the request is sent
+	sent := time.Now()
 	req, err := http.NewRequestWithContext(ctx, "GET", target+"/products/"+strconv.FormatInt(id, 10), nil)
 	if err != nil {
 		return err
@@ -258,6 +286,7 @@ func (w *worker) get(ctx context.Context, target string, id int64) error {
 	w.sources[header.Get("X-Cache")]++
 	if p.Version < floor {
 		w.stale++
+		w.staleAfter = max(w.staleAfter, sent.Sub(ackedAt))
 	}
 	return nil
 }
@@ -279,12 +308,8 @@ func (w *worker) put(ctx context.Context, target string, id int64) error {
 	}
 	w.puts++
 	// The PUT has returned: from now on no GET may return an older version.
-	for {
-		cur := w.acked[id].Load()
-		if p.Version <= cur || w.acked[id].CompareAndSwap(cur, p.Version) {
-			return nil
-		}
-	}
+	w.acked[id].raise(p.Version, time.Now())
+	return nil
 }
 
 func (w *worker) do(req *http.Request) (app.Product, http.Header, error) {

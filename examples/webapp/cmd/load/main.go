@@ -5,9 +5,13 @@
 //	go run ./cmd/load -targets http://127.0.0.1:8080,http://127.0.0.1:8081 -d 10s -n 100000
 //
 // With -compare it starts everything itself — a private redis-server, a
-// fresh SQLite catalogue per row, and one or two instances of the service in
+// fresh catalogue per row (SQLite, or with -db postgres a database on a
+// private PostgreSQL server), and one or two instances of the service in
 // this process — and prints one markdown table: aside on and off (CACHE=off,
 // the database alone), with one instance and with two.
+//
+//	go run ./cmd/load -compare              # or: make webapp-load
+//	go run ./cmd/load -compare -db postgres
 //
 // A stale response is a GET that returned a product version older than one
 // whose PUT had already returned to this tool before the GET was sent.
@@ -28,6 +32,7 @@ func main() {
 		cfg     Config
 		targets string
 		compare bool
+		db      string
 	)
 	flag.StringVar(&targets, "targets", "http://127.0.0.1:8080", "comma-separated base URLs of the instances; requests are spread over them in turn")
 	flag.DurationVar(&cfg.Duration, "d", 10*time.Second, "bound on the run's duration")
@@ -38,13 +43,14 @@ func main() {
 	flag.IntVar(&cfg.IDs, "ids", 10000, "ids are drawn from 1 … ids")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "seed of the ids and operations drawn")
 	flag.BoolVar(&compare, "compare", false, "start a private Redis and the service in process, and compare aside on/off × 1/2 instances in one table")
+	flag.StringVar(&db, "db", "sqlite", "with -compare: the catalogue, sqlite (a temporary file) or postgres (a private server, as the tests start)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var err error
 	if compare {
-		err = runCompare(ctx, cfg, os.Stdout)
+		err = runCompare(ctx, cfg, db, os.Stdout)
 	} else {
 		cfg.Targets = strings.Split(targets, ",")
 		var res Result
@@ -64,7 +70,7 @@ func printResult(r Result) {
 	fmt.Printf("requests/s   %.0f\n", r.RPS())
 	fmt.Printf("latency      p50 %v, p99 %v\n", r.P50, r.P99)
 	fmt.Printf("DB queries   %d, %.3f per request\n", r.Queries, r.QueriesPerRequest())
-	fmt.Printf("stale        %d\n", r.Stale)
+	fmt.Printf("stale        %d (the longest %v after the PUT returned)\n", r.Stale, r.StaleAfter)
 	fmt.Printf("X-Cache      %v\n", r.Sources)
 	fmt.Printf("per target   %v\n", r.PerTarget)
 	if r.FirstError != "" {
