@@ -33,7 +33,8 @@ quickstart:
 
 # Runs the example service (examples/webapp) against REDIS_URL, or a private
 # redis-server when nothing answers there, and prints the address to open.
-# ADDR (default 127.0.0.1:8080) and DATA_DIR (default examples/webapp/data).
+# ADDR (default 127.0.0.1:8080) and DATA_DIR (default examples/webapp/data),
+# or DATABASE_URL for PostgreSQL; CACHE=off for the database alone.
 webapp:
 	cd examples/webapp && $(GO) run .
 
