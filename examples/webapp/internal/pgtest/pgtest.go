@@ -115,7 +115,7 @@ func Launch() (*Server, error) {
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", superuser,
-		"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions")
+		"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	initdb.Dir = dir
 	if out, err := initdb.CombinedOutput(); err != nil {
@@ -164,6 +164,9 @@ func start(bin, dir, data string, cred *syscall.Credential) (*Server, error) {
 	}()
 	if err := s.waitReady(); err != nil {
 		s.kill()
+		reserved.Lock()
+		delete(reserved.ports, port)
+		reserved.Unlock()
 		if strings.Contains(s.Log(), "could not bind") || strings.Contains(s.Log(), "already in use") {
 			return nil, fmt.Errorf("%w: %v", errAddrInUse, err)
 		}
@@ -255,6 +258,9 @@ func (s *Server) Close() error {
 		if err := os.RemoveAll(s.dir); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
+		reserved.Lock()
+		delete(reserved.ports, s.port)
+		reserved.Unlock()
 	})
 	return s.closeErr
 }
