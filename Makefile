@@ -8,10 +8,11 @@ GO ?= go
 # benchmarks/ is vetted and run by bench-ci.
 MODULES = . azure faults otel examples/webapp
 
-.PHONY: test quickstart webapp bench bench-ci fuzz soak vet fmt check
+.PHONY: test quickstart webapp webapp-load bench bench-ci fuzz soak vet fmt check
 
 # The README's test command: installs redis-server (and redis-py, for the
-# interop test) when it is missing, runs
+# interop test, and PostgreSQL's server binaries, for examples/webapp's
+# PostgreSQL suite) when it is missing, runs
 # the codec's allocation bounds in a normal build (the race detector adds
 # copies of its own), then every test of every module (root, azure, and the
 # short forms of the fault suite) with the race detector against private
@@ -19,6 +20,7 @@ MODULES = . azure faults otel examples/webapp
 test:
 	./scripts/ensure-redis
 	./scripts/ensure-python-redis
+	./scripts/ensure-postgres
 	$(GO) test -count=1 -run 'Allocation' ./codec/
 	@set -e; for m in $(MODULES); do \
 		echo "== go test -race ($$m)"; \
@@ -31,9 +33,19 @@ quickstart:
 
 # Runs the example service (examples/webapp) against REDIS_URL, or a private
 # redis-server when nothing answers there, and prints the address to open.
-# ADDR (default 127.0.0.1:8080) and DATA_DIR (default examples/webapp/data).
+# ADDR (default 127.0.0.1:8080) and DATA_DIR (default examples/webapp/data),
+# or DATABASE_URL for PostgreSQL; CACHE=off for the database alone.
 webapp:
 	cd examples/webapp && $(GO) run .
+
+# The webapp's load comparison: aside on and off (the database alone), one
+# instance and two, on a private redis-server and a fresh SQLite catalogue
+# per row, printed as one markdown table. LOAD_DB=postgres runs it on a
+# private PostgreSQL server instead.
+LOAD_DB ?= sqlite
+webapp-load:
+	./scripts/ensure-redis
+	cd examples/webapp && $(GO) run ./cmd/load -compare -db $(LOAD_DB)
 
 vet:
 	@set -e; for m in $(MODULES) benchmarks; do \

@@ -1,6 +1,7 @@
 // Package app is the example catalogue service: products in a SQL database
-// (SQLite through modernc.org/sqlite), read through aside caches on Redis,
-// served over net/http. main wires it; tests drive it through httptest.
+// (SQLite through modernc.org/sqlite, or PostgreSQL through pgx), read
+// through aside caches on Redis, served over net/http. main wires it; tests
+// drive it through httptest.
 package app
 
 import (
@@ -49,8 +50,14 @@ const MaxIDs = 100
 
 // Config is what New needs.
 type Config struct {
-	DB     *sql.DB
+	// DB is the catalogue, from OpenSQLite or OpenPostgres.
+	DB *DB
+	// Client is aside's Redis client. It may be nil when NoCache is set.
 	Client *cache.Client
+	// NoCache runs the service on the database alone ("aside off", for
+	// comparison): every read is a query, X-Cache says "off", writes
+	// invalidate nothing and /admin/invalidate answers 409.
+	NoCache bool
 	// Recorder, when set, receives the caches' metrics (asideotel).
 	Recorder cache.Recorder
 	// Metrics, when set, serves /metrics.
@@ -60,7 +67,8 @@ type Config struct {
 
 // App is the service: its caches, its database and its routes.
 type App struct {
-	db         *sql.DB
+	db         *DB
+	noCache    bool
 	client     *cache.Client
 	products   *cache.Cache[int64, Product]
 	categories *cache.Cache[string, CategoryPage]
@@ -71,12 +79,16 @@ type App struct {
 
 // New builds the service on cfg.
 func New(cfg Config) (*App, error) {
-	if cfg.DB == nil || cfg.Client == nil {
-		return nil, errors.New("app: Config.DB and Config.Client are required")
+	if cfg.DB == nil || (cfg.Client == nil && !cfg.NoCache) {
+		return nil, errors.New("app: Config.DB and Config.Client are required (Client may be nil only with NoCache)")
 	}
-	a := &App{db: cfg.DB, client: cfg.Client, log: cfg.Logger}
+	a := &App{db: cfg.DB, noCache: cfg.NoCache, client: cfg.Client, log: cfg.Logger}
 	if a.log == nil {
 		a.log = slog.Default()
+	}
+	a.mux = a.routes(cfg.Metrics)
+	if cfg.NoCache {
+		return a, nil
 	}
 	var err error
 	a.products, err = cache.New(cfg.Client, cache.Options[int64, Product]{
@@ -99,6 +111,10 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a, nil
+}
+
+func (a *App) routes(metrics http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /products/{id}", a.getProduct)
 	mux.HandleFunc("GET /products", a.getProducts)
@@ -107,11 +123,10 @@ func New(cfg Config) (*App, error) {
 	mux.HandleFunc("GET /categories/{name}", a.getCategory)
 	mux.HandleFunc("POST /admin/invalidate", a.invalidate)
 	mux.HandleFunc("GET /healthz", a.healthz)
-	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
 	}
-	a.mux = mux
-	return a, nil
+	return mux
 }
 
 // ServeHTTP implements http.Handler.
@@ -120,7 +135,8 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // Queries returns how many database queries the service has run.
 func (a *App) Queries() int64 { return a.queries.Load() }
 
-// Products and Categories return the caches, for tests and /healthz.
+// Products and Categories return the caches, for tests and /healthz (nil
+// with NoCache).
 func (a *App) Products() *cache.Cache[int64, Product]         { return a.products }
 func (a *App) Categories() *cache.Cache[string, CategoryPage] { return a.categories }
 
@@ -131,7 +147,7 @@ func categoryTag(name string) string { return "category:" + name }
 func (a *App) loadProduct(ctx context.Context, id int64) (Product, error) {
 	a.queries.Add(1)
 	var p Product
-	err := a.db.QueryRowContext(ctx, `SELECT id, name, category, price_cents, version FROM products WHERE id = ?`, id).
+	err := a.db.QueryRowContext(ctx, `SELECT id, name, category, price_cents, version FROM products WHERE id = $1`, id).
 		Scan(&p.ID, &p.Name, &p.Category, &p.PriceCents, &p.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Product{}, loader.ErrNotFound
@@ -146,8 +162,8 @@ func (a *App) loadProducts(ctx context.Context, ids []int64) (map[int64]Product,
 	for i, id := range ids {
 		args[i] = id
 	}
-	q := `SELECT id, name, category, price_cents, version FROM products WHERE id IN (?` +
-		strings.Repeat(",?", len(ids)-1) + `)`
+	q := `SELECT id, name, category, price_cents, version FROM products WHERE id IN (` +
+		placeholders(1, len(ids)) + `)`
 	rows, err := a.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -166,7 +182,7 @@ func (a *App) loadProducts(ctx context.Context, ids []int64) (map[int64]Product,
 
 func (a *App) loadCategory(ctx context.Context, name string) (CategoryPage, error) {
 	a.queries.Add(1)
-	rows, err := a.db.QueryContext(ctx, `SELECT id, name, category, price_cents, version FROM products WHERE category = ? ORDER BY id`, name)
+	rows, err := a.db.QueryContext(ctx, `SELECT id, name, category, price_cents, version FROM products WHERE category = $1 ORDER BY id`, name)
 	if err != nil {
 		return CategoryPage{}, err
 	}
@@ -202,19 +218,32 @@ func xCache(s cache.Source) string {
 	}
 }
 
+// xCacheOff is the X-Cache header of every read with NoCache.
+const xCacheOff = "off"
+
 func (a *App) getProduct(w http.ResponseWriter, r *http.Request) {
 	id, err := parseID(r.PathValue("id"))
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var src cache.Source
-	p, err := a.products.Get(r.Context(), id, cache.SourceOf(&src))
+	var (
+		p      Product
+		source string
+	)
+	if a.noCache {
+		p, err = a.loadProduct(r.Context(), id)
+		source = xCacheOff
+	} else {
+		var src cache.Source
+		p, err = a.products.Get(r.Context(), id, cache.SourceOf(&src))
+		source = xCache(src)
+	}
 	if err != nil {
 		a.readError(w, err, fmt.Sprintf("product %d not found", id))
 		return
 	}
-	w.Header().Set("X-Cache", xCache(src))
+	w.Header().Set("X-Cache", source)
 	writeJSON(w, http.StatusOK, p)
 }
 
@@ -249,8 +278,19 @@ func (a *App) getProducts(w http.ResponseWriter, r *http.Request) {
 			ids = append(ids, id)
 		}
 	}
-	var src cache.Source
-	got, err := a.products.GetMany(r.Context(), ids, cache.SourceOf(&src))
+	var (
+		got    map[int64]Product
+		err    error
+		source string
+	)
+	if a.noCache {
+		got, err = a.loadProducts(r.Context(), ids)
+		source = xCacheOff
+	} else {
+		var src cache.Source
+		got, err = a.products.GetMany(r.Context(), ids, cache.SourceOf(&src))
+		source = xCache(src)
+	}
 	if err != nil {
 		a.readError(w, err, "")
 		return
@@ -263,7 +303,7 @@ func (a *App) getProducts(w http.ResponseWriter, r *http.Request) {
 			resp.Missing = append(resp.Missing, id)
 		}
 	}
-	w.Header().Set("X-Cache", xCache(src))
+	w.Header().Set("X-Cache", source)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -307,7 +347,8 @@ func (a *App) putProduct(w http.ResponseWriter, r *http.Request) {
 	var old, p Product
 	err = a.inTx(ctx, func(tx *sql.Tx) error {
 		a.queries.Add(1)
-		err := tx.QueryRowContext(ctx, `SELECT category, version FROM products WHERE id = ?`, id).Scan(&old.Category, &old.Version)
+		err := tx.QueryRowContext(ctx, `SELECT category, version FROM products WHERE id = $1`+a.db.Dialect.lockRow, id).
+			Scan(&old.Category, &old.Version)
 		if errors.Is(err, sql.ErrNoRows) {
 			return loader.ErrNotFound
 		} else if err != nil {
@@ -315,7 +356,7 @@ func (a *App) putProduct(w http.ResponseWriter, r *http.Request) {
 		}
 		p = Product{ID: id, Name: in.Name, Category: in.Category, PriceCents: in.PriceCents, Version: old.Version + 1}
 		a.queries.Add(1)
-		_, err = tx.ExecContext(ctx, `UPDATE products SET name = ?, category = ?, price_cents = ?, version = ? WHERE id = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE products SET name = $1, category = $2, price_cents = $3, version = $4 WHERE id = $5`,
 			p.Name, p.Category, p.PriceCents, p.Version, id)
 		return err
 	})
@@ -341,14 +382,14 @@ func (a *App) deleteProduct(w http.ResponseWriter, r *http.Request) {
 	var category string
 	err = a.inTx(ctx, func(tx *sql.Tx) error {
 		a.queries.Add(1)
-		err := tx.QueryRowContext(ctx, `SELECT category FROM products WHERE id = ?`, id).Scan(&category)
+		err := tx.QueryRowContext(ctx, `SELECT category FROM products WHERE id = $1`+a.db.Dialect.lockRow, id).Scan(&category)
 		if errors.Is(err, sql.ErrNoRows) {
 			return loader.ErrNotFound
 		} else if err != nil {
 			return err
 		}
 		a.queries.Add(1)
-		_, err = tx.ExecContext(ctx, `DELETE FROM products WHERE id = ?`, id)
+		_, err = tx.ExecContext(ctx, `DELETE FROM products WHERE id = $1`, id)
 		return err
 	})
 	if errors.Is(err, loader.ErrNotFound) {
@@ -371,6 +412,9 @@ func (a *App) deleteProduct(w http.ResponseWriter, r *http.Request) {
 // invalidation failed (copies then live until their TTL, or until the
 // clients reconnect and drop what they held).
 func (a *App) invalidateProduct(w http.ResponseWriter, ctx context.Context, id int64, categories ...string) {
+	if a.noCache {
+		return
+	}
 	tags := make([]string, 0, len(categories))
 	for _, c := range categories {
 		if len(tags) == 0 || tags[0] != categoryTag(c) {
@@ -391,6 +435,16 @@ func (a *App) getCategory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if a.noCache {
+		page, err := a.loadCategory(ctx, name)
+		if err != nil {
+			a.readError(w, err, fmt.Sprintf("category %q not found", name))
+			return
+		}
+		w.Header().Set("X-Cache", xCacheOff)
+		writeJSON(w, http.StatusOK, page)
+		return
+	}
 	var src cache.Source
 	page, err := a.categories.Get(ctx, name, cache.SourceOf(&src))
 	if err != nil {
@@ -424,6 +478,10 @@ func (a *App) invalidate(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "prefix: required (taken literally: * ? [ and \\ match themselves)")
 		return
 	}
+	if a.noCache {
+		httpError(w, http.StatusConflict, "the cache is off (NoCache): nothing to invalidate")
+		return
+	}
 	which := q.Get("cache")
 	if which == "" {
 		which = "products"
@@ -451,10 +509,17 @@ func (a *App) invalidate(w http.ResponseWriter, r *http.Request) {
 
 // Health is what /healthz serves.
 type Health struct {
-	Status     string      `json:"status"` // ok, degraded (Redis down: served from the database) or down
-	Redis      string      `json:"redis"`
-	Tracking   bool        `json:"tracking"`
-	Database   string      `json:"database"`
+	Status   string `json:"status"` // ok, degraded (Redis down: served from the database) or down
+	Redis    string `json:"redis"`  // ok, unreachable: …, not connected, or off (NoCache)
+	Tracking bool   `json:"tracking"`
+	Database string `json:"database"`
+	// Dialect is the database's: sqlite or postgres.
+	Dialect string `json:"dialect"`
+	// Cache is on, or off with NoCache.
+	Cache string `json:"cache"`
+	// Queries is App.Queries: the database queries run since start (the
+	// load tool reads it before and after a run).
+	Queries    int64       `json:"queries"`
 	Products   cache.Stats `json:"products"`
 	Categories cache.Stats `json:"categories"`
 }
@@ -462,21 +527,30 @@ type Health struct {
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	h := Health{Status: "ok", Redis: "ok", Database: "ok", Tracking: a.client.Tracking(),
-		Products: a.products.Stats(), Categories: a.categories.Stats()}
-	if rc := a.client.Rueidis(); rc == nil {
+	h := Health{Status: "ok", Redis: "ok", Database: "ok", Dialect: a.db.Dialect.Name, Cache: "on"}
+	switch {
+	case a.noCache:
+		h.Redis, h.Cache = "off", "off"
+	case a.client.Rueidis() == nil:
 		h.Redis = "not connected"
-	} else if err := rc.Do(ctx, rc.B().Ping().Build()).Error(); err != nil {
-		h.Redis = "unreachable: " + err.Error()
+	default:
+		rc := a.client.Rueidis()
+		if err := rc.Do(ctx, rc.B().Ping().Build()).Error(); err != nil {
+			h.Redis = "unreachable: " + err.Error()
+		}
+	}
+	if !a.noCache {
+		h.Tracking, h.Products, h.Categories = a.client.Tracking(), a.products.Stats(), a.categories.Stats()
 	}
 	if err := a.db.PingContext(ctx); err != nil {
 		h.Database = "unreachable: " + err.Error()
 	}
+	h.Queries = a.Queries()
 	code := http.StatusOK
 	switch {
 	case h.Database != "ok":
 		h.Status, code = "down", http.StatusServiceUnavailable
-	case h.Redis != "ok":
+	case h.Redis != "ok" && !a.noCache:
 		h.Status = "degraded"
 	}
 	writeJSON(w, code, h)

@@ -10,14 +10,77 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/examples/webapp/app"
+	"github.com/aside-go/aside/examples/webapp/internal/pgtest"
 	"github.com/aside-go/aside/internal/redistest"
 )
+
+// The suite runs on both databases: every test that touches one runs a
+// subtest per backend. PostgreSQL is one private server per test binary,
+// started by the first test that needs it and stopped by TestMain; each
+// test gets a database of its own on it (CREATE DATABASE), so tests stay as
+// independent as with a SQLite file each.
+var pg struct {
+	once sync.Once
+	srv  *pgtest.Server
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pg.srv != nil {
+		if err := pg.srv.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(code)
+}
+
+// postgres returns the shared server, starting it on first use. It fails
+// the test (never skips) when PostgreSQL's binaries are missing, saying how
+// to install them.
+func postgres(t *testing.T) *pgtest.Server {
+	t.Helper()
+	pg.once.Do(func() { pg.srv, pg.err = pgtest.Launch() })
+	if pg.err != nil {
+		t.Fatalf("the PostgreSQL half of the suite needs a private server: %v", pg.err)
+	}
+	return pg.srv
+}
+
+// opener opens one instance's handle on a test's database; every instance
+// of a test calls the same opener, so they share the database.
+type opener func(context.Context) (*app.DB, error)
+
+// backends are the databases the suite runs on. newDB makes a fresh
+// database for one test.
+var backends = []struct {
+	name  string
+	newDB func(t *testing.T) opener
+}{
+	{"sqlite", func(t *testing.T) opener {
+		dir := t.TempDir()
+		return func(ctx context.Context) (*app.DB, error) { return app.OpenSQLite(ctx, dir) }
+	}},
+	{"postgres", func(t *testing.T) opener {
+		url := postgres(t).NewDatabase(t)
+		return func(ctx context.Context) (*app.DB, error) { return app.OpenPostgres(ctx, url) }
+	}},
+}
+
+// forEachDB runs f as a subtest per backend, each on a fresh database.
+func forEachDB(t *testing.T, f func(t *testing.T, open opener)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { f(t, b.newDB(t)) })
+	}
+}
 
 // instance is one running copy of the service: its own database handle,
 // aside client and HTTP server, on a Redis and a data directory that other
@@ -28,25 +91,34 @@ type instance struct {
 	srv *httptest.Server
 }
 
-func newInstance(t *testing.T, redis *redistest.Server, dataDir string) *instance {
+func newInstance(t *testing.T, redis *redistest.Server, open opener) *instance {
 	t.Helper()
-	ctx := context.Background()
-	db, err := app.OpenSQLite(ctx, dataDir)
+	return startInstance(t, redis, open, false)
+}
+
+// startInstance is newInstance, or with noCache an instance on the
+// database alone (redis is then unused and may be nil).
+func startInstance(t *testing.T, redis *redistest.Server, open opener, noCache bool) *instance {
+	t.Helper()
+	db, err := open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	client, err := cache.Connect(redis.ClientOption())
-	if err != nil {
-		t.Fatal(err)
+	var client *cache.Client
+	if !noCache {
+		client, err = cache.Connect(redis.ClientOption())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(client.Close)
 	}
-	t.Cleanup(client.Close)
 	metrics, err := app.NewMetrics()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { metrics.Close() })
-	a, err := app.New(app.Config{DB: db, Client: client, Recorder: metrics.Recorder, Metrics: metrics.Handler})
+	a, err := app.New(app.Config{DB: db, Client: client, NoCache: noCache, Recorder: metrics.Recorder, Metrics: metrics.Handler})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,31 +222,67 @@ func (in *instance) inRedis(ids ...int64) {
 // Redis's push: a count of reads, never a duration.
 const maxReads = 20000
 
-// TestSeedOnFirstStart: the first open creates the directory and seeds
-// 10 000 products; a second open of the same directory does not seed again.
+// TestSeedOnFirstStart: two instances opening a new database at the same
+// time create it (SQLite: the directory too) and seed 10 000 products once
+// (PostgreSQL: under the advisory lock; SQLite: the second waits on the
+// file's write lock, within its busy timeout); a third open afterwards finds
+// the seed done.
 func TestSeedOnFirstStart(t *testing.T) {
-	dir := t.TempDir() + "/nested/data"
-	ctx := context.Background()
-	for range 2 {
-		db, err := app.OpenSQLite(ctx, dir)
+	check := func(t *testing.T, open opener) {
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for range 2 {
+			wg.Go(func() {
+				db, err := open(ctx)
+				if err == nil {
+					db.Close()
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("concurrent first open: %v", err)
+			}
+		}
+		db, err := open(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM products`).Scan(&n); err != nil {
+		defer db.Close()
+		var n, seeded, sum int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*), sum(price_cents) FROM products`).Scan(&n, &sum); err != nil {
 			t.Fatal(err)
 		}
-		db.Close()
-		if n != app.SeedProducts {
-			t.Fatalf("products: %d, want %d", n, app.SeedProducts)
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM seeded`).Scan(&seeded); err != nil {
+			t.Fatal(err)
+		}
+		var want int64
+		for i := 1; i <= app.SeedProducts; i++ {
+			want += int64(100 + (i*37)%10000)
+		}
+		if n != app.SeedProducts || seeded != 1 || sum != want {
+			t.Fatalf("products: %d (want %d), seeded rows %d (want 1), sum of prices %d (want %d)", n, app.SeedProducts, seeded, sum, want)
 		}
 	}
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir() + "/nested/data"
+		check(t, func(ctx context.Context) (*app.DB, error) { return app.OpenSQLite(ctx, dir) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := postgres(t).NewDatabase(t)
+		check(t, func(ctx context.Context) (*app.DB, error) { return app.OpenPostgres(ctx, url) })
+	})
 }
 
 // TestEndpoints drives every endpoint of one instance.
-func TestEndpoints(t *testing.T) {
+func TestEndpoints(t *testing.T) { forEachDB(t, testEndpoints) }
+
+func testEndpoints(t *testing.T, dir opener) {
 	redis := redistest.Start(t, redistest.Config{})
-	dir := t.TempDir()
 	a := newInstance(t, redis, dir)
 
 	t.Run("GetProductMissThenLocal", func(t *testing.T) {
@@ -297,7 +405,8 @@ func TestEndpoints(t *testing.T) {
 		r := a.expect(http.StatusOK, "GET", "/healthz", nil)
 		var h app.Health
 		r.decode(t, &h)
-		if h.Status != "ok" || h.Redis != "ok" || !h.Tracking || h.Database != "ok" || h.Products.Loads == 0 {
+		if h.Status != "ok" || h.Redis != "ok" || !h.Tracking || h.Database != "ok" || h.Products.Loads == 0 ||
+			h.Cache != "on" || h.Queries != a.app.Queries() || h.Queries == 0 || (h.Dialect != "sqlite" && h.Dialect != "postgres") {
 			t.Fatalf("healthz: %s", r.body)
 		}
 	})
@@ -376,9 +485,10 @@ func TestEndpoints(t *testing.T) {
 // keys in Redis when PUT returns; B's local copies are dropped by Redis's
 // push, which may land a moment after, so B's reads are polled a bounded
 // number of times (a count of reads, never a duration).
-func TestTwoInstances(t *testing.T) {
+func TestTwoInstances(t *testing.T) { forEachDB(t, testTwoInstances) }
+
+func testTwoInstances(t *testing.T, dir opener) {
 	redis := redistest.Start(t, redistest.Config{})
-	dir := t.TempDir()
 	a := newInstance(t, redis, dir)
 	b := newInstance(t, redis, dir)
 
@@ -442,9 +552,11 @@ func TestTwoInstances(t *testing.T) {
 
 // TestRedisKilled: Redis dies in the middle of the suite; every request
 // still succeeds from the database (FailOpen), and /healthz says degraded.
-func TestRedisKilled(t *testing.T) {
+func TestRedisKilled(t *testing.T) { forEachDB(t, testRedisKilled) }
+
+func testRedisKilled(t *testing.T, open opener) {
 	redis := redistest.Start(t, redistest.Config{})
-	a := newInstance(t, redis, t.TempDir())
+	a := newInstance(t, redis, open)
 	a.product("/products/3")
 	a.category("c03")
 
@@ -523,4 +635,103 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
+}
+
+// TestNoCache: with NoCache every read is a query of the database (X-Cache
+// off), a PUT is read back at once, and /healthz says the cache is off.
+func TestNoCache(t *testing.T) {
+	forEachDB(t, func(t *testing.T, open opener) {
+		a := startInstance(t, nil, open, true)
+		q := a.app.Queries()
+		for i := range 3 {
+			p, src := a.product("/products/7")
+			if p.ID != 7 || src != "off" || a.app.Queries() != q+int64(i)+1 {
+				t.Fatalf("read %d: %+v X-Cache %q, %d queries", i+1, p, src, a.app.Queries()-q)
+			}
+		}
+		r := a.expect(http.StatusOK, "GET", "/products?ids=1,2,999999", nil)
+		var many app.ProductsResponse
+		r.decode(t, &many)
+		if len(many.Products) != 2 || len(many.Missing) != 1 || r.header.Get("X-Cache") != "off" {
+			t.Fatalf("GetMany: %s X-Cache %q", r.body, r.header.Get("X-Cache"))
+		}
+		r = a.expect(http.StatusOK, "PUT", "/products/7", app.ProductInput{Name: "Off", Category: app.CategoryName(7), PriceCents: 3})
+		var put app.Product
+		r.decode(t, &put)
+		if put.Version != 2 {
+			t.Fatalf("PUT returned %+v, want version 2", put)
+		}
+		if p, _ := a.product("/products/7"); p.Version != 2 || p.Name != "Off" {
+			t.Fatalf("after PUT: %+v", p)
+		}
+		if page, src := a.category(app.CategoryName(7)); src != "off" {
+			t.Fatalf("category page X-Cache %q", src)
+		} else if got, ok := find(page, 7); !ok || got.Name != "Off" {
+			t.Fatalf("category page: %+v", got)
+		}
+		a.expect(http.StatusNotFound, "GET", "/products/999999", nil)
+		a.expect(http.StatusConflict, "POST", "/admin/invalidate?prefix=1", nil)
+		r = a.expect(http.StatusOK, "GET", "/healthz", nil)
+		var h app.Health
+		r.decode(t, &h)
+		if h.Status != "ok" || h.Cache != "off" || h.Redis != "off" || h.Queries != a.app.Queries() {
+			t.Fatalf("healthz: %s", r.body)
+		}
+	})
+}
+
+// TestConcurrentPuts: PUTs of one product from many goroutines each return
+// a version of their own (the read and the write of a PUT are one atomic
+// step on both databases: FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on
+// SQLite), and the last version counts them all.
+func TestConcurrentPuts(t *testing.T) {
+	forEachDB(t, func(t *testing.T, open opener) {
+		redis := redistest.Start(t, redistest.Config{})
+		a, b := newInstance(t, redis, open), newInstance(t, redis, open)
+		const writers, each = 6, 5
+		versions := make(chan int64, writers*each)
+		errs := make(chan error, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			in := a
+			if w%2 == 1 {
+				in = b
+			}
+			wg.Go(func() {
+				for i := range each {
+					body := fmt.Sprintf(`{"name":"w%d-%d","category":"c01","price_cents":1}`, w, i)
+					req, _ := http.NewRequest("PUT", in.srv.URL+"/products/1", strings.NewReader(body))
+					res, err := in.srv.Client().Do(req)
+					if err != nil {
+						errs <- err
+						return
+					}
+					var p app.Product
+					err = json.NewDecoder(res.Body).Decode(&p)
+					res.Body.Close()
+					if err != nil || res.StatusCode != http.StatusOK {
+						errs <- fmt.Errorf("PUT: status %d, %v", res.StatusCode, err)
+						return
+					}
+					versions <- p.Version
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		close(versions)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		seen := map[int64]bool{}
+		for v := range versions {
+			if seen[v] {
+				t.Fatalf("two PUTs returned version %d", v)
+			}
+			seen[v] = true
+		}
+		if p, _ := a.product("/products/1"); p.Version != 1+writers*each || len(seen) != writers*each {
+			t.Fatalf("after %d PUTs: %+v, %d distinct versions", writers*each, p, len(seen))
+		}
+	})
 }
