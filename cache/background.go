@@ -49,20 +49,34 @@ func (b *background) waitBackground() {
 // detached returns a context with ctx's values but not its cancellation,
 // ended by the client's Close and, when d > 0, after d: for work that must
 // finish for everyone once begun, such as a load others wait for or the
-// release of a lease.
+// release of a lease. It is a child of the client's closing context (one
+// context and, with d, one timer), which lends ctx's values.
 func (b *background) detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var dctx context.Context
+	var cancel context.CancelFunc
 	if d > 0 {
-		var cancelTimeout context.CancelFunc
-		dctx, cancelTimeout = context.WithTimeout(dctx, d)
-		cancelParent := cancel
-		cancel = func() { cancelTimeout(); cancelParent() }
+		dctx, cancel = context.WithTimeout(b.closing, d)
+	} else {
+		dctx, cancel = context.WithCancel(b.closing)
 	}
-	stop := context.AfterFunc(b.closing, cancel)
-	return dctx, func() {
-		stop()
-		cancel()
+	return valuesFrom{Context: dctx, vals: ctx}, cancel
+}
+
+// valuesFrom is Context with the values of vals. Context's own values come
+// first: they are the context package's (a context made from a valuesFrom
+// finds Context's cancellation there, and hangs on it as on any cancelable
+// parent) and the client's closing context's, which holds none of the
+// application's.
+type valuesFrom struct {
+	context.Context
+	vals context.Context
+}
+
+func (v valuesFrom) Value(key any) any {
+	if x := v.Context.Value(key); x != nil {
+		return x
 	}
+	return v.vals.Value(key)
 }
 
 // backoff spaces the attempts of work that waits for Redis: the first wait
