@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -93,7 +94,7 @@ func (msgPackCodec[V]) Marshal(v V) ([]byte, error) {
 		encodePool.Put(st)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: msgpack: %w", ErrEncode, err)
+		return nil, msgpackErr(ErrEncode, err)
 	}
 	return out, nil
 }
@@ -126,7 +127,16 @@ func (st *decodeState) unmarshal(data []byte, v any) error {
 	// a goroutine per decoded type that never exits.
 	st.dec.Reset(&st.r)
 	if err := st.dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: msgpack: %w", ErrDecode, err)
+		return msgpackErr(ErrDecode, err)
 	}
 	return nil
+}
+
+// msgpackErr wraps an error of the msgpack library as kind, naming the codec
+// once: the library's own messages already begin with "msgpack: ".
+func msgpackErr(kind, err error) error {
+	if strings.HasPrefix(err.Error(), "msgpack: ") {
+		return fmt.Errorf("%w: %w", kind, err)
+	}
+	return fmt.Errorf("%w: msgpack: %w", kind, err)
 }

@@ -3,7 +3,9 @@ package codec_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,4 +256,29 @@ func TestMsgPackAny(t *testing.T) {
 	// Integers take their smallest encoding, so they come back as the
 	// narrowest type of it: uint for non-negative values, int for negative.
 	assert.Equal(t, map[string]any{"i": int8(1), "big": uint64(1) << 40, "neg": int16(-200), "f": 1.5, "s": "x", "l": []any{true, nil}}, got)
+}
+
+// TestMsgPackErrorsNameTheCodecOnce: the library's messages begin with
+// "msgpack: "; the codec's errors say it once, for decoding and encoding.
+func TestMsgPackErrorsNameTheCodecOnce(t *testing.T) {
+	data, err := codec.MsgPack[string]().Marshal("not a number")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	err = codec.MsgPack[int64]().Unmarshal(data, &n)
+	if !errors.Is(err, codec.ErrDecode) {
+		t.Fatalf("Unmarshal of a string into an int64: %v, want ErrDecode", err)
+	}
+	if got := strings.Count(err.Error(), "msgpack:"); got != 1 {
+		t.Errorf("decode error %q names msgpack %d times", err, got)
+	}
+
+	_, err = codec.MsgPack[chan int]().Marshal(make(chan int))
+	if !errors.Is(err, codec.ErrEncode) {
+		t.Fatalf("Marshal of a channel: %v, want ErrEncode", err)
+	}
+	if got := strings.Count(err.Error(), "msgpack:"); got != 1 {
+		t.Errorf("encode error %q names msgpack %d times", err, got)
+	}
 }
