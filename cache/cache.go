@@ -363,14 +363,16 @@ func holdsValue(raw []byte) bool {
 
 // expireIn sets e's hard expiry from a PTTL reply: the key's, or LocalTTL for
 // a key without one.
-func (c *Cache[K, V]) expireIn(e *entry[V], pttl int64) {
+func (c *Cache[K, V]) expireIn(e *entry[V], pttl int64) { e.expireAt = c.expiryIn(pttl) }
+
+// expiryIn is the hard expiry (Unix nanoseconds) a copy gets from a PTTL
+// reply: the key's, or LocalTTL for a key without one.
+func (c *Cache[K, V]) expiryIn(pttl int64) int64 {
 	now := c.now()
-	switch {
-	case pttl > 0:
-		e.expireAt = now.Add(time.Duration(pttl) * time.Millisecond).UnixNano()
-	default:
-		e.expireAt = now.Add(c.localTTL).UnixNano()
+	if pttl > 0 {
+		return now.Add(time.Duration(pttl) * time.Millisecond).UnixNano()
 	}
+	return now.Add(c.localTTL).UnixNano()
 }
 
 // entryBytes is an encoded entry and the expiry to write it with.

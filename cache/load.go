@@ -419,11 +419,9 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 		}
 		c.client.wroteBy(keys[i], c)
 		c.flights.Forget(keys[i])
-		// A copy of the entry the callers were given: they may be
-		// reading it.
-		e := l.e.copied()
-		c.expireIn(e, pttl)
-		c.local.storeWritten(ks[i], e, snaps[t])
+		// The entry the callers were given stays, or a copy of it: they
+		// may be reading it.
+		c.local.keepWritten(ks[i], l.e, c.expiryIn(pttl), snaps[t])
 	}
 	return again, lastErr
 }

@@ -190,6 +190,36 @@ func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
 	return true
 }
 
+// keepWritten is storeWritten for the write of a load whose early copy
+// (kept by keepLoaded before the write) is early: in the same one step it
+// leaves early in place when it is still the only copy of its Redis key and
+// expires no later than expireAt, the expiry of what was written — saving
+// the replacement's copy and its two changes of the store — and otherwise
+// stores a copy of early that expires at expireAt, as storeWritten would.
+func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uint64) bool {
+	st := l.stripe(early.key)
+	st.mu.Lock()
+	ok := st.gen.Load() == snap && l.items != nil
+	st.gen.Add(1)
+	if ok && early.expireAt != 0 && early.expireAt <= expireAt {
+		if cur, found := l.items.GetEntryQuietly(k); found && cur.Value == early {
+			if ks := st.rev[early.key]; len(ks) == 1 && ks[0] == k {
+				st.mu.Unlock()
+				return true
+			}
+		}
+	}
+	l.drop(st, early.key)
+	if ok {
+		e := early.copied()
+		e.expireAt = expireAt
+		l.put(st, k, e)
+	}
+	st.mu.Unlock()
+	l.reap()
+	return ok
+}
+
 // storeWritten is store for a value this process has just written: in one
 // step under the stripe's mutex it drops every copy of the Redis key (as
 // invalidate does, so that reads in flight do not store what they read

@@ -61,6 +61,73 @@ func TestLocalStoreWrittenDropsOtherCopiesFirst(t *testing.T) {
 	assert.False(t, ok)
 }
 
+// TestLocalKeepWritten: the early copy of a load stays in place when it is
+// the only copy of its Redis key and expires no later than what was written;
+// otherwise a copy expiring with the write replaces it, the other typed
+// keys' copies go, and a read from before the write stores nothing, as with
+// storeWritten.
+func TestLocalKeepWritten(t *testing.T) {
+	t.Parallel()
+	l := newLocal[string, int](10 * copyWeight("ns:alice", 0))
+	early := &entry[int]{v: 1, key: "ns:bob", expireAt: 1000}
+	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
+	snap := l.snapshot("ns:bob")
+	readSnap := l.snapshot("ns:bob")
+	require.True(t, l.keepWritten("bob", early, 2000, snap))
+	e, ok := l.get("bob", 0)
+	require.True(t, ok)
+	assert.Same(t, early, e, "the early copy stays")
+	assert.EqualValues(t, 1000, e.expireAt, "expiring no later than what was written")
+	assert.False(t, l.store("bob", &entry[int]{v: 0, key: "ns:bob"}, readSnap), "a read from before the write does not store")
+
+	// It would outlive what was written: replaced by a copy expiring with it.
+	early = &entry[int]{v: 2, key: "ns:bob", expireAt: 3000}
+	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
+	require.True(t, l.keepWritten("bob", early, 2500, l.snapshot("ns:bob")))
+	e, ok = l.get("bob", 0)
+	require.True(t, ok)
+	assert.NotSame(t, early, e)
+	assert.Equal(t, 2, e.v)
+	assert.EqualValues(t, 2500, e.expireAt)
+	assert.EqualValues(t, 3000, early.expireAt, "the entry callers hold is not touched")
+
+	// Another typed key of the Redis key has a copy: it goes, and bob gets
+	// a copy of its own.
+	early = &entry[int]{v: 3, key: "ns:bob", expireAt: 1000}
+	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
+	require.True(t, l.store("Bob", &entry[int]{v: 3, key: "ns:bob"}, l.snapshot("ns:bob")))
+	require.True(t, l.keepWritten("bob", early, 2000, l.snapshot("ns:bob")))
+	_, ok = l.get("Bob", 0)
+	assert.False(t, ok, "the other typed key's copy is dropped")
+	e, ok = l.get("bob", 0)
+	require.True(t, ok)
+	assert.NotSame(t, early, e)
+	assert.EqualValues(t, 2000, e.expireAt)
+
+	// The early copy was dropped (an invalidation) and another stored since:
+	// that one is not taken for it.
+	early = &entry[int]{v: 4, key: "ns:bob", expireAt: 1000}
+	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
+	l.invalidate("ns:bob")
+	other := &entry[int]{v: 5, key: "ns:bob", expireAt: 1000}
+	require.True(t, l.store("bob", other, l.snapshot("ns:bob")))
+	require.True(t, l.keepWritten("bob", early, 2000, l.snapshot("ns:bob")))
+	e, ok = l.get("bob", 0)
+	require.True(t, ok)
+	assert.Equal(t, 4, e.v, "the written value")
+	assert.NotSame(t, other, e)
+
+	// An invalidation since the write's snapshot: nothing stays.
+	early = &entry[int]{v: 6, key: "ns:bob", expireAt: 1000}
+	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
+	snap = l.snapshot("ns:bob")
+	l.invalidate("ns:bob")
+	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
+	assert.False(t, l.keepWritten("bob", early, 2000, snap))
+	_, ok = l.get("bob", 0)
+	assert.False(t, ok)
+}
+
 func TestLocalExpiryAndBudget(t *testing.T) {
 	t.Parallel()
 	budget := 8 * copyWeight("ns:aa", 100)
