@@ -168,8 +168,10 @@ type Options[K comparable, V any] struct {
 	// (the policy's negative TTL is not used: a key the loader does not
 	// find is loaded again by the next Get), no soft TTL, so no
 	// refresh-ahead and no stale-if-error refresh (New refuses a TTL
-	// policy with a soft TTL, and Refresh, RefreshConcurrency and
-	// RefreshTimeout), and Set refuses a value whose encoding begins with
+	// policy with a soft TTL, in a ttlpolicy.ByPrefix rule too, and
+	// Refresh, RefreshConcurrency and RefreshTimeout; a soft TTL that a
+	// ttlpolicy.ValuePolicy decides from a value is not stored), and Set
+	// refuses a value whose encoding begins with
 	// the envelope's magic byte 0xC1 (only raw bytes or invalid UTF-8
 	// can). The lease of a load lives in a sibling key of the same
 	// cluster slot, "<Namespace>#lease{...}", which no other program
@@ -299,7 +301,7 @@ func (o *Options[K, V]) validate() error {
 // validatePlain refuses the options that need the envelope.
 func (o *Options[K, V]) validatePlain() error {
 	const why = "needs the envelope's soft expiry, which Plain does not store"
-	if o.TTL != nil && o.TTL.TTL("").Soft > 0 {
+	if ttlpolicy.HasSoft(o.TTL) {
 		return invalid("TTL", "a soft TTL (refresh-ahead) %s", why)
 	}
 	switch {

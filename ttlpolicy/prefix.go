@@ -75,3 +75,26 @@ func (p *prefixes) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// HasSoft reports whether p decides a soft TTL (refresh-ahead) for some key,
+// as far as it can be told without the values: for a [ByPrefix] policy,
+// whether its default or the policy of any rule does (each asked for a key
+// of its own prefix); for any other policy, whether TTL("") has one. A
+// [ValuePolicy] may still decide one from a value.
+func HasSoft(p Policy) bool {
+	if p == nil {
+		return false
+	}
+	if bp, ok := p.(*prefixes); ok {
+		if HasSoft(bp.def) {
+			return true
+		}
+		for _, r := range bp.rules {
+			if r.Policy != nil && (r.Policy.TTL(r.Prefix).Soft > 0 || HasSoft(r.Policy)) {
+				return true
+			}
+		}
+		return false
+	}
+	return p.TTL("").Soft > 0
+}

@@ -122,3 +122,27 @@ func TestByPrefixValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestHasSoft: a soft TTL anywhere in a ByPrefix policy — its default, a
+// rule, a rule of a nested ByPrefix — is seen; none, and it is not.
+func TestHasSoft(t *testing.T) {
+	hard := ttlpolicy.Minutes(5)
+	soft := ttlpolicy.Minutes(5).WithSoft(0.8)
+	for name, tc := range map[string]struct {
+		p    ttlpolicy.Policy
+		want bool
+	}{
+		"nil":                {nil, false},
+		"a tier":             {hard, false},
+		"a soft tier":        {soft, true},
+		"prefixes, none":     {ttlpolicy.ByPrefix(hard, ttlpolicy.Rule{Prefix: "a:", Policy: hard}), false},
+		"a soft default":     {ttlpolicy.ByPrefix(soft, ttlpolicy.Rule{Prefix: "a:", Policy: hard}), true},
+		"a soft rule":        {ttlpolicy.ByPrefix(hard, ttlpolicy.Rule{Prefix: "a:", Policy: hard}, ttlpolicy.Rule{Prefix: "b:", Policy: soft}), true},
+		"a nested soft rule": {ttlpolicy.ByPrefix(hard, ttlpolicy.Rule{Prefix: "a:", Policy: ttlpolicy.ByPrefix(hard, ttlpolicy.Rule{Prefix: "a:x", Policy: soft})}), true},
+		"a nil rule":         {ttlpolicy.ByPrefix(hard, ttlpolicy.Rule{Prefix: "a:"}), false},
+	} {
+		if got := ttlpolicy.HasSoft(tc.p); got != tc.want {
+			t.Errorf("%s: HasSoft = %v, want %v", name, got, tc.want)
+		}
+	}
+}
