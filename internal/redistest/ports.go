@@ -13,11 +13,13 @@ import (
 var reserved = struct {
 	sync.Mutex
 	ports map[int]bool
-}{ports: make(map[int]bool)}
+}{ports: map[int]bool{5432: true, 6379: true}} // never the standard PostgreSQL or Redis port: the machine's own servers may hold them
 
-// freePort returns a loopback TCP port that nothing listened on a moment ago
-// and that no other server of this process holds.
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port that nothing listened on a moment ago
+// and that no other server of this process holds (nor 5432 or 6379), for a
+// server a test starts; ReleasePort gives it back once the server is gone.
+// The servers of this package take theirs here too.
+func FreePort() (int, error) {
 	var lastErr error
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,11 +42,14 @@ func freePort() (int, error) {
 	return 0, fmt.Errorf("redistest: no free loopback port: %v", lastErr)
 }
 
-// releasePorts gives ports back once their server is gone.
-func releasePorts(ports ...int) {
+// ReleasePort gives ports taken with FreePort back once their server is
+// gone.
+func ReleasePort(ports ...int) {
 	reserved.Lock()
 	defer reserved.Unlock()
 	for _, p := range ports {
-		delete(reserved.ports, p)
+		if p != 5432 && p != 6379 {
+			delete(reserved.ports, p)
+		}
 	}
 }

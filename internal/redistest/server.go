@@ -153,15 +153,15 @@ func launch(cfg Config, c *certs, node *nodeOptions) (*Server, error) {
 }
 
 func (s *Server) pickPorts() error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
 	s.port = port
 	if s.node != nil {
-		bus, err := freePort()
+		bus, err := FreePort()
 		if err != nil {
-			releasePorts(port)
+			ReleasePort(port)
 			return err
 		}
 		s.node.busPort = bus
@@ -170,9 +170,9 @@ func (s *Server) pickPorts() error {
 }
 
 func (s *Server) releasePorts() {
-	releasePorts(s.port)
+	ReleasePort(s.port)
 	if s.node != nil {
-		releasePorts(s.node.busPort)
+		ReleasePort(s.node.busPort)
 	}
 }
 

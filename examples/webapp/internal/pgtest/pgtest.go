@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -28,6 +27,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aside-go/aside/internal/redistest"
 )
 
 // InstallHint is how to get the server binaries; every error about missing
@@ -139,7 +140,7 @@ func Launch() (*Server, error) {
 var errAddrInUse = errors.New("address already in use")
 
 func start(bin, dir, data string, cred *syscall.Credential) (*Server, error) {
-	port, err := freePort()
+	port, err := redistest.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -164,9 +165,7 @@ func start(bin, dir, data string, cred *syscall.Credential) (*Server, error) {
 	}()
 	if err := s.waitReady(); err != nil {
 		s.kill()
-		reserved.Lock()
-		delete(reserved.ports, port)
-		reserved.Unlock()
+		redistest.ReleasePort(port)
 		if strings.Contains(s.Log(), "could not bind") || strings.Contains(s.Log(), "already in use") {
 			return nil, fmt.Errorf("%w: %v", errAddrInUse, err)
 		}
@@ -258,9 +257,7 @@ func (s *Server) Close() error {
 		if err := os.RemoveAll(s.dir); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
-		reserved.Lock()
-		delete(reserved.ports, s.port)
-		reserved.Unlock()
+		redistest.ReleasePort(s.port)
 	})
 	return s.closeErr
 }
@@ -336,33 +333,4 @@ func credential() (cred *syscall.Credential, uid, gid int, err error) {
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, uid, gid, nil
 	}
 	return nil, 0, 0, errors.New("pgtest: running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
-}
-
-// reserved holds the ports of this process's live servers; see freePort.
-var reserved = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{5432: true, 6379: true}} // never the machine's own PostgreSQL or Redis
-
-// freePort returns a loopback port that nothing listened on a moment ago and
-// that no other server of this process took.
-func freePort() (int, error) {
-	var lastErr error
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		reserved.Lock()
-		taken := reserved.ports[port]
-		reserved.ports[port] = true
-		reserved.Unlock()
-		if !taken {
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("pgtest: no free loopback port: %v", lastErr)
 }
