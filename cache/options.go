@@ -139,7 +139,8 @@ type Options[K comparable, V any] struct {
 	LocalTTL time.Duration
 
 	// MaxSilence bounds how long copies in process memory are served while
-	// Redis is silent: the client PINGs every node every 200ms, and a copy
+	// Redis is silent: the client PINGs every node every 200ms (a client
+	// without tracking keeps no copies and sends none), and a copy
 	// is served only while every node answered a round that began at most
 	// MaxSilence ago; otherwise the read goes to Redis (within
 	// RedisTimeout). A network partition that silences the connections
