@@ -197,10 +197,7 @@ func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
 // the replacement's copy and its two changes of the store — and otherwise
 // stores a copy of early that expires at expireAt, as storeWritten would.
 func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uint64) bool {
-	st := l.stripe(early.key)
-	st.mu.Lock()
-	ok := st.gen.Load() == snap && l.items != nil
-	st.gen.Add(1)
+	st, ok := l.lockWritten(early.key, snap)
 	if ok && early.expireAt != 0 && early.expireAt <= expireAt {
 		if cur, found := l.items.GetEntryQuietly(k); found && cur.Value == early {
 			if ks := st.rev[early.key]; len(ks) == 1 && ks[0] == k {
@@ -209,15 +206,12 @@ func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uin
 			}
 		}
 	}
-	l.drop(st, early.key)
+	e := early // only its key, when nothing is stored
 	if ok {
-		e := early.copied()
+		e = early.copied()
 		e.expireAt = expireAt
-		l.put(st, k, e)
 	}
-	st.mu.Unlock()
-	l.reap()
-	return ok
+	return l.replaceWritten(st, k, e, ok)
 }
 
 // storeWritten is store for a value this process has just written: in one
@@ -226,10 +220,25 @@ func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uin
 // before the write), then keeps e as the copy of k — unless an invalidation
 // touched the stripe since snap, taken before the write was sent.
 func (l *local[K, V]) storeWritten(k K, e *entry[V], snap uint64) bool {
-	st := l.stripe(e.key)
+	st, ok := l.lockWritten(e.key, snap)
+	return l.replaceWritten(st, k, e, ok)
+}
+
+// lockWritten begins storeWritten and keepWritten: it locks key's stripe,
+// reports whether no invalidation touched it since snap (and copies are
+// kept at all), and bumps its counter, so that reads in flight since before
+// the write do not store what they read.
+func (l *local[K, V]) lockWritten(key string, snap uint64) (*stripe[K], bool) {
+	st := l.stripe(key)
 	st.mu.Lock()
 	ok := st.gen.Load() == snap && l.items != nil
 	st.gen.Add(1)
+	return st, ok
+}
+
+// replaceWritten ends them: it drops every copy of e's Redis key, keeps e as
+// the copy of k when ok, and unlocks st.
+func (l *local[K, V]) replaceWritten(st *stripe[K], k K, e *entry[V], ok bool) bool {
 	l.drop(st, e.key)
 	if ok {
 		l.put(st, k, e)
