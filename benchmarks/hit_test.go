@@ -134,9 +134,12 @@ func BenchmarkHitLocalParallel(b *testing.B) {
 func BenchmarkHitRedis(b *testing.B) {
 	run(b, []contender{asideRedis, rueidisDo, rueidisAsideRedis, goRedisCache}, func(b *testing.B, c contender) {
 		e, _ := loaders()
+		warm(b, c.open(b, e), 1)
 		cl := c.open(b, e)
-		warm(b, cl, 1)
 		ctx := context.Background()
+		if _, err := cl.Get(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := cl.Get(ctx, 1); err != nil {

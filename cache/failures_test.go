@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -288,4 +289,82 @@ func TestExpireIsAWriteForReadYourWrites(t *testing.T) {
 		_, err = c.Delete(ctx, "k")
 		require.NoError(t, err)
 	}
+}
+
+// goroutineID is the number the runtime gives the calling goroutine.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// A Get whose context can never end runs the loader on its own goroutine (it
+// could not have left earlier), and everything else holds as when the load
+// runs in the background: a read that joined it gets its value, the value is
+// written under the lease, and another process finds it without loading. A
+// Get whose context can end does not wait for the loader once it ends: the
+// load runs elsewhere, and still writes.
+func TestLoadOnTheCallersGoroutine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src, g := gatedSource()
+	src.set("k", 1)
+	src.set("c", 2)
+	ns := namespace(t)
+	var loadedOn sync.Map // key -> goroutine
+	track := func(o *cache.Options[string, int64]) {
+		load := o.Loader
+		o.Loader = func(ctx context.Context, key string) (int64, error) {
+			loadedOn.Store(key, goroutineID())
+			return load(ctx, key)
+		}
+	}
+	a := versionCache(t, connect(t, shared), ns, src, track)
+
+	gt := g.park(t, "k", 1)
+	first := make(chan string, 1)
+	firstDone := make(chan error, 1)
+	go func() {
+		first <- goroutineID()
+		v, err := a.Get(ctx, "k")
+		if err == nil && v != 1 {
+			err = fmt.Errorf("got %d", v)
+		}
+		firstDone <- err
+	}()
+	gt.awaitParked(t, "the first read's load")
+	joined := inBackground(func(ctx context.Context) (int64, error) { return a.Get(ctx, "k") })
+	gt.free()
+	require.NoError(t, <-firstDone)
+	v, err := await(t, joined, "the joined read")
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, v)
+	on, _ := loadedOn.Load("k")
+	assert.Equal(t, <-first, on, "loaded on the caller's goroutine")
+	assert.Equal(t, 1, g.loadsOf("k"), "the second read joined the first one's load")
+
+	require.NoError(t, cache.AwaitWrites(ctx, a, "k"))
+	other := versionCache(t, connect(t, shared), ns, src)
+	v, err = other.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, v)
+	assert.Equal(t, 1, g.loadsOf("k"), "another process found the written value")
+
+	// A caller whose context can end leaves when it ends; the load goes on.
+	gt = g.park(t, "c", 2)
+	cctx, cancel := context.WithCancel(ctx)
+	left := make(chan error, 1)
+	go func() {
+		_, err := a.Get(cctx, "c")
+		left <- err
+	}()
+	gt.awaitParked(t, "the cancelable read's load")
+	cancel()
+	require.ErrorIs(t, <-left, context.Canceled, "left while its load was parked")
+	gt.free()
+	v, err = within(t, "a read after the load", func(ctx context.Context) (int64, error) { return a.Get(ctx, "c") })
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, v)
+	assert.Equal(t, 1, g.loadsOf("c"), "the load went on without its caller")
 }

@@ -82,12 +82,14 @@ type loaded[V any] struct {
 }
 
 // loadHeld loads the keys ks[i], i in idx, whose leases (st[i].lease) this
-// call took, in one loader call on a background goroutine detached from the
-// caller's cancellation — the reads that joined those keys must not fail
-// because this one went away, and the leases must be written or released
-// whatever happens. It finishes the keys' flights (fls[i], when fls is not
-// nil) as soon as the loader returned, then writes each result under its
-// lease on the same goroutine. It returns one heldLoad per key, to wait on.
+// call took, in one loader call detached from the caller's cancellation —
+// the reads that joined those keys must not fail because this one went away,
+// and the leases must be written or released whatever happens. The loader
+// runs on a background goroutine, or on the caller's when its context can
+// never end (the caller could not have left earlier anyway). It finishes the
+// keys' flights (fls[i], when fls is not nil) as soon as the loader
+// returned, then writes each result under its lease on a background
+// goroutine. It returns one heldLoad per key, to wait on.
 //
 // The callers do not wait for the writes: a miss costs the caller one round
 // trip and the loader. What the writes owe to the rest of the process, the
@@ -98,70 +100,116 @@ type loaded[V any] struct {
 // wait for the write's invalidation, as they always do.
 func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx []int, st []keyState, fls []*loader.Flight[*entry[V]]) []*heldLoad[V] {
 	c.stats.misses.Add(uint64(len(idx)))
-	hs := make([]*heldLoad[V], len(idx))
-	leases := make([][]byte, len(idx))
+	r := &heldRun[K, V]{c: c, ctx: ctx, ks: ks, keys: keys, idx: idx, fls: fls,
+		hs: make([]*heldLoad[V], len(idx)), leases: make([][]byte, len(idx))}
 	for j, i := range idx {
-		leases[j] = st[i].lease
-		hs[j] = &heldLoad[V]{lease: leases[j], done: make(chan struct{}), written: make(chan struct{})}
-		if prev, ok := c.held.Swap(keys[i], hs[j]); ok {
-			hs[j].prev.Store(prev.(*heldLoad[V]))
+		r.leases[j] = st[i].lease
+		r.hs[j] = &heldLoad[V]{lease: r.leases[j], done: make(chan struct{}), written: make(chan struct{})}
+		if prev, ok := c.held.Swap(keys[i], r.hs[j]); ok {
+			r.hs[j].prev.Store(prev.(*heldLoad[V]))
 		}
 	}
-	run := func() {
-		var res []loaded[V]
-		answered := false
-		answer := func() {
-			answered = true
-			for j, i := range idx {
-				h := hs[j]
-				if res != nil {
-					h.e, h.err = res[j].result()
-				} else {
-					h.err = fmt.Errorf("cache: load %s: did not complete", keys[i])
-				}
-				close(h.done)
-				if fls != nil {
-					fls[i].Finish(h.e, h.err)
-				}
-			}
+	if ctx.Done() == nil {
+		// The caller can never leave before the loader returns: it loads
+		// on its own goroutine, which spares a hand-over of the load and of
+		// its answer, and only the writes go to the background.
+		r.loadOnly()
+		if !c.spawn(r.write) {
+			r.write() // the client is closing: no background work
 		}
-		defer func() {
-			if !answered {
-				answer() // the loader did not return
-			}
-			for j, i := range idx {
-				close(hs[j].written)
-				// A load this one replaced may still be writing: it takes
-				// the key's place again, for awaitWrites.
-				if p := hs[j].prev.Load().running(); p != nil {
-					c.held.CompareAndSwap(keys[i], hs[j], p)
-				} else {
-					c.held.CompareAndDelete(keys[i], hs[j])
-				}
-			}
-		}()
-		// Taken before the loader reads the source: a change the snapshots
-		// miss was applied before that read.
-		snaps := make([]uint64, len(idx))
-		for j, i := range idx {
-			snaps[j] = c.local.snapshot(keys[i])
+	} else if !c.spawn(r.run) {
+		r.run()
+	}
+	return r.hs
+}
+
+// heldRun is one loadHeld: the load of keys under leases this process took,
+// then their writes.
+type heldRun[K comparable, V any] struct {
+	c        *Cache[K, V]
+	ctx      context.Context
+	ks       []K
+	keys     []string
+	idx      []int
+	fls      []*loader.Flight[*entry[V]]
+	hs       []*heldLoad[V]
+	leases   [][]byte
+	res      []loaded[V]
+	answered bool
+}
+
+// run loads, then writes.
+func (r *heldRun[K, V]) run() {
+	r.loadOnly()
+	r.write()
+}
+
+// loadOnly loads and answers the waits; if the loader does not return (it
+// panicked), it answers them with an error and ends the run.
+func (r *heldRun[K, V]) loadOnly() {
+	defer func() {
+		if !r.answered {
+			r.end()
 		}
-		lctx, cancel := c.detached(ctx, 0)
-		res = c.loadKeys(lctx, ks, keys, idx, true)
-		cancel()
-		c.keepLoaded(ks, keys, idx, snaps, res)
-		answer()
-		// The writes are bounded by LeaseTTL, not by the time budget: cut
-		// short, they would leave the leases for LeaseTTL and every process
-		// would wait (past it the leases are gone anyway).
-		wctx, wcancel := c.detached(ctx, max(c.leaseTTL, c.budgetFor(len(idx))))
-		defer wcancel()
-		c.commit(wctx, ks, keys, idx, leases, res)
+	}()
+	c := r.c
+	// Taken before the loader reads the source: a change the snapshots miss
+	// was applied before that read.
+	snaps := make([]uint64, len(r.idx))
+	for j, i := range r.idx {
+		snaps[j] = c.local.snapshot(r.keys[i])
 	}
-	if !c.spawn(run) {
-		run() // the client is closing: no background work
+	lctx, cancel := c.detached(r.ctx, 0)
+	r.res = c.loadKeys(lctx, r.ks, r.keys, r.idx, true)
+	cancel()
+	c.keepLoaded(r.ks, r.keys, r.idx, snaps, r.res)
+	r.answer()
+}
+
+// answer gives each wait its result, and finishes the flights.
+func (r *heldRun[K, V]) answer() {
+	r.answered = true
+	for j, i := range r.idx {
+		h := r.hs[j]
+		if r.res != nil {
+			h.e, h.err = r.res[j].result()
+		} else {
+			h.err = fmt.Errorf("cache: load %s: did not complete", r.keys[i])
+		}
+		close(h.done)
+		if r.fls != nil {
+			r.fls[i].Finish(h.e, h.err)
+		}
 	}
-	return hs
+}
+
+// write writes the results under their leases, then ends the run.
+func (r *heldRun[K, V]) write() {
+	defer r.end()
+	// The writes are bounded by LeaseTTL, not by the time budget: cut
+	// short, they would leave the leases for LeaseTTL and every process
+	// would wait (past it the leases are gone anyway).
+	wctx, wcancel := r.c.detached(r.ctx, max(r.c.leaseTTL, r.c.budgetFor(len(r.idx))))
+	defer wcancel()
+	r.c.commit(wctx, r.ks, r.keys, r.idx, r.leases, r.res)
+}
+
+// end ends the loads, written or not: their writes are over.
+func (r *heldRun[K, V]) end() {
+	if !r.answered {
+		r.answer() // the loader did not return
+	}
+	for j, i := range r.idx {
+		h := r.hs[j]
+		close(h.written)
+		// A load this one replaced may still be writing: it takes the
+		// key's place again, for awaitWrites.
+		if p := h.prev.Load().running(); p != nil {
+			r.c.held.CompareAndSwap(r.keys[i], h, p)
+		} else {
+			r.c.held.CompareAndDelete(r.keys[i], h)
+		}
+	}
 }
 
 // keepLoaded keeps a copy of each loaded result that is to be written, before
