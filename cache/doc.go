@@ -150,8 +150,11 @@
 // process's own loads still in Redis proves no invalidation came since it
 // began, and the read waits for that load.
 //
-// Loads. The holder of a lease loads on a goroutine of its own (the callers
-// may leave; the load writes for everyone) and writes with a script that
+// Loads. The holder of a lease loads detached from its caller's
+// cancellation: on a goroutine of its own when the caller's context can end
+// (the callers may leave; the load writes for everyone), on the caller's
+// goroutine when it never can (the caller could not leave earlier anyway).
+// It writes, on a goroutine of its own, with a script that
 // replaces the key only if it still holds the holder's lease: an invalidation
 // deletes the key, lease and all, which is what keeps G1. The script reads the
 // key before it writes (which makes Redis push the write's invalidation back
