@@ -53,35 +53,31 @@ var (
 	SQLite = Dialect{
 		Name:      "sqlite",
 		seedBatch: 1,
-		schema: []string{
-			`CREATE TABLE IF NOT EXISTS products (
-				id          INTEGER PRIMARY KEY,
-				name        TEXT    NOT NULL,
-				category    TEXT    NOT NULL,
-				price_cents INTEGER NOT NULL,
-				version     INTEGER NOT NULL DEFAULT 1
-			)`,
-			`CREATE INDEX IF NOT EXISTS products_category ON products(category, id)`,
-			`CREATE TABLE IF NOT EXISTS seeded (done INTEGER NOT NULL)`,
-		},
+		schema:    schema("INTEGER"),
 	}
 	Postgres = Dialect{
 		Name:      "postgres",
 		lockRow:   " FOR UPDATE",
 		seedBatch: 1000,
-		schema: []string{
-			`CREATE TABLE IF NOT EXISTS products (
-				id          BIGINT PRIMARY KEY,
-				name        TEXT   NOT NULL,
-				category    TEXT   NOT NULL,
-				price_cents BIGINT NOT NULL,
-				version     BIGINT NOT NULL DEFAULT 1
-			)`,
-			`CREATE INDEX IF NOT EXISTS products_category ON products(category, id)`,
-			`CREATE TABLE IF NOT EXISTS seeded (done INTEGER NOT NULL)`,
-		},
+		schema:    schema("BIGINT"),
 	}
 )
+
+// schema is the catalogue's tables, their integer columns of type integer
+// (SQLite's INTEGER is 64 bits; PostgreSQL's is 32, and BIGINT 64).
+func schema(integer string) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS products (
+			id          ` + integer + ` PRIMARY KEY,
+			name        TEXT NOT NULL,
+			category    TEXT NOT NULL,
+			price_cents ` + integer + ` NOT NULL,
+			version     ` + integer + ` NOT NULL DEFAULT 1
+		)`,
+		`CREATE INDEX IF NOT EXISTS products_category ON products(category, id)`,
+		`CREATE TABLE IF NOT EXISTS seeded (done INTEGER NOT NULL)`,
+	}
+}
 
 // OpenSQLite opens (creating dir and the file when missing) the catalogue
 // database in dir, and seeds it with SeedProducts products on first start.
