@@ -229,3 +229,46 @@ func TestSetManyWritesEachKeyWithItsTTL(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchWritesKeepEveryCopy: the copies a batch keeps in process memory
+// survive the batch's own writes, loaded (GetMany) or set (SetMany). Among
+// 500 keys some share an invalidation counter, and the write of one moves
+// it: before the writes of a batch discounted their own moves, such a pair
+// lost a copy and the next read of it went to Redis.
+func TestBatchWritesKeepEveryCopy(t *testing.T) {
+	t.Parallel()
+	const n = 500
+	for _, topo := range topologies() {
+		t.Run(topo.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			src := &batchSource{}
+			c, err := cache.New(connectWith(t, topo.opt(t)), cache.Options[int64, User]{Namespace: namespace(t), BatchLoader: src.load})
+			require.NoError(t, err)
+			loaded := make([]int64, n)
+			set := make(map[int64]User, n)
+			for i := range loaded {
+				loaded[i] = int64(i + 1)
+				set[int64(n+i+1)] = sampleUser(int64(n + i + 1))
+			}
+			got, err := c.GetMany(ctx, loaded)
+			require.NoError(t, err)
+			require.Len(t, got, n)
+			require.NoError(t, cache.AwaitWrites(ctx, c, loaded...))
+			require.NoError(t, c.SetMany(ctx, set))
+
+			before := c.Stats()
+			got, err = c.GetMany(ctx, loaded)
+			require.NoError(t, err)
+			require.Len(t, got, n)
+			for k := range set {
+				_, err := c.Get(ctx, k)
+				require.NoError(t, err)
+			}
+			after := c.Stats()
+			assert.Equal(t, uint64(2*n), after.LocalHits-before.LocalHits, "every key read from process memory")
+			assert.Zero(t, after.RedisHits-before.RedisHits, "no key read from Redis")
+			assert.Equal(t, 1, src.callCount(), "one batch-loader call")
+		})
+	}
+}

@@ -181,9 +181,10 @@
 // followed by the echo itself, which then drops the copy: copies still go
 // within the push delay.
 //
-// The order that keeps a stale copy out: a read takes a counter of the key's
-// stripe before its visit and stores its copy only if no invalidation changed
-// the counter since (see local.go).
+// The order that keeps a stale copy out: a read takes the key's invalidation
+// counter (one of 4096, shared by the keys that hash to it) before its visit
+// and stores its copy only if no invalidation changed the counter since (see
+// local.go).
 //
 // Waits. A read that finds another process's lease waits for the key's
 // push (the visit tracked the key; the holder's write, the lease's expiry or

@@ -88,7 +88,7 @@ type visited struct {
 
 // visit visits keys[i], i in todo, in one round trip, each with a lease to
 // take (st[i].lease) or as a plain read, after taking the snapshot of its
-// stripe (st[i].snap), and returns what it found of each.
+// invalidation counter (st[i].snap), and returns what it found of each.
 func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, keys []string, todo []int, st []keyState) []visited {
 	for _, i := range todo {
 		if c.local != nil {
@@ -193,7 +193,9 @@ const pttlUnknown = -3
 // reply — whatever became of the connection an earlier visit tracked the key
 // on: that push is the echo the client expects (see Client.expectEcho). It
 // reads PTTL after the write, so that the key stays tracked for the next
-// change. It returns {1 if it wrote, PTTL}.
+// change. It returns the key's PTTL after the write (-2 after a deletion),
+// or nil if it did not write: one integer, which Redis and the client read
+// without building an array.
 var (
 	writeScript = rueidis.NewLuaScript(writeSrc)
 	writeSHA    = scriptSHA(writeSrc)
@@ -203,14 +205,14 @@ const writeSrc = `
 if ARGV[1] == '' then
 	redis.call('PTTL', KEYS[1])
 elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
-	return {0, 0}
+	return nil
 end
 if ARGV[3] == '0' then
 	redis.call('DEL', KEYS[1])
-	return {1, -2}
+	return -2
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return {1, redis.call('PTTL', KEYS[1])}`
+return redis.call('PTTL', KEYS[1])`
 
 // Leases: one load per key across every process.
 //
@@ -298,13 +300,51 @@ func (c *Cache[K, V]) readCmd(rc rueidis.Client, key string, lease []byte) rueid
 }
 
 // writeExec is writeScript's execution: data for ttl in place of old (any
-// bytes when old is nil), or a deletion when data is nil.
-func writeExec(key string, old, data []byte, ttl time.Duration) rueidis.LuaExec {
+// bytes when old is nil), or a deletion when data is nil. Its slices come
+// from a, when it is not nil (see execArena).
+func writeExec(a *execArena, key string, old, data []byte, ttl time.Duration) rueidis.LuaExec {
+	if a == nil {
+		a = new(execArena)
+	}
 	ttlArg := "0"
 	if data != nil {
-		ttlArg = strconv.FormatInt(ms(ttl), 10)
+		ttlArg = a.int(ms(ttl))
 	}
-	return rueidis.LuaExec{Keys: []string{key}, Args: []string{rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg}}
+	return rueidis.LuaExec{Keys: a.strings(key), Args: a.strings(rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg)}
+}
+
+// execArena hands out the key and argument slices of the script executions
+// of one pipeline from arrays they share: a few allocations for the
+// pipeline instead of three for each execution. What it handed out is never
+// written again (a slice is capped at its length, an append that outgrows
+// an array moves to a new one), so it stays valid as long as it is used.
+type execArena struct {
+	strs []string
+	nums []byte
+}
+
+// writeExecStrings is the most keys and arguments an execution of
+// writeScript or plainWriteScript takes from its arena.
+const writeExecStrings = 6
+
+// newExecArena returns an arena sized for n executions of up to
+// strsPerExec keys and arguments each, and one number.
+func newExecArena(n, strsPerExec int) *execArena {
+	return &execArena{strs: make([]string, 0, n*strsPerExec), nums: make([]byte, 0, n*20)}
+}
+
+// strings returns a slice holding s.
+func (a *execArena) strings(s ...string) []string {
+	n := len(a.strs)
+	a.strs = append(a.strs, s...)
+	return a.strs[n:len(a.strs):len(a.strs)]
+}
+
+// int returns v in decimal.
+func (a *execArena) int(v int64) string {
+	n := len(a.nums)
+	a.nums = strconv.AppendInt(a.nums, v, 10)
+	return rueidis.BinaryString(a.nums[n:len(a.nums):len(a.nums)])
 }
 
 // visitReply reads the replies of a visit's commands: the key's bytes are
@@ -348,19 +388,17 @@ func fromBytes(raw []byte, err error, pttl int64) visited {
 	return visited{raw: raw, found: true, pttl: pttl}
 }
 
-// writeReply is writeScript's answer: whether it wrote, and the key's PTTL
-// after the write.
+// writeReply is writeScript's (or plainWriteScript's) answer: whether it
+// wrote, and the key's PTTL after the write.
 func writeReply(res rueidis.RedisResult) (wrote bool, pttl int64, err error) {
-	arr, err := res.ToArray()
-	if err != nil {
+	pttl, err = res.AsInt64()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return false, 0, nil
+	case err != nil:
 		return false, 0, err
 	}
-	if len(arr) != 2 {
-		return false, 0, errBadReply
-	}
-	n, _ := arr[0].AsInt64()
-	pttl, _ = arr[1].AsInt64()
-	return n == 1, pttl, nil
+	return true, pttl, nil
 }
 
 // waits lets reads of this process wait for the invalidation of keys.

@@ -16,6 +16,8 @@ import (
 )
 
 // heldLoad is a load this process runs for one key under the key's lease.
+// The loads of one loader call share their channels, which they reach
+// together.
 type heldLoad[V any] struct {
 	lease   []byte
 	done    chan struct{} // closed once e and err are set
@@ -101,12 +103,17 @@ type loaded[V any] struct {
 func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx []int, st []keyState, fls []*loader.Flight[*entry[V]]) []*heldLoad[V] {
 	c.stats.misses.Add(uint64(len(idx)))
 	r := &heldRun[K, V]{c: c, ctx: ctx, ks: ks, keys: keys, idx: idx, fls: fls,
-		hs: make([]*heldLoad[V], len(idx)), leases: make([][]byte, len(idx))}
+		hs: make([]*heldLoad[V], len(idx)), leases: make([][]byte, len(idx)),
+		done: make(chan struct{}), written: make(chan struct{})}
+	loads := make([]heldLoad[V], len(idx))
 	for j, i := range idx {
 		r.leases[j] = st[i].lease
-		r.hs[j] = &heldLoad[V]{lease: r.leases[j], done: make(chan struct{}), written: make(chan struct{})}
+		loads[j].lease, loads[j].done, loads[j].written = r.leases[j], r.done, r.written
+		r.hs[j] = &loads[j]
 		if prev, ok := c.held.Swap(keys[i], r.hs[j]); ok {
-			r.hs[j].prev.Store(prev.(*heldLoad[V]))
+			// Only the loads still writing: those that ended are not
+			// waited for, and must not keep their batch in memory.
+			r.hs[j].prev.Store(prev.(*heldLoad[V]).running())
 		}
 	}
 	if ctx.Done() == nil {
@@ -136,6 +143,8 @@ type heldRun[K comparable, V any] struct {
 	leases   [][]byte
 	res      []loaded[V]
 	answered bool
+	// done and written are the channels of every load of hs.
+	done, written chan struct{}
 }
 
 // run loads, then writes.
@@ -176,9 +185,11 @@ func (r *heldRun[K, V]) answer() {
 		} else {
 			h.err = fmt.Errorf("cache: load %s: did not complete", r.keys[i])
 		}
-		close(h.done)
-		if r.fls != nil {
-			r.fls[i].Finish(h.e, h.err)
+	}
+	close(r.done)
+	if r.fls != nil {
+		for j, i := range r.idx {
+			r.fls[i].Finish(r.hs[j].e, r.hs[j].err)
 		}
 	}
 }
@@ -199,9 +210,9 @@ func (r *heldRun[K, V]) end() {
 	if !r.answered {
 		r.answer() // the loader did not return
 	}
+	close(r.written)
 	for j, i := range r.idx {
 		h := r.hs[j]
-		close(h.written)
 		// A load this one replaced may still be writing: it takes the
 		// key's place again, for awaitWrites.
 		if p := h.prev.Load().running(); p != nil {
@@ -218,8 +229,9 @@ func (r *heldRun[K, V]) end() {
 // handled since the snapshots taken before the loader read the source (the
 // visit that took the lease made Redis track the key, so any change after
 // it is pushed and drops the copy, as it drops every copy). The write then
-// replaces it with the copy it stores (or drops it, if the write does not
-// happen); until then it expires with the TTL being written.
+// leaves it in place, or replaces it with a copy of its own (keepWritten),
+// or drops it if the write does not happen; until then it expires with the
+// TTL being written.
 func (c *Cache[K, V]) keepLoaded(ks []K, keys []string, idx []int, snaps []uint64, res []loaded[V]) {
 	if !c.local.keeps() || !c.tracks() {
 		return
@@ -230,7 +242,9 @@ func (c *Cache[K, V]) keepLoaded(ks []K, keys []string, idx []int, snaps []uint6
 		if l.e == nil || l.data == nil || l.ttl <= 0 {
 			continue
 		}
-		l.e.expireAt = now.Add(l.ttl).UnixNano()
+		// The whole milliseconds the write sets (PX): the key, written
+		// after now, expires no earlier.
+		l.e.expireAt = now.Add(time.Duration(ms(l.ttl)) * time.Millisecond).UnixNano()
 		c.local.store(ks[i], l.e, snaps[j])
 	}
 }
@@ -416,6 +430,7 @@ func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []
 // that found Redis unavailable, to be sent again.
 func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], todo []int) (again []int, lastErr error) {
 	execs := make([]rueidis.LuaExec, len(todo))
+	arena := newExecArena(len(todo), writeExecStrings)
 	snaps := make([]uint64, len(todo))
 	keep := make([]bool, len(todo))
 	for t, j := range todo {
@@ -425,12 +440,16 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 			c.client.expectEcho(keys[i])
 			snaps[t] = c.local.snapshot(keys[i])
 		}
-		execs[t] = c.underLease(keys[i], leases[j], ls[j].data, ls[j].ttl)
+		execs[t] = c.underLease(arena, keys[i], leases[j], ls[j].data, ls[j].ttl)
 	}
 	var results []rueidis.RedisResult
 	rc, err := c.redis()
 	if err == nil {
 		results = c.evalUnderLease(wctx, rc, execs)
+	}
+	var own ownMoves // of the counters of the keys kept, when there are several
+	if len(todo) > 1 {
+		own = make(ownMoves, len(todo))
 	}
 	for t, j := range todo {
 		i, l := idx[j], ls[j]
@@ -468,8 +487,12 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 		c.client.wroteBy(keys[i], c)
 		c.flights.Forget(keys[i])
 		// The entry the callers were given stays, or a copy of it: they
-		// may be reading it.
-		c.local.keepWritten(ks[i], l.e, c.expiryIn(pttl), snaps[t])
+		// may be reading it. The key expires no earlier than the early
+		// copy does: the write set it for the whole milliseconds of l.ttl
+		// after keepLoaded counted them from its now. The expiry read from
+		// PTTL, whole milliseconds too, may fall a little short of that,
+		// and would cost a new copy for nothing.
+		c.local.keepWritten(ks[i], l.e, max(c.expiryIn(pttl), l.e.expireAt), snaps[t], own)
 	}
 	return again, lastErr
 }
@@ -532,8 +555,9 @@ func (c *Cache[K, V]) releaseOnce(ctx context.Context, keys []string, st []keySt
 		return todo
 	}
 	execs := make([]rueidis.LuaExec, len(todo))
+	arena := newExecArena(len(todo), writeExecStrings)
 	for j, i := range todo {
-		execs[j] = c.underLease(keys[i], st[i].lease, nil, 0)
+		execs[j] = c.underLease(arena, keys[i], st[i].lease, nil, 0)
 	}
 	bctx, cancel := context.WithTimeout(ctx, c.budgetFor(len(execs)))
 	defer cancel()

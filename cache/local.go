@@ -17,13 +17,14 @@ import (
 // weighs its stored size, its Redis key and copyOverhead, and past the budget
 // otter's W-TinyLFU policy chooses what to evict (Redis still holds it).
 // Stores and invalidations go through one of
-// stripeCount stripes chosen by the Redis key, each holding a mutex, an
-// invalidation counter and the index from a Redis key back to the typed keys
-// whose copies it backs. The index keeps every typed key: a Key function
+// stripeCount stripes chosen by the Redis key, each holding a mutex and the
+// index from a Redis key back to the typed keys whose copies it backs, and
+// through one of genCount invalidation counters, also chosen by the Redis
+// key, each guarded by the mutex of the stripe of the keys it counts for. The index keeps every typed key: a Key function
 // that is not one-to-one (strings.ToLower, say) maps several typed keys to
 // one Redis key, and an invalidation of that Redis key drops them all.
 //
-// The order that keeps a stale copy out. A read takes the stripe's counter
+// The order that keeps a stale copy out. A read takes the key's counter
 // (snapshot) BEFORE it sends its command to Redis, and stores the decoded
 // value only if, under the stripe's mutex, the counter still equals the
 // snapshot. An invalidation increments the counter and deletes the copies
@@ -33,9 +34,11 @@ import (
 // does not store, or the read stores first and the invalidation then deletes
 // what it stored. An invalidation that arrived before the snapshot concerns a
 // change that Redis applied before the read, which therefore saw it.
-// Invalidations of other keys of the same stripe also make a read skip its
-// store; that costs only a later re-read, never correctness, and with 256
-// stripes it is rare.
+// Invalidations of other keys of the same counter also make a read skip its
+// store; that costs only a later re-read, never correctness, and with 4096
+// counters it is rare: with one counter per stripe, the 100 leases a batch
+// read takes, pushed back while the writes of the batch before it were in
+// flight, made more than half of those writes drop their copy.
 type local[K comparable, V any] struct {
 	// items holds the copies, bounded by their weight (copyWeight) with
 	// otter's W-TinyLFU admission and eviction; nil keeps no copies (the
@@ -44,6 +47,7 @@ type local[K comparable, V any] struct {
 	// an eviction happens during a store or, now and then, a read.
 	items   *otter.Cache[K, *entry[V]]
 	stripes [stripeCount]stripe[K]
+	gens    [genCount]atomic.Uint64 // written under their stripe's mu; read without it for snapshots
 	seed    maphash.Seed
 
 	// evicted queues the copies that otter evicted, whose index entries are
@@ -73,11 +77,14 @@ func copyWeight(key string, size uint32) int64 {
 
 const stripeCount = 256
 
+// genCount is the number of invalidation counters: a multiple of
+// stripeCount, so that the keys of one counter are all of one stripe.
+const genCount = 16 * stripeCount
+
 type stripe[K comparable] struct {
 	mu  sync.Mutex
-	gen atomic.Uint64  // written under mu; read without it for snapshots
 	rev map[string][]K // Redis key -> typed keys with a stored copy; guarded by mu
-	_   [24]byte       // keep neighbouring stripes off one cache line
+	_   [48]byte       // keep neighbouring stripes off one cache line
 }
 
 // entry is one decoded value. It is immutable once stored, but for the
@@ -135,6 +142,18 @@ func (l *local[K, V]) stripe(key string) *stripe[K] {
 	return &l.stripes[maphash.String(l.seed, key)%stripeCount]
 }
 
+// hash returns the index of key's invalidation counter; its stripe's is
+// the same modulo stripeCount.
+func (l *local[K, V]) hash(key string) uint32 {
+	return uint32(maphash.String(l.seed, key) % genCount)
+}
+
+// slot returns key's stripe and invalidation counter.
+func (l *local[K, V]) slot(key string) (*stripe[K], *atomic.Uint64) {
+	h := l.hash(key)
+	return &l.stripes[h%stripeCount], &l.gens[h]
+}
+
 // get returns the fresh copy of k, if any. It is the hit path: no lock, no
 // allocation.
 func (l *local[K, V]) get(k K, nowNanos int64) (*entry[V], bool) {
@@ -172,15 +191,15 @@ func (l *local[K, V]) all() iter.Seq2[K, *entry[V]] {
 // snapshot returns the invalidation counter of key's stripe, to be taken
 // before the Redis command whose result may be stored with store.
 func (l *local[K, V]) snapshot(key string) uint64 {
-	return l.stripe(key).gen.Load()
+	return l.gens[l.hash(key)].Load()
 }
 
-// store keeps e as the copy of k unless an invalidation touched its stripe
+// store keeps e as the copy of k unless an invalidation touched its counter
 // since snap. It reports whether it stored.
 func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
-	st := l.stripe(e.key)
+	st, gen := l.slot(e.key)
 	st.mu.Lock()
-	if st.gen.Load() != snap || l.items == nil {
+	if gen.Load() != snap || l.items == nil {
 		st.mu.Unlock()
 		return false
 	}
@@ -196,8 +215,8 @@ func (l *local[K, V]) store(k K, e *entry[V], snap uint64) bool {
 // expires no later than expireAt, the expiry of what was written — saving
 // the replacement's copy and its two changes of the store — and otherwise
 // stores a copy of early that expires at expireAt, as storeWritten would.
-func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uint64) bool {
-	st, ok := l.lockWritten(early.key, snap)
+func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uint64, own ownMoves) bool {
+	st, ok := l.lockWritten(early.key, snap, own)
 	if ok && early.expireAt != 0 && early.expireAt <= expireAt {
 		if cur, found := l.items.GetEntryQuietly(k); found && cur.Value == early {
 			if ks := st.rev[early.key]; len(ks) == 1 && ks[0] == k {
@@ -218,23 +237,46 @@ func (l *local[K, V]) keepWritten(k K, early *entry[V], expireAt int64, snap uin
 // step under the stripe's mutex it drops every copy of the Redis key (as
 // invalidate does, so that reads in flight do not store what they read
 // before the write), then keeps e as the copy of k — unless an invalidation
-// touched the stripe since snap, taken before the write was sent.
-func (l *local[K, V]) storeWritten(k K, e *entry[V], snap uint64) bool {
-	st, ok := l.lockWritten(e.key, snap)
+// touched the key's counter since snap, taken before the write was sent.
+func (l *local[K, V]) storeWritten(k K, e *entry[V], snap uint64, own ownMoves) bool {
+	st, ok := l.lockWritten(e.key, snap, own)
 	return l.replaceWritten(st, k, e, ok)
 }
 
 // lockWritten begins storeWritten and keepWritten: it locks key's stripe,
-// reports whether no invalidation touched it since snap (and copies are
-// kept at all), and bumps its counter, so that reads in flight since before
-// the write do not store what they read.
-func (l *local[K, V]) lockWritten(key string, snap uint64) (*stripe[K], bool) {
-	st := l.stripe(key)
+// reports whether no invalidation touched the key's counter since snap (and
+// copies are kept at all), and moves the counter, so that reads in flight
+// since before the write do not store what they read. own, when not nil,
+// holds the moves of the writes of the same batch before this one, whose
+// snapshots were all taken before the first of them (see ownMoves).
+func (l *local[K, V]) lockWritten(key string, snap uint64, own ownMoves) (*stripe[K], bool) {
+	h := l.hash(key)
+	st, gen := &l.stripes[h%stripeCount], &l.gens[h]
 	st.mu.Lock()
-	ok := st.gen.Load() == snap && l.items != nil
-	st.gen.Add(1)
-	return st, ok
+	cur := gen.Load()
+	ok := cur == snap
+	if run, moved := own[h]; moved && run.last == cur {
+		ok = ok || snap == run.first
+		own[h] = ownRun{run.first, cur + 1}
+	} else if own != nil {
+		own[h] = ownRun{cur, cur + 1}
+	}
+	gen.Add(1)
+	return st, ok && l.items != nil
 }
+
+// ownMoves are the invalidation counters that the writes of one batch have
+// moved so far, each with the run of values those moves alone took it
+// through (no other move came between them). A write of the batch whose
+// snapshot is the first value of its counter's run saw no invalidation but
+// the moves of the batch's other writes, which concern other keys that
+// share the counter: it keeps its copy. Without them, a batch of 100
+// writes would drop a copy for every two of its keys that share a counter.
+// Use one for the writes of one pipeline, from one goroutine, with the
+// snapshots taken before the first write is stored.
+type ownMoves map[uint32]ownRun
+
+type ownRun struct{ first, last uint64 }
 
 // replaceWritten ends them: it drops every copy of e's Redis key, keeps e as
 // the copy of k when ok, and unlocks st.
@@ -329,9 +371,9 @@ func (st *stripe[K]) unindex(key string, k K) {
 // invalidate drops the copies stored under the Redis key and makes reads
 // that snapshotted before it skip their store.
 func (l *local[K, V]) invalidate(key string) {
-	st := l.stripe(key)
+	st, gen := l.slot(key)
 	st.mu.Lock()
-	st.gen.Add(1)
+	gen.Add(1)
 	l.drop(st, key)
 	st.mu.Unlock()
 }
@@ -342,7 +384,9 @@ func (l *local[K, V]) invalidateAll() {
 	for i := range l.stripes {
 		st := &l.stripes[i]
 		st.mu.Lock()
-		st.gen.Add(1)
+		for g := i; g < genCount; g += stripeCount {
+			l.gens[g].Add(1)
+		}
 		for key := range st.rev {
 			l.drop(st, key)
 		}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -43,7 +44,7 @@ func TestLocalStoreWrittenDropsOtherCopiesFirst(t *testing.T) {
 	require.True(t, l.store("Bob", &entry[int]{v: 1, key: "ns:bob"}, l.snapshot("ns:bob")))
 	snap := l.snapshot("ns:bob")
 	readSnap := l.snapshot("ns:bob") // a read in flight since before the write
-	require.True(t, l.storeWritten("bob", &entry[int]{v: 2, key: "ns:bob"}, snap))
+	require.True(t, l.storeWritten("bob", &entry[int]{v: 2, key: "ns:bob"}, snap, nil))
 	_, ok := l.get("Bob", 0)
 	assert.False(t, ok, "the copy of another typed key of the written Redis key is dropped")
 	e, ok := l.get("bob", 0)
@@ -56,7 +57,7 @@ func TestLocalStoreWrittenDropsOtherCopiesFirst(t *testing.T) {
 	snap = l.snapshot("ns:bob")
 	l.invalidate("ns:bob")
 	require.True(t, l.store("bob", &entry[int]{v: 3, key: "ns:bob"}, l.snapshot("ns:bob")))
-	assert.False(t, l.storeWritten("bob", &entry[int]{v: 4, key: "ns:bob"}, snap))
+	assert.False(t, l.storeWritten("bob", &entry[int]{v: 4, key: "ns:bob"}, snap, nil))
 	_, ok = l.get("bob", 0)
 	assert.False(t, ok)
 }
@@ -73,7 +74,7 @@ func TestLocalKeepWritten(t *testing.T) {
 	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
 	snap := l.snapshot("ns:bob")
 	readSnap := l.snapshot("ns:bob")
-	require.True(t, l.keepWritten("bob", early, 2000, snap))
+	require.True(t, l.keepWritten("bob", early, 2000, snap, nil))
 	e, ok := l.get("bob", 0)
 	require.True(t, ok)
 	assert.Same(t, early, e, "the early copy stays")
@@ -83,7 +84,7 @@ func TestLocalKeepWritten(t *testing.T) {
 	// It would outlive what was written: replaced by a copy expiring with it.
 	early = &entry[int]{v: 2, key: "ns:bob", expireAt: 3000}
 	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
-	require.True(t, l.keepWritten("bob", early, 2500, l.snapshot("ns:bob")))
+	require.True(t, l.keepWritten("bob", early, 2500, l.snapshot("ns:bob"), nil))
 	e, ok = l.get("bob", 0)
 	require.True(t, ok)
 	assert.NotSame(t, early, e)
@@ -96,7 +97,7 @@ func TestLocalKeepWritten(t *testing.T) {
 	early = &entry[int]{v: 3, key: "ns:bob", expireAt: 1000}
 	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
 	require.True(t, l.store("Bob", &entry[int]{v: 3, key: "ns:bob"}, l.snapshot("ns:bob")))
-	require.True(t, l.keepWritten("bob", early, 2000, l.snapshot("ns:bob")))
+	require.True(t, l.keepWritten("bob", early, 2000, l.snapshot("ns:bob"), nil))
 	_, ok = l.get("Bob", 0)
 	assert.False(t, ok, "the other typed key's copy is dropped")
 	e, ok = l.get("bob", 0)
@@ -111,7 +112,7 @@ func TestLocalKeepWritten(t *testing.T) {
 	l.invalidate("ns:bob")
 	other := &entry[int]{v: 5, key: "ns:bob", expireAt: 1000}
 	require.True(t, l.store("bob", other, l.snapshot("ns:bob")))
-	require.True(t, l.keepWritten("bob", early, 2000, l.snapshot("ns:bob")))
+	require.True(t, l.keepWritten("bob", early, 2000, l.snapshot("ns:bob"), nil))
 	e, ok = l.get("bob", 0)
 	require.True(t, ok)
 	assert.Equal(t, 4, e.v, "the written value")
@@ -123,9 +124,70 @@ func TestLocalKeepWritten(t *testing.T) {
 	snap = l.snapshot("ns:bob")
 	l.invalidate("ns:bob")
 	require.True(t, l.store("bob", early, l.snapshot("ns:bob")))
-	assert.False(t, l.keepWritten("bob", early, 2000, snap))
+	assert.False(t, l.keepWritten("bob", early, 2000, snap, nil))
 	_, ok = l.get("bob", 0)
 	assert.False(t, ok)
+}
+
+// sharingKeys returns three Redis keys of l whose invalidation counter is
+// the same.
+func sharingKeys[K comparable, V any](t *testing.T, l *local[K, V]) [3]string {
+	t.Helper()
+	seen := map[uint32][]string{}
+	for i := 0; ; i++ {
+		key := fmt.Sprintf("ns:%d", i)
+		h := l.hash(key)
+		seen[h] = append(seen[h], key)
+		if len(seen[h]) == 3 {
+			return [3]string(seen[h])
+		}
+	}
+}
+
+func TestLocalOwnMoves(t *testing.T) {
+	t.Parallel()
+	l := newLocal[string, int](100 * copyWeight("ns:00000", 0))
+	keys := sharingKeys(t, l)
+	a, b, c := keys[0], keys[1], keys[2]
+	stored := func(key string) bool {
+		_, ok := l.get(key, 0)
+		return ok
+	}
+
+	// The writes of one batch: the second and third keep their copies
+	// although the first moved their counter, and so did the second.
+	own := ownMoves{}
+	sa, sb, sc := l.snapshot(a), l.snapshot(b), l.snapshot(c)
+	require.True(t, l.storeWritten(a, &entry[int]{v: 1, key: a}, sa, own))
+	assert.True(t, l.storeWritten(b, &entry[int]{v: 1, key: b}, sb, own), "the batch's own move")
+	assert.True(t, l.storeWritten(c, &entry[int]{v: 1, key: c}, sc, own), "two moves of the batch's own")
+	assert.True(t, stored(a) && stored(b) && stored(c))
+
+	// Without them, the move of a write of another key of the counter
+	// drops the copy, as an invalidation would.
+	sa, sb = l.snapshot(a), l.snapshot(b)
+	require.True(t, l.storeWritten(a, &entry[int]{v: 2, key: a}, sa, nil))
+	assert.False(t, l.storeWritten(b, &entry[int]{v: 2, key: b}, sb, nil))
+	assert.False(t, stored(b))
+
+	// An invalidation between two writes of the batch: the writes after it
+	// keep nothing.
+	own = ownMoves{}
+	sa, sb, sc = l.snapshot(a), l.snapshot(b), l.snapshot(c)
+	require.True(t, l.storeWritten(a, &entry[int]{v: 3, key: a}, sa, own))
+	l.invalidate(b)
+	assert.False(t, l.storeWritten(b, &entry[int]{v: 3, key: b}, sb, own))
+	assert.False(t, l.storeWritten(c, &entry[int]{v: 3, key: c}, sc, own))
+	assert.False(t, stored(b) || stored(c))
+
+	// An invalidation after the snapshots, before the batch's first
+	// write: that write too keeps nothing, and neither do the others.
+	own = ownMoves{}
+	sa, sb = l.snapshot(a), l.snapshot(b)
+	l.invalidate(c)
+	assert.False(t, l.keepWritten(a, &entry[int]{v: 4, key: a}, 0, sa, own))
+	assert.False(t, l.keepWritten(b, &entry[int]{v: 4, key: b}, 0, sb, own))
+	assert.False(t, stored(a) || stored(b))
 }
 
 func TestLocalExpiryAndBudget(t *testing.T) {

@@ -166,7 +166,8 @@ return {false, redis.call('PTTL', KEYS[2]), held}`
 // the value key is still missing. GETEX reads the lease without tracking it
 // (it is not a read-only command), so that deleting it does not push back
 // here; EXISTS reads the value key, so that its write is pushed back as the
-// echo. It returns {1 if it wrote (or released), PTTL}.
+// echo. It returns, as writeScript does, the value key's PTTL after the
+// write (-2 after a release), or nil if it did not write.
 var (
 	plainWriteScript = rueidis.NewLuaScript(plainWriteSrc)
 	plainWriteSHA    = scriptSHA(plainWriteSrc)
@@ -174,17 +175,17 @@ var (
 
 const plainWriteSrc = `
 if redis.call('GETEX', KEYS[2]) ~= ARGV[1] then
-	return {0, 0}
+	return nil
 end
 redis.call('DEL', KEYS[2])
 if ARGV[3] == '0' then
-	return {1, -2}
+	return -2
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-	return {0, 0}
+	return nil
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return {1, redis.call('PTTL', KEYS[1])}`
+return redis.call('PTTL', KEYS[1])`
 
 // plainVisitExec is plainVisitScript's execution for key: with a lease to
 // take, or a plain read.
@@ -197,10 +198,14 @@ func (c *Cache[K, V]) plainVisitExec(key string, lease []byte) rueidis.LuaExec {
 }
 
 // plainWriteExec is plainWriteScript's execution: data for ttl in place of
-// lease, or the lease's release when data is nil.
-func (c *Cache[K, V]) plainWriteExec(key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
-	e := writeExec(key, lease, data, ttl)
-	e.Keys = append(e.Keys, leaseKey(c.ns, key))
+// lease, or the lease's release when data is nil; its slices come from a
+// (see execArena).
+func (c *Cache[K, V]) plainWriteExec(a *execArena, key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
+	if a == nil {
+		a = new(execArena)
+	}
+	e := writeExec(a, key, lease, data, ttl)
+	e.Keys = a.strings(key, leaseKey(c.ns, key))
 	return e
 }
 
@@ -242,7 +247,7 @@ func (c *Cache[K, V]) leaseDels(rc rueidis.Client, keys []string) rueidis.Comman
 
 // leaseChanged is called by the client for a push of the lease key of
 // valueKey (plain mode): a lease was released, expired or deleted. The reads
-// waiting for it visit again; the stripe's counter moves, so that a wait that
+// waiting for it visit again; the key's counter moves, so that a wait that
 // registers after the push still sees it.
 func (c *Cache[K, V]) leaseChanged(valueKey string) {
 	if c.local != nil {
@@ -253,12 +258,12 @@ func (c *Cache[K, V]) leaseChanged(valueKey string) {
 
 // underLease is the execution and script of a write in place of lease (or
 // its release, data nil): in the value key itself, or in plain mode in its
-// lease key.
-func (c *Cache[K, V]) underLease(key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
+// lease key. Its slices come from a (see execArena).
+func (c *Cache[K, V]) underLease(a *execArena, key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
 	if c.plain {
-		return c.plainWriteExec(key, lease, data, ttl)
+		return c.plainWriteExec(a, key, lease, data, ttl)
 	}
-	return writeExec(key, lease, data, ttl)
+	return writeExec(a, key, lease, data, ttl)
 }
 
 // evalUnderLease runs the writes made by underLease in one pipeline.

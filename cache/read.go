@@ -676,8 +676,9 @@ func (c *Cache[K, V]) deleteUnreadable(ctx context.Context, keys []string, idx [
 		return idx, nil // the next visit meets the same error
 	}
 	execs := make([]rueidis.LuaExec, len(idx))
+	arena := newExecArena(len(idx), writeExecStrings)
 	for j, i := range idx {
-		execs[j] = writeExec(keys[i], st[i].raw, nil, 0)
+		execs[j] = writeExec(arena, keys[i], st[i].raw, nil, 0)
 	}
 	rctx, cancel := c.budget(ctx, len(execs))
 	defer cancel()

@@ -72,6 +72,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	writes := make([]write, 0, len(ks))
 	var cmds rueidis.Commands
 	var execs []rueidis.LuaExec
+	arena := newExecArena(len(ks), writeExecStrings)
 	for i, k := range ks {
 		key := c.Key(k)
 		eb := co.apply(c.encodeValue(key, vs[i]), c.plain)
@@ -84,7 +85,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 			c.client.expectEcho(key)
 			w.snap = c.local.snapshot(key)
 		}
-		ex := writeExec(key, nil, eb.data, eb.ttl)
+		ex := writeExec(arena, key, nil, eb.data, eb.ttl)
 		execs = append(execs, ex)
 		cmds = append(cmds, evalCmd(rc, writeSHA, ex))
 		cmds = append(cmds, c.tagCmds(rc, key, eb.ttl, co.tags)...)
@@ -92,6 +93,10 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	}
 	results := c.doMulti(ctx, rc, cmds...)
 	var firstErr error
+	var own ownMoves // of the counters of the keys kept, when there are several
+	if keep && len(writes) > 1 {
+		own = make(ownMoves, len(writes))
+	}
 	for j := range writes {
 		w := &writes[j]
 		res := results[w.first]
@@ -126,7 +131,7 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		c.client.wroteBy(w.key, c)
 		c.flights.Forget(w.key)
 		c.expireIn(w.e, pttl)
-		c.local.storeWritten(w.k, w.e, w.snap)
+		c.local.storeWritten(w.k, w.e, w.snap, own)
 	}
 	c.breaker.record(firstErr)
 	if errors.Is(firstErr, ErrUnavailable) {
