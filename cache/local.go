@@ -139,7 +139,7 @@ func newLocal[K comparable, V any](budget int64) *local[K, V] {
 func (l *local[K, V]) keeps() bool { return l.items != nil }
 
 func (l *local[K, V]) stripe(key string) *stripe[K] {
-	return &l.stripes[maphash.String(l.seed, key)%stripeCount]
+	return &l.stripes[l.hash(key)%stripeCount]
 }
 
 // hash returns the index of key's invalidation counter; its stripe's is
