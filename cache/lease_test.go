@@ -358,6 +358,7 @@ func TestDeadLeaseHolderIsTakenOver(t *testing.T) {
 	t.Logf("takeover after %v (lease TTL 300ms)", took)
 
 	// No placeholder is left: the key holds the value.
+	require.NoError(t, cache.AwaitWrites(ctx, waiter, "k"))
 	rc := connect(t, srv).Rueidis()
 	raw, err := rc.Do(ctx, rc.B().Get().Key(waiter.Key("k")).Build()).AsBytes()
 	require.NoError(t, err)

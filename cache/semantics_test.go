@@ -67,8 +67,11 @@ func TestNotFoundIsNoKey(t *testing.T) {
 			require.ErrorIs(t, err, cache.ErrNotFound)
 			warm(t, c, "nf1")
 			// A not-found marker in Redis only (another process's).
-			_, err = markerCache(t, connectWith(t, topo.opt(t)), nsOf(c)).Get(ctx, "nf2")
+			other := markerCache(t, connectWith(t, topo.opt(t)), nsOf(c))
+			_, err = other.Get(ctx, "nf2")
 			require.ErrorIs(t, err, cache.ErrNotFound)
+			// Its write is the other's: c does not wait for it.
+			require.NoError(t, cache.AwaitWrites(ctx, other, "nf2"))
 			// A lease of a load in progress elsewhere.
 			lease := envelope.Encode(envelope.Lease, false, time.Time{}, []byte("0123456789abcdef"))
 			require.NoError(t, rc.Do(ctx, rc.B().Set().Key(c.Key("leased")).Value(rueidis.BinaryString(lease)).PxMilliseconds(60_000).Build()).Error())
