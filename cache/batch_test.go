@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -270,5 +271,68 @@ func TestBatchWritesKeepEveryCopy(t *testing.T) {
 			assert.Zero(t, after.RedisHits-before.RedisHits, "no key read from Redis")
 			assert.Equal(t, 1, src.callCount(), "one batch-loader call")
 		})
+	}
+}
+
+// noscriptOnce is a client whose next pipeline of two EVALSHA writes has
+// Redis apply the second, then answers the first with a real NOSCRIPT, as
+// when a server restarted between them and another process's EVAL loaded
+// the script again: aside sends the first again on its own, after the
+// second.
+type noscriptOnce struct {
+	rueidis.Client
+	armed atomic.Bool
+}
+
+func (r *noscriptOnce) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	if len(cmds) == 2 && cmds[0].Commands()[0] == "EVALSHA" && cmds[1].Commands()[0] == "EVALSHA" && r.armed.CompareAndSwap(true, false) {
+		second := r.Client.Do(ctx, cmds[1])
+		noscript := r.Client.Do(ctx, r.Client.B().Evalsha().Sha1("0000000000000000000000000000000000000000").Numkeys(0).Build())
+		return []rueidis.RedisResult{noscript, second}
+	}
+	return r.Client.DoMulti(ctx, cmds...)
+}
+
+// TestSetManyResentWriteKeepsWhatRedisHolds: two typed keys of one Redis key
+// (Key = strings.ToLower) set in one SetMany, the first of the two writes
+// sent again after NOSCRIPT, so that Redis applies it last: the copies kept
+// are of the value Redis holds, whichever it is. Found by review: the
+// second write, stored before the first one's re-send, discounted the
+// first's move of their counter and kept its value, which Redis no longer
+// held, and both pushes of the key were taken for echoes.
+func TestSetManyResentWriteKeepsWhatRedisHolds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opt := shared.ClientOption()
+	pw := &pushWatch{keys: map[string]int{}, changed: make(chan struct{})}
+	opt.OnInvalidations = pw.hook
+	var rc *noscriptOnce
+	client, err := cache.Connect(opt, cache.WithClientBuilder(func(o rueidis.ClientOption) (rueidis.Client, error) {
+		c, err := rueidis.NewClient(o)
+		if err != nil {
+			return nil, err
+		}
+		rc = &noscriptOnce{Client: c}
+		return rc, nil
+	}))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	require.True(t, client.Tracking())
+	src := newSource()
+	c := versionCache(t, client, namespace(t), src, folded(src))
+	require.NoError(t, c.Set(ctx, "warm", 0)) // the script is loaded
+
+	rc.armed.Store(true)
+	m := pw.mark(c.Key("a"))
+	require.NoError(t, c.SetMany(ctx, map[string]int64{"A": 1, "a": 2}))
+	require.False(t, rc.armed.Load(), "the two writes went in one pipeline")
+	raw, err := rc.Client.Do(ctx, rc.Client.B().Get().Key(c.Key("a")).Build()).AsBytes()
+	require.NoError(t, err)
+	inRedis := int64(raw[len(raw)-1]) // a MessagePack positive fixint
+	pw.await(t, "the pushes of both writes", func() bool { return pw.keys[m.key] >= m.keys+2 })
+	for _, k := range []string{"A", "a"} {
+		v, err := c.Get(ctx, k)
+		require.NoError(t, err)
+		assert.Equal(t, inRedis, v, "Get(%q) gives what Redis holds", k)
 	}
 }

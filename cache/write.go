@@ -102,6 +102,12 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		res := results[w.first]
 		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
 			res = c.evalOne(ctx, rc, writeScript, execs[j])
+			// Redis applies it after every later write of the pipeline,
+			// but those are stored after it: from here on the order of the
+			// stores is not the order of the writes, and a write must not
+			// discount the moves of the others (two typed keys of one
+			// Redis key would keep the value Redis does not hold).
+			own = nil
 		}
 		_, pttl, err := writeReply(res)
 		end := len(results)
