@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/internal/redistest"
 	"github.com/aside-go/aside/loader"
 )
 
@@ -327,5 +328,87 @@ func TestSetManyResentWriteKeepsWhatRedisHolds(t *testing.T) {
 		v, err := c.Get(ctx, k)
 		require.NoError(t, err)
 		assert.Equal(t, inRedis, v, "Get(%q) gives what Redis holds", k)
+	}
+}
+
+// scriptTrips is a client that counts the round trips that carry a script
+// (EVALSHA or EVAL).
+type scriptTrips struct {
+	rueidis.Client
+	n atomic.Int64
+}
+
+func (s *scriptTrips) count(cmds ...rueidis.Completed) {
+	for _, c := range cmds {
+		if name := c.Commands()[0]; name == "EVALSHA" || name == "EVAL" {
+			s.n.Add(1)
+			return
+		}
+	}
+}
+
+func (s *scriptTrips) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	s.count(cmd)
+	return s.Client.Do(ctx, cmd)
+}
+
+func (s *scriptTrips) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	s.count(cmds...)
+	return s.Client.DoMulti(ctx, cmds...)
+}
+
+// TestBatchWritesAfterScriptFlush: when Redis has lost its scripts (it
+// restarted, failed over, or SCRIPT FLUSH), the writes of a batch read and
+// of a SetMany meet NOSCRIPT; they are sent again in a few round trips, not
+// one each.
+func TestBatchWritesAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t, redistest.Config{})
+	var trips *scriptTrips
+	client, err := cache.Connect(srv.ClientOption(), cache.WithClientBuilder(func(o rueidis.ClientOption) (rueidis.Client, error) {
+		c, err := rueidis.NewClient(o)
+		if err != nil {
+			return nil, err
+		}
+		trips = &scriptTrips{Client: c}
+		return trips, nil
+	}))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	src := &batchSource{}
+	c, err := cache.New(client, cache.Options[int64, User]{Namespace: namespace(t), BatchLoader: src.load})
+	require.NoError(t, err)
+	const n = 100
+	ids := make([]int64, n)
+	set := make(map[int64]User, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+		set[int64(n+i+1)] = sampleUser(int64(n + i + 1))
+	}
+	flush := func() {
+		_, err := srv.Do(ctx, "SCRIPT", "FLUSH")
+		require.NoError(t, err)
+	}
+
+	flush()
+	before := trips.n.Load()
+	got, err := c.GetMany(ctx, ids)
+	require.NoError(t, err)
+	require.Len(t, got, n)
+	require.NoError(t, cache.AwaitWrites(ctx, c, ids...))
+	// The pipeline of the writes, the first again through EVALSHA and
+	// EVAL (which loads the script), the others in one pipeline.
+	assert.LessOrEqual(t, trips.n.Load()-before, int64(4), "round trips of %d writes after SCRIPT FLUSH", n)
+	assert.Equal(t, n, c.Stats().LocalEntries, "every loaded value is kept")
+
+	flush()
+	before = trips.n.Load()
+	require.NoError(t, c.SetMany(ctx, set))
+	assert.LessOrEqual(t, trips.n.Load()-before, int64(4), "round trips of a SetMany of %d after SCRIPT FLUSH", n)
+	for k, want := range set {
+		got, err := c.Get(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
 	}
 }

@@ -237,8 +237,12 @@ return redis.call('PTTL', KEYS[1])`
 // evalMany runs script once per exec in one pipeline of EVALSHA commands.
 // rueidis' Lua.ExecMulti would first send SCRIPT LOAD to every node, a round
 // trip per call; here the SHA-1 is computed locally, and only the executions
-// that meet NOSCRIPT (a server that restarted, or never saw the script) are
-// sent again through Lua.Exec, which loads it.
+// that meet NOSCRIPT (a server that restarted or failed over, or never saw
+// the script) are sent again: the first of them through Lua.Exec, which
+// loads the script on its node, the others in one pipeline after it — and
+// so on while some meet NOSCRIPT still (on a cluster, those of other nodes),
+// each round loading the script on one more node. Sent one by one, the
+// writes of a batch after a restart took a round trip each.
 func evalMany(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha string, execs []rueidis.LuaExec) []rueidis.RedisResult {
 	cmds := make(rueidis.Commands, len(execs))
 	for i, e := range execs {
@@ -250,12 +254,45 @@ func evalMany(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha s
 	} else {
 		out = rc.DoMulti(ctx, cmds...)
 	}
+	var again []int
 	for i, res := range out {
-		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
-			out[i] = script.Exec(ctx, rc, execs[i].Keys, execs[i].Args)
+		if noScript(res) {
+			again = append(again, i)
 		}
 	}
+	resend(ctx, rc, script, sha, execs, out, again)
 	return out
+}
+
+// resend sends execs[i], i in again, whose EVALSHA met NOSCRIPT, again, as
+// evalMany says, and sets out[i] to their results.
+func resend(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha string, execs []rueidis.LuaExec, out []rueidis.RedisResult, again []int) {
+	for len(again) > 0 {
+		first := again[0]
+		out[first] = script.Exec(ctx, rc, execs[first].Keys, execs[first].Args)
+		rest := again[1:]
+		if len(rest) == 0 {
+			break
+		}
+		cmds := make(rueidis.Commands, len(rest))
+		for k, i := range rest {
+			cmds[k] = evalCmd(rc, sha, execs[i])
+		}
+		var next []int
+		for k, res := range rc.DoMulti(ctx, cmds...) {
+			if out[rest[k]] = res; noScript(res) {
+				next = append(next, rest[k])
+			}
+		}
+		again = next
+	}
+}
+
+// noScript reports whether res is Redis's NOSCRIPT: it does not have the
+// script.
+func noScript(res rueidis.RedisResult) bool {
+	re, ok := rueidis.IsRedisErr(res.Error())
+	return ok && re.IsNoScript()
 }
 
 func evalCmd(rc rueidis.Client, sha string, e rueidis.LuaExec) rueidis.Completed {

@@ -97,18 +97,30 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	if keep && len(writes) > 1 {
 		own = make(ownMoves, len(writes))
 	}
+	var resent []int // the writes that met NOSCRIPT
+	for j := range writes {
+		if noScript(results[writes[j].first]) {
+			resent = append(resent, j)
+		}
+	}
+	if len(resent) > 0 {
+		// Redis applies them after every other write of the pipeline,
+		// but they are stored in the pipeline's order: the order of the
+		// stores is not the order of the writes, and no write may
+		// discount the moves of the others (two typed keys of one Redis
+		// key would keep the value Redis does not hold).
+		own = nil
+		again := make([]rueidis.RedisResult, len(execs))
+		rctx, cancel := c.budget(ctx, len(resent))
+		resend(rctx, rc, writeScript, writeSHA, execs, again, resent)
+		cancel()
+		for _, j := range resent {
+			results[writes[j].first] = again[j]
+		}
+	}
 	for j := range writes {
 		w := &writes[j]
 		res := results[w.first]
-		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
-			res = c.evalOne(ctx, rc, writeScript, execs[j])
-			// Redis applies it after every later write of the pipeline,
-			// but those are stored after it: from here on the order of the
-			// stores is not the order of the writes, and a write must not
-			// discount the moves of the others (two typed keys of one
-			// Redis key would keep the value Redis does not hold).
-			own = nil
-		}
 		_, pttl, err := writeReply(res)
 		end := len(results)
 		if j+1 < len(writes) {
