@@ -79,6 +79,25 @@ func connectWith(tb testing.TB, opt rueidis.ClientOption) *cache.Client {
 	return c
 }
 
+// connectThrough connects a client on opt whose rueidis client is wrap's
+// wrapper of the one rueidis builds (cache.WithClientBuilder), closed at the
+// end of the test, and returns it with the wrapper.
+func connectThrough[W rueidis.Client](tb testing.TB, opt rueidis.ClientOption, wrap func(rueidis.Client) W) (*cache.Client, W) {
+	tb.Helper()
+	var w W
+	client, err := cache.Connect(opt, cache.WithClientBuilder(func(o rueidis.ClientOption) (rueidis.Client, error) {
+		rc, err := rueidis.NewClient(o)
+		if err != nil {
+			return nil, err
+		}
+		w = wrap(rc)
+		return w, nil
+	}))
+	require.NoError(tb, err)
+	tb.Cleanup(client.Close)
+	return client, w
+}
+
 var nsSeq atomic.Int64
 
 // namespace returns a namespace no other test uses: the test's name, every

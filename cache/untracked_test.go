@@ -45,17 +45,7 @@ func untrackedReader(t *testing.T, ns string, src *source) (*cache.Cache[string,
 	t.Helper()
 	opt := shared.ClientOption()
 	opt.DisableCache = true
-	var fc *followUpClient
-	client, err := cache.Connect(opt, cache.WithClientBuilder(func(o rueidis.ClientOption) (rueidis.Client, error) {
-		rc, err := rueidis.NewClient(o)
-		if err != nil {
-			return nil, err
-		}
-		fc = &followUpClient{Client: rc}
-		return fc, nil
-	}))
-	require.NoError(t, err)
-	t.Cleanup(client.Close)
+	client, fc := connectThrough(t, opt, func(c rueidis.Client) *followUpClient { return &followUpClient{Client: c} })
 	require.False(t, client.Tracking())
 	return versionCache(t, client, ns, src), fc
 }

@@ -40,6 +40,19 @@ func (c *Cache[K, V]) SetMany(ctx context.Context, m map[K]V, opts ...Option) er
 	return c.set(ctx, "set many", ks, vs, opts)
 }
 
+// repeatsKey reports whether two of s have the same key.
+func repeatsKey[T any](s []T, key func(T) string) bool {
+	seen := make(map[string]struct{}, len(s))
+	for _, v := range s {
+		k := key(v)
+		if _, ok := seen[k]; ok {
+			return true
+		}
+		seen[k] = struct{}{}
+	}
+	return false
+}
+
 // set writes vs[i] under ks[i] with writeScript, which leaves the key tracked
 // for this connection after the write, so that the value written can stay in
 // process memory: see Client.expectEcho.
@@ -105,11 +118,14 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	}
 	if len(resent) > 0 {
 		// Redis applies them after every other write of the pipeline,
-		// but they are stored in the pipeline's order: the order of the
-		// stores is not the order of the writes, and no write may
-		// discount the moves of the others (two typed keys of one Redis
-		// key would keep the value Redis does not hold).
-		own = nil
+		// but they are stored in the pipeline's order: when two writes of
+		// the batch are of one Redis key (two typed keys of a Key function
+		// that is not one-to-one), the one stored last may not be the one
+		// Redis applied last, and must not discount the other's move of
+		// their counter, or it would keep the value Redis does not hold.
+		if repeatsKey(writes, func(w write) string { return w.key }) {
+			own = nil
+		}
 		again := make([]rueidis.RedisResult, len(execs))
 		rctx, cancel := c.budget(ctx, len(resent))
 		resend(rctx, rc, writeScript, writeSHA, execs, again, resent)
