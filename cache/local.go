@@ -16,13 +16,14 @@ import (
 // key string and decodes nothing). The copies are bounded by bytes: each
 // weighs its stored size, its Redis key and copyOverhead, and past the budget
 // otter's W-TinyLFU policy chooses what to evict (Redis still holds it).
-// Stores and invalidations go through one of
-// stripeCount stripes chosen by the Redis key, each holding a mutex and the
-// index from a Redis key back to the typed keys whose copies it backs, and
-// through one of genCount invalidation counters, also chosen by the Redis
-// key, each guarded by the mutex of the stripe of the keys it counts for. The index keeps every typed key: a Key function
-// that is not one-to-one (strings.ToLower, say) maps several typed keys to
-// one Redis key, and an invalidation of that Redis key drops them all.
+// Stores and invalidations go through one of stripeCount stripes chosen by
+// the Redis key, each holding a mutex and the index from a Redis key back to
+// the typed keys whose copies it backs, and through one of genCount
+// invalidation counters, also chosen by the Redis key, each guarded by the
+// mutex of the stripe of the keys it counts for. The index keeps every typed
+// key: a Key function that is not one-to-one (strings.ToLower, say) maps
+// several typed keys to one Redis key, and an invalidation of that Redis key
+// drops them all.
 //
 // The order that keeps a stale copy out. A read takes the key's counter
 // (snapshot) BEFORE it sends its command to Redis, and stores the decoded
