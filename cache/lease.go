@@ -338,16 +338,19 @@ func (c *Cache[K, V]) readCmd(rc rueidis.Client, key string, lease []byte) rueid
 
 // writeExec is writeScript's execution: data for ttl in place of old (any
 // bytes when old is nil), or a deletion when data is nil. Its slices come
-// from a, when it is not nil (see execArena).
+// from a (see execArena).
 func writeExec(a *execArena, key string, old, data []byte, ttl time.Duration) rueidis.LuaExec {
-	if a == nil {
-		a = new(execArena)
-	}
+	return rueidis.LuaExec{Keys: a.strings(key), Args: writeArgs(a, old, data, ttl)}
+}
+
+// writeArgs are the arguments of writeScript and plainWriteScript: old (a
+// lease, or empty), the data, and its TTL in milliseconds, or "0" to delete.
+func writeArgs(a *execArena, old, data []byte, ttl time.Duration) []string {
 	ttlArg := "0"
 	if data != nil {
 		ttlArg = a.int(ms(ttl))
 	}
-	return rueidis.LuaExec{Keys: a.strings(key), Args: a.strings(rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg)}
+	return a.strings(rueidis.BinaryString(old), rueidis.BinaryString(data), ttlArg)
 }
 
 // execArena hands out the key and argument slices of the script executions
@@ -362,7 +365,7 @@ type execArena struct {
 
 // writeExecStrings is the most keys and arguments an execution of
 // writeScript or plainWriteScript takes from its arena.
-const writeExecStrings = 6
+const writeExecStrings = 5
 
 // newExecArena returns an arena sized for n executions of up to
 // strsPerExec keys and arguments each, and one number.

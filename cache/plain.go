@@ -201,12 +201,7 @@ func (c *Cache[K, V]) plainVisitExec(key string, lease []byte) rueidis.LuaExec {
 // lease, or the lease's release when data is nil; its slices come from a
 // (see execArena).
 func (c *Cache[K, V]) plainWriteExec(a *execArena, key string, lease, data []byte, ttl time.Duration) rueidis.LuaExec {
-	if a == nil {
-		a = new(execArena)
-	}
-	e := writeExec(a, key, lease, data, ttl)
-	e.Keys = a.strings(key, leaseKey(c.ns, key))
-	return e
+	return rueidis.LuaExec{Keys: a.strings(key, leaseKey(c.ns, key)), Args: writeArgs(a, lease, data, ttl)}
 }
 
 // plainVisitReply reads the reply of plainVisitScript.

@@ -99,7 +99,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	// or nothing replaces the claimed value.
 	wctx, cancel := c.detached(ctx, c.budgetFor(1))
 	defer cancel()
-	wrote, _, err := writeReply(writeScript.Exec(wctx, rc, []string{key}, writeExec(nil, key, claimed, l.data, l.ttl).Args))
+	wrote, _, err := writeReply(writeScript.Exec(wctx, rc, []string{key}, writeArgs(new(execArena), claimed, l.data, l.ttl)))
 	c.client.wrote(key)
 	switch {
 	case err != nil:

@@ -40,19 +40,6 @@ func (c *Cache[K, V]) SetMany(ctx context.Context, m map[K]V, opts ...Option) er
 	return c.set(ctx, "set many", ks, vs, opts)
 }
 
-// repeatsKey reports whether two of s have the same key.
-func repeatsKey[T any](s []T, key func(T) string) bool {
-	seen := make(map[string]struct{}, len(s))
-	for _, v := range s {
-		k := key(v)
-		if _, ok := seen[k]; ok {
-			return true
-		}
-		seen[k] = struct{}{}
-	}
-	return false
-}
-
 // set writes vs[i] under ks[i] with writeScript, which leaves the key tracked
 // for this connection after the write, so that the value written can stay in
 // process memory: see Client.expectEcho.
@@ -123,8 +110,13 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		// that is not one-to-one), the one stored last may not be the one
 		// Redis applied last, and must not discount the other's move of
 		// their counter, or it would keep the value Redis does not hold.
-		if repeatsKey(writes, func(w write) string { return w.key }) {
-			own = nil
+		seen := make(map[string]bool, len(writes))
+		for _, w := range writes {
+			if seen[w.key] {
+				own = nil
+				break
+			}
+			seen[w.key] = true
 		}
 		again := make([]rueidis.RedisResult, len(execs))
 		rctx, cancel := c.budget(ctx, len(resent))
