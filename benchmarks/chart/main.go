@@ -584,6 +584,37 @@ func targets(d *dataset) []target {
 		}
 		add(name, fmt.Sprintf("%.1f× (%s vs %s)", p/a, duration(a), duration(p)), mark(p/a >= factor))
 	}
+	// ratio: aside's median time in row against base's, reported.
+	ratio := func(name, row, base string) {
+		a, ok1 := d.median(row, "aside", "sec/op")
+		r, ok2 := d.median(row, base, "sec/op")
+		if !ok1 || !ok2 || r == 0 {
+			absent(name)
+			return
+		}
+		add(name, fmt.Sprintf("%.2f× (%s vs %s)", a/r, duration(a), duration(r)), metReport)
+	}
+	// freshThroughput: aside's median ops/s in row against the best of the
+	// peers that read nothing stale in any run, reported.
+	freshThroughput := func(name, row string) {
+		a, ok := d.median(row, "aside", "ops/s")
+		best, bestLib := 0.0, ""
+		for _, l := range d.libs(row) {
+			stale, ok1 := d.max(row, l, "stale-reads")
+			v, ok2 := d.median(row, l, "ops/s")
+			if l != "aside" && ok1 && ok2 && stale == 0 && v > best {
+				best, bestLib = v, l
+			}
+		}
+		switch {
+		case !ok:
+			absent(name)
+		case best == 0:
+			add(name, count(a)+" ops/s (every peer read something stale)", metReport)
+		default:
+			add(name, fmt.Sprintf("%.2f× %s (%s vs %s ops/s)", a/best, bestLib, count(a), count(best)), metReport)
+		}
+	}
 	// noStale: aside read nothing stale in any run of row.
 	noStale := func(name, row string) {
 		s, ok := d.max(row, "aside", "stale-reads")
@@ -634,6 +665,7 @@ func targets(d *dataset) []target {
 	atMost("HitRedis: aside ≤ 1.15× hand-written rueidis Do(GET) + decode", "HitRedis", "rueidis", 1.15)
 	atMost("Miss: aside ≤ 1.3× hand-written GET + SET", "Miss", "rueidis", 1.3)
 	atMost("BatchMissing: aside ≤ 1.3× hand-written DoMulti GETs + DoMulti SETs", "BatchMissing", "rueidis", 1.3)
+	ratio("BatchMissing: aside vs hand-written DoMultiCache GETs + DoMulti SETs", "BatchMissing", "rueidis-DoCache")
 	name = "BatchCached: aside reads 100 cached keys in ≤ 10 µs"
 	if a, ok := d.median("BatchCached", "aside", "sec/op"); ok {
 		add(name, duration(a), mark(a <= 10e-6))
@@ -650,8 +682,10 @@ func targets(d *dataset) []target {
 	}
 	throughput("Mix (cold start): aside's throughput ≥ every peer's, those with stale reads included", "Mix", 1)
 	noStale("Mix (cold start): 0 stale reads", "Mix")
+	freshThroughput("Mix (cold start): aside's throughput vs the best peer with 0 stale reads", "Mix")
 	throughput("MixSteady: aside's throughput ≥ 3× the best peer's", "MixSteady", 3)
 	noStale("MixSteady: 0 stale reads", "MixSteady")
+	freshThroughput("MixSteady: aside's throughput vs the best peer with 0 stale reads", "MixSteady")
 	for _, n := range []string{"1", "4"} {
 		row := "MixProcs/procs=" + n
 		noStale(fmt.Sprintf("MixProcs/procs=%s: 0 stale reads", n), row)
