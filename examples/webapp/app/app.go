@@ -32,8 +32,8 @@ type Product struct {
 	Version    int64  `json:"version"`
 }
 
-// CategoryPage is what GET /categories/{name} serves, cached under the tag
-// of its category.
+// CategoryPage is what GET /categories/{name} serves, cached under the
+// category's name and loaded by one query of its products.
 type CategoryPage struct {
 	Category string    `json:"category"`
 	Products []Product `json:"products"`
@@ -75,6 +75,9 @@ type App struct {
 	log        *slog.Logger
 	mux        *http.ServeMux
 	queries    atomic.Int64
+	// categoryQueried, when set (by tests), is called after a category
+	// page's query, before the page is returned to the cache.
+	categoryQueried atomic.Pointer[func(name string)]
 }
 
 // New builds the service on cfg.
@@ -101,11 +104,13 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	// No loader: a page is built by the handler and written with the tag of
-	// its category (tags are attached by writes, see cache.WithTags).
+	// A page is loaded under its key's lease, like a product: a change
+	// committed after the page's query invalidates the key, lease and all,
+	// and the stale page is never written.
 	a.categories, err = cache.New(cfg.Client, cache.Options[string, CategoryPage]{
 		Namespace: CategoryNamespace,
 		TTL:       ttlpolicy.Minutes(1),
+		Loader:    a.loadCategory,
 		Recorder:  cfg.Recorder,
 	})
 	if err != nil {
@@ -139,8 +144,6 @@ func (a *App) Queries() int64 { return a.queries.Load() }
 // with NoCache).
 func (a *App) Products() *cache.Cache[int64, Product]         { return a.products }
 func (a *App) Categories() *cache.Cache[string, CategoryPage] { return a.categories }
-
-func categoryTag(name string) string { return "category:" + name }
 
 // --- loaders -------------------------------------------------------------
 
@@ -197,6 +200,9 @@ func (a *App) loadCategory(ctx context.Context, name string) (CategoryPage, erro
 	}
 	if err := rows.Err(); err != nil {
 		return CategoryPage{}, err
+	}
+	if f := a.categoryQueried.Load(); f != nil {
+		(*f)(name)
 	}
 	if len(page.Products) == 0 {
 		return CategoryPage{}, loader.ErrNotFound
@@ -415,14 +421,11 @@ func (a *App) invalidateProduct(w http.ResponseWriter, ctx context.Context, id i
 	if a.noCache {
 		return
 	}
-	tags := make([]string, 0, len(categories))
-	for _, c := range categories {
-		if len(tags) == 0 || tags[0] != categoryTag(c) {
-			tags = append(tags, categoryTag(c))
-		}
+	if len(categories) == 2 && categories[0] == categories[1] {
+		categories = categories[:1]
 	}
 	if _, err := a.client.Invalidate(context.WithoutCancel(ctx),
-		cache.Keys(a.products, id), cache.Tags(a.categories, tags...)); err != nil {
+		cache.Keys(a.products, id), cache.Keys(a.categories, categories...)); err != nil {
 		a.log.Warn("invalidate after write", "id", id, "err", err)
 		w.Header().Set("X-Cache-Invalidation", "failed")
 	}
@@ -448,17 +451,8 @@ func (a *App) getCategory(w http.ResponseWriter, r *http.Request) {
 	var src cache.Source
 	page, err := a.categories.Get(ctx, name, cache.SourceOf(&src))
 	if err != nil {
-		// A miss (the cache has no loader), or Redis unavailable: build the
-		// page from the database and write it under its category's tag.
-		page, err = a.loadCategory(ctx, name)
-		if err != nil {
-			a.readError(w, err, fmt.Sprintf("category %q not found", name))
-			return
-		}
-		src = cache.SourceLoader
-		if err := a.categories.Set(ctx, name, page, cache.WithTags(categoryTag(name))); err != nil {
-			a.log.Debug("cache category page", "category", name, "err", err)
-		}
+		a.readError(w, err, fmt.Sprintf("category %q not found", name))
+		return
 	}
 	w.Header().Set("X-Cache", xCache(src))
 	writeJSON(w, http.StatusOK, page)

@@ -347,6 +347,49 @@ func testEndpoints(t *testing.T, dir opener) {
 		}
 	})
 
+	// A PUT that commits while a category page is being loaded, after the
+	// page's query read the product: the page the load returns is older than
+	// the PUT, and the PUT's invalidation must keep it out of the cache.
+	t.Run("PutDuringCategoryLoad", func(t *testing.T) {
+		const id = 55
+		name := app.CategoryName(id)
+		if err := a.app.Categories().Invalidate(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+		queried, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		app.SetCategoryQueried(a.app, func(n string) {
+			if n == name {
+				once.Do(func() { close(queried); <-release })
+			}
+		})
+		defer app.SetCategoryQueried(a.app, nil)
+		loaded := make(chan error, 1)
+		go func() {
+			res, err := a.srv.Client().Get(a.srv.URL + "/categories/" + name)
+			if err == nil {
+				_, err = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			loaded <- err
+		}()
+		<-queried
+		r := a.expect(http.StatusOK, "PUT", fmt.Sprintf("/products/%d", id), app.ProductInput{Name: "Raced", Category: name, PriceCents: 5})
+		if r.header.Get("X-Cache-Invalidation") != "" {
+			t.Fatalf("invalidation failed: %v", r.header)
+		}
+		close(release)
+		if err := <-loaded; err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // from Redis or the loader, then from process memory
+			page, src := a.category(name)
+			if got, ok := find(page, id); !ok || got.Name != "Raced" || got.Version != 2 {
+				t.Fatalf("category page after a PUT during its load: %+v, X-Cache %q", got, src)
+			}
+		}
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		a.product("/products/30")
 		a.expect(http.StatusNoContent, "DELETE", "/products/30", nil)
