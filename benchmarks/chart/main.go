@@ -564,15 +564,24 @@ func targets(d *dataset) []target {
 	add := func(name, measured, met string) { ts = append(ts, target{name, measured, met}) }
 	absent := func(name string) { add(name, "not in this run", metAbsent) }
 
-	// at most: aside's median of unit in row is at most limit × base's.
-	atMost := func(name, row, base string, limit float64) {
+	// timeRatio: aside's median time in row against base's, marked by met
+	// from their ratio.
+	timeRatio := func(name, row, base string, met func(ratio float64) string) {
 		a, ok1 := d.median(row, "aside", "sec/op")
 		r, ok2 := d.median(row, base, "sec/op")
 		if !ok1 || !ok2 || r == 0 {
 			absent(name)
 			return
 		}
-		add(name, fmt.Sprintf("%.2f× (%s vs %s)", a/r, duration(a), duration(r)), mark(a/r <= limit))
+		add(name, fmt.Sprintf("%.2f× (%s vs %s)", a/r, duration(a), duration(r)), met(a/r))
+	}
+	// at most: aside's median time in row is at most limit × base's.
+	atMost := func(name, row, base string, limit float64) {
+		timeRatio(name, row, base, func(ratio float64) string { return mark(ratio <= limit) })
+	}
+	// ratio: aside's median time in row against base's, reported.
+	ratio := func(name, row, base string) {
+		timeRatio(name, row, base, func(float64) string { return metReport })
 	}
 	// faster: base's median time is at least factor × aside's.
 	faster := func(name, row, base string, factor float64) {
@@ -584,28 +593,27 @@ func targets(d *dataset) []target {
 		}
 		add(name, fmt.Sprintf("%.1f× (%s vs %s)", p/a, duration(a), duration(p)), mark(p/a >= factor))
 	}
-	// ratio: aside's median time in row against base's, reported.
-	ratio := func(name, row, base string) {
-		a, ok1 := d.median(row, "aside", "sec/op")
-		r, ok2 := d.median(row, base, "sec/op")
-		if !ok1 || !ok2 || r == 0 {
-			absent(name)
-			return
+	// bestPeer: the peer with the highest median ops/s in row, of those
+	// that read nothing stale in any run when fresh is set.
+	bestPeer := func(row string, fresh bool) (best float64, bestLib string) {
+		for _, l := range d.libs(row) {
+			if l == "aside" {
+				continue
+			}
+			if stale, ok := d.max(row, l, "stale-reads"); fresh && (!ok || stale != 0) {
+				continue
+			}
+			if v, ok := d.median(row, l, "ops/s"); ok && v > best {
+				best, bestLib = v, l
+			}
 		}
-		add(name, fmt.Sprintf("%.2f× (%s vs %s)", a/r, duration(a), duration(r)), metReport)
+		return best, bestLib
 	}
 	// freshThroughput: aside's median ops/s in row against the best of the
 	// peers that read nothing stale in any run, reported.
 	freshThroughput := func(name, row string) {
 		a, ok := d.median(row, "aside", "ops/s")
-		best, bestLib := 0.0, ""
-		for _, l := range d.libs(row) {
-			stale, ok1 := d.max(row, l, "stale-reads")
-			v, ok2 := d.median(row, l, "ops/s")
-			if l != "aside" && ok1 && ok2 && stale == 0 && v > best {
-				best, bestLib = v, l
-			}
-		}
+		best, bestLib := bestPeer(row, true)
 		switch {
 		case !ok:
 			absent(name)
@@ -628,12 +636,7 @@ func targets(d *dataset) []target {
 	// throughput: aside's median ops/s is at least factor × the best peer's.
 	throughput := func(name, row string, factor float64) {
 		a, ok := d.median(row, "aside", "ops/s")
-		best, bestLib := 0.0, ""
-		for _, l := range d.libs(row) {
-			if v, ok := d.median(row, l, "ops/s"); ok && l != "aside" && v > best {
-				best, bestLib = v, l
-			}
-		}
+		best, bestLib := bestPeer(row, false)
 		if !ok || best == 0 {
 			absent(name)
 			return

@@ -421,9 +421,6 @@ func (a *App) invalidateProduct(w http.ResponseWriter, ctx context.Context, id i
 	if a.noCache {
 		return
 	}
-	if len(categories) == 2 && categories[0] == categories[1] {
-		categories = categories[:1]
-	}
 	if _, err := a.client.Invalidate(context.WithoutCancel(ctx),
 		cache.Keys(a.products, id), cache.Keys(a.categories, categories...)); err != nil {
 		a.log.Warn("invalidate after write", "id", id, "err", err)
