@@ -294,3 +294,46 @@ func FuzzCheckPattern(f *testing.F) {
 		assert.NoError(t, invalidation.CheckPattern(invalidation.Escape(s)+"*"))
 	})
 }
+
+// TestMatchAgainstScan checks Match against Redis' own matcher: for every
+// pattern of a corpus that CheckPattern accepts (unescaped strings of the
+// escape corpus, heavy in metacharacters, with and without a trailing '*'),
+// SCAN MATCH finds exactly the keys Match accepts, but for the keys Match
+// also accepts where Redis compares signed bytes (never fewer).
+func TestMatchAgainstScan(t *testing.T) {
+	t.Parallel()
+	d := standalone(t)
+	client := connect(t, d)
+	ctx := testContext(t)
+
+	corpus := escapeCorpus(2, 300)
+	all := make([]string, len(corpus))
+	for i, s := range corpus {
+		all[i] = "m:" + s
+	}
+	fill(t, ctx, client, all)
+
+	checked, extra := 0, 0
+	for _, s := range corpus {
+		for _, p := range []string{s, s + "*", "*" + s} {
+			if invalidation.CheckPattern(p) != nil {
+				continue
+			}
+			checked++
+			found, err := scan(ctx, client, "m:"+p)
+			require.NoError(t, err)
+			for _, key := range all {
+				m := invalidation.Match("m:"+p, key)
+				switch {
+				case found[key]:
+					assert.True(t, m, "Redis matches %q against %q; Match does not", key, "m:"+p)
+				case m:
+					extra++
+					assert.True(t, strings.ContainsAny(p+key, "\x80\xff\xc3\xa9"), "Match accepts %q for %q; Redis does not", key, "m:"+p)
+				}
+			}
+		}
+	}
+	t.Logf("%d patterns against %d keys; %d extra matches", checked, len(all), extra)
+	assert.Greater(t, checked, 300)
+}
