@@ -70,11 +70,16 @@ type Cache[K comparable, V any] struct {
 	// refreshes shares a synchronous refresh between the Gets of a key.
 	refreshes loader.Group[V]
 	stats     counters
+	// refusalLogged is when a refused lease was last logged (Unix nanoseconds).
+	refusalLogged atomic.Int64
 	// tagWrites counts writes with tags, to sample their indexes.
 	tagWrites atomic.Uint64
 
 	breaker       breaker
 	fallbackSlots chan struct{} // one token per running fallback load
+	// blind orders the loads that no push would tell of a change (see
+	// fallback.go).
+	blind blindLoads
 
 	refreshMode    RefreshMode
 	refreshTimeout time.Duration
@@ -175,49 +180,6 @@ func (c *Cache[K, V]) Key(k K) string { return c.ns + c.keyFn(k) }
 // keyPart strips the namespace from a Redis key of the cache.
 func (c *Cache[K, V]) keyPart(key string) string { return key[len(c.ns):] }
 
-// invalidateKey is called by the client for every invalidation Redis pushes
-// for a key of this namespace.
-func (c *Cache[K, V]) invalidateKey(key string) {
-	c.stats.invalidations.Add(1)
-	c.dropKey(key)
-}
-
-// echoKey is called by the client for the push that answers this process's
-// own write of key (see Client.expectEcho): the copy the write stored stays.
-func (c *Cache[K, V]) echoKey(key string) {
-	c.flights.Forget(key)
-	c.refreshes.Forget(key)
-	c.waits.wake(key)
-}
-
-// dropKey drops the copies of key and forgets its flight and its refresh, so
-// that reads from now on do not join a load that started before the change,
-// and wakes the reads waiting for the key.
-func (c *Cache[K, V]) dropKey(key string) {
-	if c.local != nil {
-		c.local.invalidate(key)
-	}
-	c.flights.Forget(key)
-	c.refreshes.Forget(key)
-	c.unstash(key)
-	c.waits.wake(key)
-}
-
-// invalidateAll is called for a flush (FLUSHDB, FLUSHALL) or a connection
-// that dropped: Redis forgot what it tracked, so no copy can be trusted and
-// no flight may be joined any more.
-func (c *Cache[K, V]) invalidateAll() {
-	if c.outage > 0 && c.local != nil {
-		c.stashCopies()
-	}
-	if c.local != nil {
-		c.local.invalidateAll()
-	}
-	c.flights.ForgetAll()
-	c.refreshes.ForgetAll()
-	c.waits.wakeAll()
-}
-
 // stash is the copies a flush took out of local, kept for outageCopy.
 type stash[K comparable, V any] struct {
 	mu    sync.Mutex
@@ -225,7 +187,7 @@ type stash[K comparable, V any] struct {
 	made  int64           // when the first flush filled it (Unix nanoseconds); guarded by mu
 	items map[K]*entry[V] // guarded by mu; nil when empty
 	index map[string][]K  // Redis key -> typed keys in items; guarded by mu
-	any   atomic.Bool     // items is not empty: lets dropKey skip the mutex
+	any   atomic.Bool     // items is not empty: lets unstash skip the mutex
 }
 
 // stashCopies keeps the copies of local aside for outageCopy, before a
@@ -260,6 +222,24 @@ func (c *Cache[K, V]) unstash(key string) {
 		delete(s.items, k)
 	}
 	delete(s.index, key)
+}
+
+// unstashWhere is unstash for every Redis key match reports true of.
+func (c *Cache[K, V]) unstashWhere(match func(key string) bool) {
+	s := &c.stash
+	if !s.any.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, ks := range s.index {
+		if match(key) {
+			for _, k := range ks {
+				delete(s.items, k)
+			}
+			delete(s.index, key)
+		}
+	}
 }
 
 // verified is called by the client's heartbeat when every node answered a
@@ -361,18 +341,15 @@ func holdsValue(raw []byte) bool {
 	return err == nil && env.Kind == envelope.Value
 }
 
-// expireIn sets e's hard expiry from a PTTL reply: the key's, or LocalTTL for
-// a key without one.
-func (c *Cache[K, V]) expireIn(e *entry[V], pttl int64) { e.expireAt = c.expiryIn(pttl) }
-
-// expiryIn is the hard expiry (Unix nanoseconds) a copy gets from a PTTL
-// reply: the key's, or LocalTTL for a key without one.
-func (c *Cache[K, V]) expiryIn(pttl int64) int64 {
-	now := c.now()
+// expiryFrom is the hard expiry (Unix nanoseconds) of a copy whose key's
+// PTTL Redis answered to a command sent at sent: the key's, or LocalTTL for
+// a key without one. Counted from before the command was sent, it ends no
+// later than the key in Redis, however late the reply was read.
+func (c *Cache[K, V]) expiryFrom(sent time.Time, pttl int64) int64 {
 	if pttl > 0 {
-		return now.Add(time.Duration(pttl) * time.Millisecond).UnixNano()
+		return sent.Add(time.Duration(pttl) * time.Millisecond).UnixNano()
 	}
-	return now.Add(c.localTTL).UnixNano()
+	return sent.Add(c.localTTL).UnixNano()
 }
 
 // entryBytes is an encoded entry and the expiry to write it with.

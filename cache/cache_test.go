@@ -623,11 +623,26 @@ func TestReadOnlyUserStillReads(t *testing.T) {
 	warm(t, reader, 1)
 	assert.Zero(t, calls.Load())
 
-	// A miss needs a lease, which this user may not take: the Redis error
-	// is returned as it is, not as Redis being down.
-	_, err = reader.Get(ctx, 2)
+	// A miss needs a lease, which this user may not take: Redis refusing
+	// it is not an answer for the read, which goes as OnRedisDown says —
+	// FailOpen, the default: the loader answers, and nothing is written.
+	u, err = reader.Get(ctx, 2)
+	require.NoError(t, err)
+	assert.Equal(t, sampleUser(2), u)
+	assert.EqualValues(t, 1, calls.Load())
+	assert.EqualValues(t, 1, reader.Stats().Refusals)
+	n, err := writer.Exists(ctx, 2)
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing written")
+
+	// FailFast: the read fails as Redis in trouble, with Redis' refusal.
+	strict := userCache(t, connectWith(t, opt), "ro", &calls, func(o *cache.Options[int64, User]) {
+		o.OnRedisDown = cache.FailFast
+	})
+	_, err = strict.Get(ctx, 3)
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, cache.ErrUnavailable)
-	_, isReply := rueidis.IsRedisErr(errors.Unwrap(errors.Unwrap(err)))
-	assert.True(t, isReply, "Redis' own refusal: %v", err)
+	assert.ErrorIs(t, err, cache.ErrUnavailable)
+	var re *rueidis.RedisError
+	assert.True(t, errors.As(err, &re), "Redis' own refusal: %v", err)
+	assert.Contains(t, err.Error(), "NOPERM")
 }

@@ -64,28 +64,29 @@ type Client struct {
 	// Guarded by echoMu.
 	echoes map[string]int
 
+	// pending holds the keys whose invalidation Redis has not confirmed
+	// (see pending.go).
+	pending pendingSet
+
 	// build makes the rueidis clients (WithClientBuilder).
 	build ClientBuilder
 	// log tells what happens off the callers' paths (WithLogger).
 	log *slog.Logger
 }
 
-// invalidator is the part of a Cache the client talks to.
+// invalidator is the part of a Cache the client talks to (see change.go).
 type invalidator interface {
-	// invalidateKey handles a change of key: copies dropped, flights
-	// forgotten, waits woken.
-	invalidateKey(key string)
-	// echoKey handles the push that answers this process's own write of
-	// key: flights forgotten and waits woken, copies kept (the writer
-	// stored the value it wrote).
-	echoKey(key string)
-	// dropKey handles a write of key by this process: copies dropped and
-	// flights forgotten at once, before Redis' push arrives.
-	dropKey(key string)
-	// invalidateAll handles a flush, or a connection that dropped.
-	invalidateAll()
+	// changed handles a change of key; pushed: Redis pushed it.
+	changed(key string, pushed bool)
+	// echoed handles the push that answers this process's own write of
+	// key (or, in plain mode, of its lease key).
+	echoed(key string)
+	// changedWhere handles a change of every key match reports true of.
+	changedWhere(match func(key string) bool)
+	// changedAll handles a flush, or a connection that dropped.
+	changedAll()
 	// leaseChanged handles a push of the lease key of valueKey (plain
-	// mode): waits woken.
+	// mode).
 	leaseChanged(valueKey string)
 	// verified tells the cache that Redis answered a heartbeat round that
 	// began at start (Unix nanoseconds).
@@ -511,6 +512,7 @@ func (c *Client) Close() {
 			inv.waitBackground()
 		}
 		c.beat.Wait()
+		c.pending.stop()
 		c.guard.Lock()
 		c.shut = true
 		c.guard.Unlock()
@@ -543,12 +545,11 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 	defer c.mu.RUnlock()
 	if msgs == nil {
 		// The echoes expected may never come (a connection dropped), and
-		// every copy goes anyway.
-		// Under echoMu, as a push of one key is.
+		// every copy goes anyway. Under echoMu, as a push of one key is.
 		c.echoMu.Lock()
 		clear(c.echoes)
 		for _, inv := range c.all {
-			inv.invalidateAll()
+			inv.changedAll()
 		}
 		c.echoMu.Unlock()
 		return
@@ -558,15 +559,12 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 		if err != nil {
 			continue
 		}
-		if vk, ns, ok := valueKeyOf(key); ok {
-			for _, inv := range c.subs[ns] {
-				inv.leaseChanged(vk)
+		vk, ns, lease := valueKeyOf(key)
+		if !lease {
+			var ok bool
+			if ns, _, ok = strings.Cut(key, ":"); !ok {
+				continue
 			}
-			continue
-		}
-		ns, _, ok := strings.Cut(key, ":")
-		if !ok {
-			continue
 		}
 		subs := c.subs[ns]
 		if len(subs) == 0 {
@@ -577,10 +575,15 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 		c.echoMu.Lock()
 		echo := c.takeEcho(key)
 		for _, inv := range subs {
-			if echo {
-				inv.echoKey(key)
-			} else {
-				inv.invalidateKey(key)
+			switch {
+			case echo && lease:
+				inv.echoed(vk)
+			case echo:
+				inv.echoed(key)
+			case lease:
+				inv.leaseChanged(vk)
+			default:
+				inv.changed(key, true)
 			}
 		}
 		c.echoMu.Unlock()
@@ -641,27 +644,4 @@ func (c *Client) takeEcho(key string) bool {
 		delete(c.echoes, key)
 	}
 	return true
-}
-
-// wrote is called after every write of key by this process, through any
-// cache (whether Redis acknowledged it or not: it may have applied it). Redis
-// pushes the write's invalidation to this process too, but after the reply
-// and maybe on another connection: every cache of key's namespace on this
-// client drops its copies of key and forgets its flights now, which gives
-// read-your-writes across the caches of the client.
-func (c *Client) wrote(key string) { c.wroteBy(key, nil) }
-
-// wroteBy is wrote for every cache but self, which handles its own write.
-func (c *Client) wroteBy(key string, self invalidator) {
-	ns, _, ok := strings.Cut(key, ":")
-	if !ok {
-		return
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, inv := range c.subs[ns] {
-		if inv != self {
-			inv.dropKey(key)
-		}
-	}
 }

@@ -51,11 +51,16 @@
 //
 // Errors are classified for errors.Is: [ErrNotFound] (the source has no such
 // record, possibly remembered as a not-found marker), [ErrUnavailable] (Redis
-// unreachable or timing out), [ErrInvalidOptions] (an option of [New] or
-// [Connect], or of one call such as WithTTL(0), named in the text),
+// unreachable or timing out, or refusing the lease of a read under
+// [FailFast]: out of memory, an ACL that forbids writes), [ErrCorrupt]
+// (bytes in Redis that cannot be read), [ErrInvalidOptions] (an option of
+// [New] or [Connect], or of one call such as WithTTL(0), named in the text),
 // invalidation.ErrPattern (a pattern Redis would misread), and context errors
-// as they are. A Get or GetMany that fails for a key returns a
-// [*loader.KeyError] naming it. Every error text names the package once:
+// as they are. A Get or GetMany fails for a key only with ErrNotFound, or
+// with a [*loader.KeyError] naming the key and wrapping one of:
+// ErrUnavailable (FailFast, or no loader), ErrCorrupt, the loader's own
+// error (loader.ErrPanic for a panic), a context error, or ErrInvalidOptions
+// for an invalid per-call option. Every error text names the package once:
 // "cache: ttl user:42: no such key", "cache: connect: redis unavailable: dial
 // tcp ...", "cache: set: invalid options: WithTTL(0s): the TTL must be at least
 // 1ms".
@@ -100,16 +105,26 @@
 //     has returned never returns a value whose load started before it, in
 //     this process or another. (A read that joins a load of its own process
 //     does not reach Redis; such a load is forgotten by the invalidation's
-//     push, so that reads after the push start their own.)
+//     push, so that reads after the push start their own. A load that no
+//     push would reach — Redis unavailable, or the key's invalidation
+//     pending — is not joined by reads that begin after it began.)
 //   - G3, read-your-writes: a process's own write (Set, Delete, Invalidate,
-//     Client.Invalidate, Expire and the others) through any Cache of a Client
-//     is visible to its next read of that key through any Cache of that
-//     Client.
+//     Client.Invalidate, InvalidateTag, InvalidatePattern, InvalidatePrefix,
+//     Expire and the others) through any Cache of a Client is visible to its
+//     next read of that key through any Cache of that Client. A pattern or
+//     prefix invalidation changes, in the process, every key the pattern
+//     could match, whether or not its SCAN met it (a key being loaded may be
+//     absent from Redis). When an invalidation's outcome is unknown (an
+//     error, a lost reply) the key is pending: reads of it load without
+//     Redis until a deletion sent again is confirmed (see
+//     [Client.Invalidate]).
 //   - G4: another process's write drops every copy of the key in this
 //     process within the push delay, whatever the Key function: when two
 //     typed keys map to one Redis key, both copies are dropped. When Redis
 //     falls silent without closing the connection, copies stop being served
-//     within [Options].MaxSilence (1s by default; see heartbeat.go).
+//     within [Options].MaxSilence (1s by default; see heartbeat.go). A copy
+//     never outlives its key's expiry in Redis: its expiry counts from
+//     before the command that read the key's PTTL was sent.
 //   - G5: one load per key at a time across every process (a lease in
 //     Redis, in the key or, in plain mode, in its lease key), with a dead
 //     holder taken over after LeaseTTL.
@@ -117,8 +132,11 @@
 //     or write has the budget [Options].RedisTimeout (250ms by default)
 //     whatever the caller's context allows, past which it is
 //     [ErrUnavailable] and FailOpen reads answer from the loader; with the
-//     breaker open, reads do not ask Redis at all. [Connect] succeeds while
-//     Redis is unreachable and connects in the background.
+//     breaker open, reads do not ask Redis at all. Redis refusing a read's
+//     lease (out of memory, an ACL that forbids writes) is handled the same
+//     way: FailOpen loads without writing (counted in Stats.Refusals).
+//     [Connect] succeeds while Redis is unreachable and connects in the
+//     background.
 //
 // When the server refuses client tracking ([Client.Tracking] is false) no
 // copies are kept and no push comes: every Get visits Redis, and G2 and G3
@@ -143,9 +161,11 @@
 // key.
 //
 // Flights. Concurrent reads of a key in the process share one resolution (the
-// visit, and the load when the key is missing). Every push of the key forgets
-// it, a flush or a dropped connection forgets them all, and so does every
-// write of the process: a read after any of them starts its own. Taking a
+// visit, and the load when the key is missing). Every change of the key
+// forgets it — a push, a write or invalidation of the process, a pattern
+// that could match it; a flush or a dropped connection forgets them all:
+// a read after any of them starts its own (change.go lists every piece of
+// per-key state and the one event that clears it). Taking a
 // lease therefore never joins an older load; finding the lease of one of the
 // process's own loads still in Redis proves no invalidation came since it
 // began, and the read waits for that load.

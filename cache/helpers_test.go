@@ -29,9 +29,36 @@ import (
 
 // Helpers shared by the black-box tests of package cache.
 
-// shared is the package's private redis-server. Tests that stop or
-// reconfigure a server start their own.
-var shared *redistest.Server
+// shared is the package's private redis-server, launched by TestMain.
+// Tests that stop or reconfigure a server start their own. It is nil when no
+// redis-server could start (sharedErr says why): the package-internal tests
+// (*_internal_test.go) that need no Redis still run and pass, and every test
+// that uses shared fails, through needShared, with sharedErr.
+//
+// (It stays a *redistest.Server rather than a lazily started value: helpers
+// outside this file, such as parkedPlain, take a *redistest.Server.)
+var (
+	shared    *redistest.Server
+	sharedErr error
+)
+
+// needShared returns shared, and fails tb when no redis-server could start.
+func needShared(tb testing.TB) *redistest.Server {
+	tb.Helper()
+	if shared == nil {
+		tb.Fatalf("cache tests need redis-server: %v", sharedErr)
+	}
+	return shared
+}
+
+// needServer fails tb when srv is a nil *redistest.Server: shared, when no
+// redis-server could start.
+func needServer(tb testing.TB, srv interface{ ClientOption() rueidis.ClientOption }) {
+	tb.Helper()
+	if s, ok := srv.(*redistest.Server); ok && s == nil {
+		needShared(tb)
+	}
+}
 
 // cluster is the package's private 3-primary Redis Cluster, started by the
 // first test that needs it.
@@ -50,7 +77,7 @@ type topology struct {
 
 func topologies() []topology {
 	return []topology{
-		{"standalone", func(testing.TB) rueidis.ClientOption { return shared.ClientOption() }},
+		{"standalone", func(tb testing.TB) rueidis.ClientOption { return needShared(tb).ClientOption() }},
 		{"cluster", func(tb testing.TB) rueidis.ClientOption {
 			clusterOnce.Do(func() {
 				cluster, clusterErr = redistest.LaunchCluster(redistest.ClusterConfig{Primaries: 3})
@@ -66,6 +93,7 @@ func topologies() []topology {
 // connect returns a client on srv closed at the end of the test.
 func connect(tb testing.TB, srv interface{ ClientOption() rueidis.ClientOption }) *cache.Client {
 	tb.Helper()
+	needServer(tb, srv)
 	return connectWith(tb, srv.ClientOption())
 }
 
@@ -290,6 +318,7 @@ func (f *fakeClock) Add(d time.Duration) {
 // the commands of connection set-up and administration.
 func commandStats(t testing.TB, srv *redistest.Server) map[string]int {
 	t.Helper()
+	needServer(t, srv)
 	text, err := srv.Do(context.Background(), "INFO", "commandstats")
 	require.NoError(t, err)
 	out := map[string]int{}
@@ -420,6 +449,7 @@ func watchedClient(t testing.TB, opt rueidis.ClientOption) (*cache.Client, *push
 // of srv of its own.
 func watchedPair(t testing.TB, srv *redistest.Server, opt rueidis.ClientOption, ns string, src *source) (p *cache.Cache[string, int64], w *pushWatch, q *cache.Cache[string, int64]) {
 	t.Helper()
+	needServer(t, srv)
 	pc, w := watchedClient(t, opt)
 	return versionCache(t, pc, ns, src), w, versionCache(t, connect(t, srv), ns, src)
 }
@@ -649,6 +679,7 @@ type monitor struct {
 
 func startMonitor(t testing.TB, srv *redistest.Server) *monitor {
 	t.Helper()
+	needServer(t, srv)
 	conn, err := net.DialTimeout("tcp", srv.Addr(), patience)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
@@ -674,6 +705,7 @@ func (m *monitor) line(t testing.TB) string {
 // SCRIPT). An ECHO of a marker tells where "now" is in the stream.
 func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 	t.Helper()
+	needServer(t, srv)
 	marker := fmt.Sprintf("guarantee-test-marker-%d", rand.Int64())
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
@@ -742,6 +774,7 @@ func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 // run by scripts included (Redis counts them too).
 func commandCalls(t testing.TB, srv *redistest.Server) map[string]int {
 	t.Helper()
+	needServer(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	text, err := srv.Do(ctx, "INFO", "commandstats")
@@ -888,6 +921,7 @@ func awaitGoroutines(t testing.TB, what string, n int, match func(stack string) 
 // awaitClientGone waits until the server no longer lists a client at addr.
 func awaitClientGone(t testing.TB, srv *redistest.Server, addr string) {
 	t.Helper()
+	needServer(t, srv)
 	deadline := time.Now().Add(patience)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), patience)

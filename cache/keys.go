@@ -109,10 +109,15 @@ func (c *Cache[K, V]) delete(ctx context.Context, ks ...K) (int, error) {
 		return 0, fmt.Errorf("cache: delete: %w", err)
 	}
 	var errs []error
+	var leaseFailed map[int]bool
 	// Plain mode: the loads' leases go first (see Client.invalidate).
 	if lds := c.leaseDels(rc, keys); len(lds) > 0 {
 		for i, res := range c.doMulti(ctx, rc, lds...) {
 			if err := res.Error(); err != nil {
+				if leaseFailed == nil {
+					leaseFailed = make(map[int]bool)
+				}
+				leaseFailed[i] = true
 				errs = append(errs, fmt.Errorf("cache: delete %s: %w", leaseKey(c.ns, keys[i]), c.redisErr(ctx, err)))
 			}
 		}
@@ -122,11 +127,18 @@ func (c *Cache[K, V]) delete(ctx context.Context, ks ...K) (int, error) {
 	cancel()
 	n := 0
 	for i, res := range results {
-		c.client.wrote(keys[i])
 		d, err := res.AsInt64()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cache: delete %s: %w", keys[i], c.redisErr(ctx, err)))
-			continue
+		if err != nil || leaseFailed[i] {
+			// Redis may still hold what the key held: pending until a
+			// deletion sent again is confirmed (see pending.go).
+			c.client.unconfirmed(keys[i], c)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cache: delete %s: %w", keys[i], c.redisErr(ctx, err)))
+				continue
+			}
+		} else {
+			c.client.pending.confirmed(keys[i], 0)
+			c.client.wrote(keys[i])
 		}
 		n += int(d)
 	}

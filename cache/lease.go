@@ -195,7 +195,9 @@ const pttlUnknown = -3
 // reads PTTL after the write, so that the key stays tracked for the next
 // change. It returns the key's PTTL after the write (-2 after a deletion),
 // or nil if it did not write: one integer, which Redis and the client read
-// without building an array.
+// without building an array. A KEYS[2], in plain mode the key's lease key
+// (see plain.go), is deleted before the write: a Set ends the lease of any
+// load of the key under way, which then writes nothing.
 var (
 	writeScript = rueidis.NewLuaScript(writeSrc)
 	writeSHA    = scriptSHA(writeSrc)
@@ -206,6 +208,9 @@ if ARGV[1] == '' then
 	redis.call('PTTL', KEYS[1])
 elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
 	return nil
+end
+if KEYS[2] then
+	redis.call('DEL', KEYS[2])
 end
 if ARGV[3] == '0' then
 	redis.call('DEL', KEYS[1])

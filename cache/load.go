@@ -291,30 +291,6 @@ func (c *Cache[K, V]) awaitWritesFor(ctx context.Context, d time.Duration, keys 
 	return nil
 }
 
-// loadDirect loads the keys ks[i], i in idx, and answers them through finish
-// without writing anything: Redis is unavailable (fallback is true: at most
-// FallbackConcurrency such loads run at once in the cache), or a key held
-// bytes of a newer aside, or another process's load took longer than
-// LeaseWait.
-func (c *Cache[K, V]) loadDirect(ctx context.Context, ks []K, keys []string, idx []int, fallback bool, finish func(int, *entry[V], error)) {
-	if fallback {
-		select {
-		case c.fallbackSlots <- struct{}{}:
-		case <-ctx.Done():
-			for _, i := range idx {
-				finish(i, nil, ctx.Err())
-			}
-			return
-		}
-		defer func() { <-c.fallbackSlots }()
-		c.stats.fallbacks.Add(uint64(len(idx)))
-	}
-	for j, l := range c.loadKeys(ctx, ks, keys, idx, false) {
-		e, err := l.result()
-		finish(idx[j], e, err)
-	}
-}
-
 // loadKeys calls the loader for the keys ks[i], i in idx — Loader itself for
 // one key, BatchLoader (or Loader's batch adapter) for several — and returns
 // each key's result, encoded for writing when encode is set. A panic in the
@@ -437,12 +413,13 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 		i := idx[j]
 		if c.local.keeps() && c.tracks() && ls[j].data != nil {
 			keep[t] = true
-			c.client.expectEcho(keys[i])
+			c.expectEchoes(keys[i])
 			snaps[t] = c.local.snapshot(keys[i])
 		}
 		execs[t] = c.underLease(arena, keys[i], leases[j], ls[j].data, ls[j].ttl)
 	}
 	var results []rueidis.RedisResult
+	sent := c.now() // a copy's expiry counts from here (see expiryFrom)
 	rc, err := c.redis()
 	if err == nil {
 		results = c.evalUnderLease(wctx, rc, execs)
@@ -460,7 +437,7 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 		}
 		if err != nil && wctx.Err() == nil && retryable(err) {
 			if keep[t] {
-				c.client.cancelEcho(keys[i])
+				c.cancelEchoes(keys[i])
 			}
 			// Not in Redis (yet): no copy either, the one keepLoaded kept
 			// included, until a retry writes it.
@@ -480,21 +457,39 @@ func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, id
 			continue
 		}
 		if err != nil || !wrote {
-			c.client.cancelEcho(keys[i])
+			c.cancelEchoes(keys[i])
 			c.client.wrote(keys[i])
 			continue
 		}
-		c.client.wroteBy(keys[i], c)
-		c.flights.Forget(keys[i])
+		c.client.changed(keys[i], c)
 		// The entry the callers were given stays, or a copy of it: they
 		// may be reading it. The key expires no earlier than the early
 		// copy does: the write set it for the whole milliseconds of l.ttl
 		// after keepLoaded counted them from its now. The expiry read from
 		// PTTL, whole milliseconds too, may fall a little short of that,
 		// and would cost a new copy for nothing.
-		c.local.keepWritten(ks[i], l.e, max(c.expiryIn(pttl), l.e.expireAt), snaps[t], own)
+		c.local.keepWritten(ks[i], l.e, max(c.expiryFrom(sent, pttl), l.e.expireAt), snaps[t], own)
+		c.forget(keys[i])
 	}
 	return again, lastErr
+}
+
+// expectEchoes announces the echoes of a load's write of key that keeps its
+// copy: the key's, and in plain mode its lease key's (the visit that took
+// the lease tracks it, so the write's deletion of it is pushed back).
+func (c *Cache[K, V]) expectEchoes(key string) {
+	c.client.expectEcho(key)
+	if c.plain {
+		c.client.expectEcho(leaseKey(c.ns, key))
+	}
+}
+
+// cancelEchoes withdraws expectEchoes for a write that did not happen.
+func (c *Cache[K, V]) cancelEchoes(key string) {
+	c.client.cancelEcho(key)
+	if c.plain {
+		c.client.cancelEcho(leaseKey(c.ns, key))
+	}
 }
 
 // safeLoad calls the loader with a panic turned into an error wrapping

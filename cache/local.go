@@ -379,6 +379,25 @@ func (l *local[K, V]) invalidate(key string) {
 	st.mu.Unlock()
 }
 
+// invalidateWhere drops the copies stored under every Redis key that match
+// reports true of, and moves every counter: a read under way of such a key
+// does not store what it read before.
+func (l *local[K, V]) invalidateWhere(match func(key string) bool) {
+	for i := range l.stripes {
+		st := &l.stripes[i]
+		st.mu.Lock()
+		for g := i; g < genCount; g += stripeCount {
+			l.gens[g].Add(1)
+		}
+		for key := range st.rev {
+			if match(key) {
+				l.drop(st, key)
+			}
+		}
+		st.mu.Unlock()
+	}
+}
+
 // invalidateAll drops every copy, for a connection that dropped or a flush
 // (Redis forgot what it tracked).
 func (l *local[K, V]) invalidateAll() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -128,4 +129,16 @@ func (c *Cache[K, V]) logLeaseTimeouts(keys []string, idx []int) {
 // takes the load over.
 func (c *Cache[K, V]) logLeaseExpired(key string) {
 	c.logEvent(slog.LevelInfo, "cache: a lease expired before its load wrote a value: taking the load over", nil, []string{key})
+}
+
+// refused counts a lease Redis refused for key, and logs it at most once a
+// second (out of memory, every read of a missing key meets it).
+func (c *Cache[K, V]) refused(key string, err error) {
+	c.stats.refusals.Add(1)
+	now := time.Now().UnixNano()
+	last := c.refusalLogged.Load()
+	if now-last < int64(time.Second) || !c.refusalLogged.CompareAndSwap(last, now) {
+		return
+	}
+	c.logEvent(slog.LevelWarn, "cache: Redis refused a lease (out of memory, or an ACL that forbids writes): reads of missing keys load without writing", err, []string{key})
 }

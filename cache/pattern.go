@@ -75,6 +75,14 @@ func (c *Cache[K, V]) invalidatePattern(ctx context.Context, pattern string, opt
 	}
 	// The namespace holds no glob metacharacters (New checks), so the
 	// prefix matches only itself.
+	//
+	// When the call returns, whatever it did in Redis, every key of the
+	// namespace that the pattern could match has changed for this process
+	// (read-your-writes): its SCAN meets only the keys Redis holds, and a
+	// key being loaded may be absent — in plain mode its lease is a key of
+	// its own — or written while the SCAN runs.
+	full := c.ns + pattern
+	defer c.client.changedWhere(c.ns[:len(c.ns)-1], func(key string) bool { return invalidation.Match(full, key) })
 	rc, err := c.redis()
 	if err != nil {
 		return 0, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, err)
@@ -90,7 +98,7 @@ func (c *Cache[K, V]) invalidatePattern(ctx context.Context, pattern string, opt
 			return 0, fmt.Errorf("cache: invalidate pattern %q: leases: %w", pattern, c.redisErr(ctx, err))
 		}
 	}
-	n, err := invalidation.Pattern(ctx, rc, c.ns+pattern, o.Options)
+	n, err := invalidation.Pattern(ctx, rc, full, o.Options)
 	if err != nil {
 		return n, fmt.Errorf("cache: invalidate pattern %q: %w", pattern, c.redisErr(ctx, err))
 	}

@@ -30,15 +30,17 @@ import (
 // nothing when the tag is the value key itself.
 //
 // The visit (plainVisitSrc) reads the value key, and only when it is missing
-// takes the lease key (SET NX GET PX LeaseTTL); finding another's lease, it
-// reads the lease key's PTTL, which makes Redis track the lease key for this
-// connection: its release, expiry or deletion is pushed here and wakes the
-// wait (Cache.leaseChanged). The load's write (plainWriteSrc) deletes the
-// lease if it is still the holder's, and only then writes the value, and
-// only if the value key is still missing: a value written meanwhile, by a Set
-// or by another program, stands. Delete, Invalidate and InvalidateTag delete
-// the lease key with the value key, so that a load under way does not write a
-// value it read before them.
+// takes the lease key (SET NX GET PX LeaseTTL); either way — its own lease
+// or another's — it then reads the lease key's PTTL, which makes Redis track
+// the lease key for this connection: its release, expiry or deletion is
+// pushed here (Cache.leaseChanged), which wakes a wait for another's lease,
+// and ends the claim of this process's own load (its flight is forgotten).
+// The load's write (plainWriteSrc) deletes the lease if it is still the
+// holder's, and only then writes the value, and only if the value key is
+// still missing: a value written meanwhile, by another program, stands.
+// Delete, Invalidate, InvalidateTag and the pattern invalidations delete the
+// lease key with the value key, and Set deletes it as it writes, so that a
+// load under way does not write a value it read before them.
 
 const leaseInfix = "#lease{"
 
@@ -137,7 +139,12 @@ func slotTag(s uint16) string {
 	return slotTags[s]
 }
 
-// plainVisitScript is the visit in plain mode: KEYS[1] the value key,
+// plainVisitScript is the visit in plain mode. Taking the lease, it reads
+// the lease key's PTTL after the SET (a write, which tracks nothing), so
+// that the connection tracks the lease key: an invalidation by anyone
+// deletes it, which Redis then pushes here (Cache.leaseChanged), and the
+// load's flight is forgotten even when the value key, missing, pushed
+// nothing. KEYS[1] the value key,
 // KEYS[2] its lease key, ARGV[1] the lease to take (” for a plain read),
 // ARGV[2] LeaseTTL in milliseconds. It returns {the value's bytes or nil,
 // the value key's PTTL} — the lease is the caller's when it offered one and
@@ -155,6 +162,7 @@ if v or ARGV[1] == '' then
 end
 local held = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
 if not held then
+	redis.call('PTTL', KEYS[2])
 	return {false, redis.call('PTTL', KEYS[1])}
 end
 return {false, redis.call('PTTL', KEYS[2]), held}`
@@ -238,17 +246,6 @@ func (c *Cache[K, V]) leaseDels(rc rueidis.Client, keys []string) rueidis.Comman
 		cmds[i] = rc.B().Del().Key(leaseKey(c.ns, key)).Build()
 	}
 	return cmds
-}
-
-// leaseChanged is called by the client for a push of the lease key of
-// valueKey (plain mode): a lease was released, expired or deleted. The reads
-// waiting for it visit again; the key's counter moves, so that a wait that
-// registers after the push still sees it.
-func (c *Cache[K, V]) leaseChanged(valueKey string) {
-	if c.local != nil {
-		c.local.invalidate(valueKey)
-	}
-	c.waits.wake(valueKey)
 }
 
 // underLease is the execution and script of a write in place of lease (or

@@ -334,6 +334,11 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			fls[i].Finish(e, err)
 		}
 	}
+	detach := func(i int) {
+		if fls != nil {
+			fls[i].Detach()
+		}
+	}
 	defer func() {
 		// Whatever happened, no led flight stays open (Finish does nothing
 		// on a flight already finished).
@@ -364,17 +369,21 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			}
 			spins = 0
 		}
+		if todo = c.skipPending(ctx, ks, keys, todo, finish, detach); len(todo) == 0 {
+			break
+		}
 		if !c.breaker.allow() {
 			c.stats.shortCircuits.Add(uint64(len(todo)))
-			c.redisDown(ctx, ks, keys, todo, errCircuitOpen, finish)
+			c.redisDown(ctx, ks, keys, todo, errCircuitOpen, finish, detach)
 			break
 		}
 		rc, err := c.redis()
 		if err != nil {
-			c.redisDown(ctx, ks, keys, todo, err, finish)
+			c.redisDown(ctx, ks, keys, todo, err, finish, detach)
 			break
 		}
 		rctx, cancel := c.budget(ctx, len(todo))
+		sent := c.now() // a copy's expiry counts from here (see expiryFrom)
 		results := c.visit(rctx, rc, keys, todo, st)
 		cancel()
 
@@ -438,8 +447,16 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 					continue
 				}
 				c.stats.misses.Add(1)
-				if st[i].refused != nil {
-					finish(i, nil, fmt.Errorf("cache: get %s: %w", key, st[i].refused))
+				if err := st[i].refused; err != nil {
+					// Redis refused the lease (out of memory, an ACL that
+					// forbids writes): not an answer for the read, which
+					// goes as OnRedisDown says, writing nothing.
+					c.refused(key, err)
+					if c.onDown == FailOpen {
+						direct = append(direct, i)
+						continue
+					}
+					finish(i, nil, fmt.Errorf("cache: get %s: %w: redis refused the lease: %w", key, ErrUnavailable, err))
 					continue
 				}
 				finish(i, nil, fmt.Errorf("cache: %s: %w (no loader)", key, ErrNotFound))
@@ -455,7 +472,7 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			case derr == nil:
 				c.stats.redisHits.Add(1)
 				if c.tracks() {
-					c.expireIn(e, pttl)
+					e.expireAt = c.expiryFrom(sent, pttl)
 					c.local.store(ks[i], e, st[i].snap)
 				}
 				finish(i, e, nil)
@@ -517,16 +534,16 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			}
 		}
 		if len(down) > 0 {
-			c.redisDown(ctx, ks, keys, down, downErr, finish)
+			c.redisDown(ctx, ks, keys, down, downErr, finish, detach)
 		}
 		if len(direct) > 0 {
-			c.loadDirect(ctx, ks, keys, direct, false, finish)
+			c.loadDirect(ctx, ks, keys, direct, directTracked, finish, detach)
 		}
 		if len(corrupt) > 0 {
 			var refused []int
 			corrupt, refused = c.deleteUnreadable(ctx, keys, corrupt, st)
 			if len(refused) > 0 {
-				c.loadDirect(ctx, ks, keys, refused, false, finish)
+				c.loadDirect(ctx, ks, keys, refused, directTracked, finish, detach)
 			}
 		}
 		todo = append(again, corrupt...)
@@ -540,7 +557,7 @@ func (c *Cache[K, V]) resolve(ctx context.Context, ks []K, keys []string, idx []
 			if len(timedOut) > 0 {
 				c.stats.leaseTimeouts.Add(uint64(len(timedOut)))
 				c.logLeaseTimeouts(keys, timedOut)
-				c.loadDirect(ctx, ks, keys, timedOut, false, finish)
+				c.loadDirect(ctx, ks, keys, timedOut, directTracked, finish, detach)
 			}
 			todo = append(todo, ready...)
 		}
@@ -640,7 +657,7 @@ func (c *Cache[K, V]) awaitLeases(ctx context.Context, keys []string, idx []int,
 // redisDown answers keys keys[i], i in idx, when Redis is unavailable: the
 // loader's values, written nowhere, when the policy is FailOpen; the error
 // otherwise.
-func (c *Cache[K, V]) redisDown(ctx context.Context, ks []K, keys []string, idx []int, err error, finish func(int, *entry[V], error)) {
+func (c *Cache[K, V]) redisDown(ctx context.Context, ks []K, keys []string, idx []int, err error, finish func(int, *entry[V], error), detach func(int)) {
 	if !errors.Is(err, errCircuitOpen) {
 		c.stats.redisErrors.Add(uint64(len(idx)))
 	}
@@ -663,7 +680,36 @@ func (c *Cache[K, V]) redisDown(ctx context.Context, ks []K, keys []string, idx 
 		}
 		return
 	}
-	c.loadDirect(ctx, ks, keys, idx, true, finish)
+	c.loadDirect(ctx, ks, keys, idx, directFallback, finish, detach)
+}
+
+// skipPending answers the keys keys[i], i in todo, whose invalidation is
+// pending (see pending.go) from the loader, without reading or writing
+// Redis, and returns the others.
+func (c *Cache[K, V]) skipPending(ctx context.Context, ks []K, keys []string, todo []int, finish func(int, *entry[V], error), detach func(int)) []int {
+	if c.client.pending.len() == 0 {
+		return todo
+	}
+	var pend []int
+	rest := todo[:0:0]
+	for _, i := range todo {
+		if c.client.pending.has(keys[i]) {
+			pend = append(pend, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	if len(pend) == 0 {
+		return todo
+	}
+	if c.load == nil {
+		for _, i := range pend {
+			finish(i, nil, fmt.Errorf("cache: %s: %w (invalidated, and no loader)", keys[i], ErrNotFound))
+		}
+		return rest
+	}
+	c.loadDirect(ctx, ks, keys, pend, directPending, finish, detach)
+	return rest
 }
 
 // deleteUnreadable deletes the keys keys[i], i in idx, that held bytes

@@ -29,11 +29,16 @@ type targetCache interface {
 	// leaseOf returns the lease key of key in plain mode; false otherwise
 	// (the lease is in the key itself).
 	leaseOf(key string) (string, bool)
+	// failedInvalidation counts an invalidation of the cache's keys that
+	// Redis did not confirm (Stats.FailedInvalidations).
+	failedInvalidation()
 }
 
 func (c *Cache[K, V]) owner() *Client         { return c.client }
 func (c *Cache[K, V]) namespace() string      { return c.ns }
 func (c *Cache[K, V]) timeout() time.Duration { return c.redisTimeout }
+
+func (c *Cache[K, V]) failedInvalidation() { c.stats.failedInvalidations.Add(1) }
 
 func (c *Cache[K, V]) leaseOf(key string) (string, bool) {
 	if !c.plain {
@@ -89,8 +94,14 @@ func Tags[K comparable, V any](c *Cache[K, V], tags ...string) Target {
 // the keys drops its copy when Redis pushes the invalidation; in this
 // process, once Invalidate returns, no Get through any cache of the client
 // returns what the keys held before (read-your-writes, as for
-// [Cache.Invalidate]), even when Invalidate returns an error (a command may
-// have been applied before the connection failed).
+// [Cache.Invalidate]), even when Invalidate returns an error: a key whose
+// deletion Redis did not confirm (an error, a lost reply, the budget run
+// out) is pending — its reads load without reading or writing Redis, and
+// the client deletes it again, in order and backing off, until Redis
+// confirms (Stats.FailedInvalidations, Stats.PendingInvalidations; at
+// most 65536 keys at once). Pending keys live in the process: if it exits
+// first, Redis keeps what they held until their expiry. A tag whose index
+// could not be read names no keys to keep pending.
 //
 // Each cache must be one of this client's, and no tag empty: otherwise
 // Invalidate fails with an error wrapping [ErrInvalidOptions] and removes
@@ -148,7 +159,7 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 	rc, ok := cl.redis()
 	if !ok {
 		for _, d := range keys {
-			cl.wrote(d.key)
+			cl.unconfirmed(d.key, d.c)
 		}
 		return 0, fmt.Errorf("cache: invalidate: %w", errNotConnected)
 	}
@@ -165,6 +176,7 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 		// read the source before cannot write once its lease is gone, and
 		// what it wrote before is deleted with the key.
 		var leases []string
+		leaseFailed := make(map[string]bool)
 		for _, d := range keys {
 			if lk, ok := d.c.leaseOf(d.key); ok {
 				cmds = append(cmds, rc.B().Del().Key(lk).Build())
@@ -182,16 +194,25 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 		cancel()
 		for i, lk := range leases {
 			if err := results[i].Error(); err != nil {
+				leaseFailed[lk] = true
 				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", lk, budgetErr(ctx, err, timeout)))
 			}
 		}
 		results = results[len(leases):]
 		for i, d := range keys {
-			cl.wrote(d.key)
 			n, err := results[i].AsInt64()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, timeout)))
-				continue
+			lk, _ := d.c.leaseOf(d.key)
+			if err != nil || leaseFailed[lk] {
+				// Redis may still hold what the key held: the key is
+				// pending until a deletion sent again is confirmed.
+				cl.unconfirmed(d.key, d.c)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, timeout)))
+					continue
+				}
+			} else {
+				cl.pending.confirmed(d.key, 0)
+				cl.wrote(d.key)
 			}
 			removed += n
 		}
@@ -218,4 +239,12 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 		keys, indexes = next, again
 	}
 	return removed, errors.Join(errs...)
+}
+
+// unconfirmed handles a deletion of key, a key of cache tc, whose outcome
+// Redis did not confirm: the key is pending (see pending.go).
+func (cl *Client) unconfirmed(key string, tc targetCache) {
+	tc.failedInvalidation()
+	lk, _ := tc.leaseOf(key)
+	cl.markPending(key, lk)
 }

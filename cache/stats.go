@@ -56,6 +56,17 @@ type Stats struct {
 	// whether it is open now.
 	ShortCircuits, BreakerTrips uint64
 	BreakerOpen                 bool
+	// Refusals counts reads whose lease Redis refused (out of memory, an
+	// ACL that forbids writes, a read-only replica): under FailOpen the
+	// loader answered and nothing was written; under FailFast the read
+	// failed with ErrUnavailable.
+	Refusals uint64
+	// FailedInvalidations counts invalidations of this cache's keys (and
+	// Sets and Deletes) whose outcome Redis never confirmed; each key is
+	// then pending (see [Client.Invalidate]). PendingInvalidations is the
+	// number of keys of the client pending now.
+	FailedInvalidations  uint64
+	PendingInvalidations int
 	// LocalEntries is the number of decoded values held in process memory,
 	// and LocalBytes their weight against [Options].LocalBytes.
 	LocalEntries int
@@ -88,6 +99,7 @@ type counters struct {
 	leaseWaits, leaseTimeouts, discardedFills atomic.Uint64
 	refreshes, refreshErrors, staleServed     atomic.Uint64
 	redisErrors, shortCircuits                atomic.Uint64
+	refusals, failedInvalidations             atomic.Uint64
 }
 
 // shardedCounter is a counter spread over cache-line-sized shards, so that
@@ -156,6 +168,10 @@ func (c *Cache[K, V]) Stats() Stats {
 		BreakerTrips:   c.breaker.trips.Load(),
 		BreakerOpen:    c.breaker.open.Load(),
 		Tracking:       c.client.Tracking(),
+
+		Refusals:             c.stats.refusals.Load(),
+		FailedInvalidations:  c.stats.failedInvalidations.Load(),
+		PendingInvalidations: c.client.pending.len(),
 	}
 	if c.local != nil {
 		s.LocalEntries = c.local.len()

@@ -85,12 +85,15 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 			c.client.expectEcho(key)
 			w.snap = c.local.snapshot(key)
 		}
-		ex := writeExec(arena, key, nil, eb.data, eb.ttl)
+		ex := c.setExec(arena, key, eb.data, eb.ttl)
 		execs = append(execs, ex)
 		cmds = append(cmds, evalCmd(rc, writeSHA, ex))
 		cmds = append(cmds, c.tagCmds(rc, key, eb.ttl, co.tags)...)
 		writes = append(writes, w)
 	}
+	// A copy's expiry counts from before the write was sent: the key's
+	// PTTL, read after the write, ends no earlier than that.
+	sent := c.now()
 	results := c.doMulti(ctx, rc, cmds...)
 	var firstErr error
 	var own ownMoves // of the counters of the keys kept, when there are several
@@ -147,17 +150,28 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 				firstErr = err
 			}
 		}
-		if !keep || err != nil {
-			if keep {
-				c.client.cancelEcho(w.key)
-			}
+		if keep && err != nil {
+			c.client.cancelEcho(w.key)
+		}
+		switch {
+		case err != nil && unknownOutcome(err):
+			// It may have been applied, or not: pending until a deletion
+			// sent again is confirmed (see pending.go).
+			c.client.unconfirmed(w.key, c)
+			continue
+		case err != nil:
 			c.client.wrote(w.key)
 			continue
 		}
-		c.client.wroteBy(w.key, c)
-		c.flights.Forget(w.key)
-		c.expireIn(w.e, pttl)
+		c.client.pending.confirmed(w.key, 0)
+		if !keep {
+			c.client.wrote(w.key)
+			continue
+		}
+		c.client.changed(w.key, c)
+		w.e.expireAt = c.expiryFrom(sent, pttl)
 		c.local.storeWritten(w.k, w.e, w.snap, own)
+		c.forget(w.key)
 	}
 	c.breaker.record(firstErr)
 	if errors.Is(firstErr, ErrUnavailable) {
@@ -165,6 +179,24 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	}
 	c.maybePruneTags(ctx, co.tags)
 	return errors.Join(errs...)
+}
+
+// unknownOutcome reports whether a write that failed with err may have
+// been applied: Redis did not answer it (a Redis error is an answer: the
+// write was refused).
+func unknownOutcome(err error) bool {
+	var re *rueidis.RedisError
+	return !errors.As(err, &re) || re.IsNil()
+}
+
+// setExec is the execution of writeScript that writes data under key for
+// ttl whatever the key holds and, in plain mode, deletes its lease key.
+func (c *Cache[K, V]) setExec(a *execArena, key string, data []byte, ttl time.Duration) rueidis.LuaExec {
+	keys := a.strings(key)
+	if c.plain {
+		keys = a.strings(key, leaseKey(c.ns, key))
+	}
+	return rueidis.LuaExec{Keys: keys, Args: writeArgs(a, nil, data, ttl)}
 }
 
 func callOpts(opts []Option) callOptions {

@@ -55,6 +55,19 @@ func (fl *Flight[V]) Finish(v V, err error) {
 	close(fl.f.done)
 }
 
+// Detach takes the flight out of the table if it is still there: callers
+// from now on start a new one, while those that joined it still get its
+// result. A leader detaches a flight whose load cannot be told of a later
+// change of its key (the cache's loads while Redis is unavailable), so
+// that no caller joins it after the load began.
+func (fl *Flight[V]) Detach() {
+	fl.g.mu.Lock()
+	if fl.g.flights[fl.key] == fl.f {
+		delete(fl.g.flights, fl.key)
+	}
+	fl.g.mu.Unlock()
+}
+
 // Wait returns the result of the flight, or ctx.Err() when ctx ends first.
 // A leader may Wait too, for a result it publishes from another goroutine:
 // when its ctx ends first, the flight leaves the table (later callers start a

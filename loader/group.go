@@ -165,6 +165,19 @@ func (g *Group[V]) Forget(key string) {
 	g.mu.Unlock()
 }
 
+// ForgetFunc is Forget for every key that match reports true of: the cache
+// calls it for a pattern invalidation, which changes every key the pattern
+// could match, loads in flight included.
+func (g *Group[V]) ForgetFunc(match func(key string) bool) {
+	g.mu.Lock()
+	for key := range g.flights {
+		if match(key) {
+			delete(g.flights, key)
+		}
+	}
+	g.mu.Unlock()
+}
+
 // ForgetAll is Forget for every key: the cache calls it when Redis forgot
 // what it tracked for the process (a flush, or a connection that dropped), so
 // that no read from then on joins a load that began before.
