@@ -79,7 +79,7 @@ type Cache[K comparable, V any] struct {
 	fallbackSlots chan struct{} // one token per running fallback load
 	// blind orders the loads that no push would tell of a change (see
 	// fallback.go).
-	blind blindLoads
+	blind blindLoads[K, V]
 
 	refreshMode    RefreshMode
 	refreshTimeout time.Duration

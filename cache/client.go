@@ -179,7 +179,7 @@ func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 	case co.requireRedis || !unreachable(err):
 		c.cancel()
 		c.clock.close()
-		return nil, fmt.Errorf("cache: connect: %w", classify(err))
+		return nil, fmt.Errorf("cache: connect: %w", classifyErr(err))
 	default:
 		// Redis cannot be reached now: the caches work without it
 		// (FailOpen) until the connection is made in the background.

@@ -76,7 +76,7 @@ func budgetErr(ctx context.Context, err error, timeout time.Duration) error {
 	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		return fmt.Errorf("%w: no answer within Options.RedisTimeout (%v)", ErrUnavailable, timeout)
 	}
-	return classify(err)
+	return classifyErr(err)
 }
 
 // do is rc.Do under the budget.
@@ -104,12 +104,12 @@ func (c *Cache[K, V]) evalOne(ctx context.Context, rc rueidis.Client, script *ru
 // sent again once Redis is back: Redis was unreachable or could not serve,
 // rather than answering something aside cannot read.
 func retryable(err error) bool {
-	return !errors.Is(err, errBadReply) && errors.Is(classify(err), ErrUnavailable)
+	return !errors.Is(err, errBadReply) && errors.Is(classifyErr(err), ErrUnavailable)
 }
 
-// classify wraps errors of the connection in ErrUnavailable and leaves context
+// classifyErr wraps errors of the connection in ErrUnavailable and leaves context
 // errors and Redis error replies as they are.
-func classify(err error) error {
+func classifyErr(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -37,20 +39,20 @@ const (
 )
 
 // blindLoads orders the blind loads of each key: one at a time.
-type blindLoads struct {
+type blindLoads[K comparable, V any] struct {
 	mu      sync.Mutex
 	running map[string]chan struct{} // closed when the key's load ends; guarded by mu
 }
 
-// begin waits until no blind load of keys[i], i in idx, runs, then marks
-// them all running (all at once, so that two batches that share keys never
-// wait for each other), and returns the channel end closes.
-func (b *blindLoads) begin(ctx context.Context, keys []string, idx []int) (chan struct{}, error) {
+// begin waits until no blind load of the keys of fs runs, then marks them
+// all running (all at once, so that two batches that share keys never wait
+// for each other), and returns the channel end closes.
+func (b *blindLoads[K, V]) begin(ctx context.Context, fs []*fetch[K, V]) (chan struct{}, error) {
 	b.mu.Lock()
 	for {
 		var busy chan struct{}
-		for _, i := range idx {
-			if ch, ok := b.running[keys[i]]; ok {
+		for _, f := range fs {
+			if ch, ok := b.running[f.key]; ok {
 				busy = ch
 				break
 			}
@@ -70,56 +72,113 @@ func (b *blindLoads) begin(ctx context.Context, keys []string, idx []int) (chan 
 		b.running = make(map[string]chan struct{})
 	}
 	done := make(chan struct{})
-	for _, i := range idx {
-		b.running[keys[i]] = done
+	for _, f := range fs {
+		b.running[f.key] = done
 	}
 	b.mu.Unlock()
 	return done, nil
 }
 
 // end ends the loads begin marked.
-func (b *blindLoads) end(keys []string, idx []int, done chan struct{}) {
+func (b *blindLoads[K, V]) end(fs []*fetch[K, V], done chan struct{}) {
 	b.mu.Lock()
-	for _, i := range idx {
-		if b.running[keys[i]] == done {
-			delete(b.running, keys[i])
+	for _, f := range fs {
+		if b.running[f.key] == done {
+			delete(b.running, f.key)
 		}
 	}
 	b.mu.Unlock()
 	close(done)
 }
 
-// loadDirect loads the keys ks[i], i in idx, and answers them through finish
-// without writing anything (see the top of this file); detach(i) detaches
-// the flight of ks[i] (blind loads).
-func (c *Cache[K, V]) loadDirect(ctx context.Context, ks []K, keys []string, idx []int, why direct, finish func(int, *entry[V], error), detach func(int)) {
+// loadDirect loads the keys of fs, and answers them, without writing
+// anything (see the top of this file).
+func (c *Cache[K, V]) loadDirect(ctx context.Context, fs []*fetch[K, V], why direct) {
 	if why != directTracked {
-		done, err := c.blind.begin(ctx, keys, idx)
+		done, err := c.blind.begin(ctx, fs)
 		if err != nil {
-			for _, i := range idx {
-				finish(i, nil, err)
-			}
+			c.finishAll(ctx, fs, err)
 			return
 		}
-		defer c.blind.end(keys, idx, done)
-		for _, i := range idx {
-			detach(i)
+		defer c.blind.end(fs, done)
+		for _, f := range fs {
+			f.detach()
 		}
 	}
 	if why == directFallback {
 		select {
 		case c.fallbackSlots <- struct{}{}:
 		case <-ctx.Done():
-			for _, i := range idx {
-				finish(i, nil, ctx.Err())
-			}
+			c.finishAll(ctx, fs, ctx.Err())
 			return
 		}
 		defer func() { <-c.fallbackSlots }()
-		c.stats.fallbacks.Add(uint64(len(idx)))
+		c.stats.fallbacks.Add(uint64(len(fs)))
 	}
-	for j, l := range c.loadKeys(ctx, ks, keys, idx, false) {
+	refs := make([]keyRef[K], len(fs))
+	for j, f := range fs {
+		refs[j] = f.keyRef
+	}
+	for j, l := range c.loadKeys(ctx, refs, false) {
 		e, err := l.result()
-		finish(idx[j], e, err)
+		c.finish(ctx, fs[j], e, err)
 	}
+}
+
+// redisDown answers the fetches fs when Redis is unavailable (err says how):
+// the loader's values, written nowhere, when the policy is FailOpen; the
+// error otherwise. Copies OutageStaleness lets it serve go first.
+func (c *Cache[K, V]) redisDown(ctx context.Context, fs []*fetch[K, V], err error) {
+	if !errors.Is(err, errCircuitOpen) {
+		c.stats.redisErrors.Add(uint64(len(fs)))
+	}
+	if c.outage > 0 {
+		rest := fs[:0:0]
+		for _, f := range fs {
+			if e := c.outageCopy(f.k); e != nil {
+				c.finish(ctx, f, e, nil)
+				continue
+			}
+			rest = append(rest, f)
+		}
+		if fs = rest; len(fs) == 0 {
+			return
+		}
+	}
+	if c.onDown == FailFast || c.load == nil {
+		for _, f := range fs {
+			c.finish(ctx, f, nil, fmt.Errorf("cache: get %s: %w", f.key, err))
+		}
+		return
+	}
+	c.loadDirect(ctx, fs, directFallback)
+}
+
+// skipPending answers the fetches of fs whose invalidation is pending (see
+// pending.go) from the loader, without reading or writing Redis, and
+// returns the others.
+func (c *Cache[K, V]) skipPending(ctx context.Context, fs []*fetch[K, V]) []*fetch[K, V] {
+	if c.client.pending.len() == 0 {
+		return fs
+	}
+	var pend []*fetch[K, V]
+	rest := fs[:0:0]
+	for _, f := range fs {
+		if c.client.pending.has(f.key) {
+			pend = append(pend, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	if len(pend) == 0 {
+		return fs
+	}
+	if c.load == nil {
+		for _, f := range pend {
+			c.finish(ctx, f, nil, fmt.Errorf("cache: %s: %w (invalidated, and no loader)", f.key, ErrNotFound))
+		}
+		return rest
+	}
+	c.loadDirect(ctx, pend, directPending)
+	return rest
 }

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/aside-go/aside/loader"
 )
 
@@ -83,15 +81,15 @@ type loaded[V any] struct {
 	ttl  time.Duration
 }
 
-// loadHeld loads the keys ks[i], i in idx, whose leases (st[i].lease) this
-// call took, in one loader call detached from the caller's cancellation —
-// the reads that joined those keys must not fail because this one went away,
-// and the leases must be written or released whatever happens. The loader
-// runs on a background goroutine, or on the caller's when its context can
-// never end (the caller could not have left earlier anyway). It finishes the
-// keys' flights (fls[i], when fls is not nil) as soon as the loader
-// returned, then writes each result under its lease on a background
-// goroutine. It returns one heldLoad per key, to wait on.
+// loadHeld loads the keys of fs, whose leases (f.lease) their visit took,
+// in one loader call detached from the caller's cancellation — the reads
+// that joined those keys must not fail because this one went away, and the
+// leases must be written or released whatever happens. The loader runs on a
+// background goroutine, or on the caller's when its context can never end
+// (the caller could not have left earlier anyway). It finishes the keys'
+// flights as soon as the loader returned, then writes each result under its
+// lease on a background goroutine. It returns one heldLoad per key, to wait
+// on.
 //
 // The callers do not wait for the writes: a miss costs the caller one round
 // trip and the loader. What the writes owe to the rest of the process, the
@@ -100,17 +98,17 @@ type loaded[V any] struct {
 // operations that read Redis's state of a key (TTL, Exists, Expire, ...)
 // first wait for its write (awaitWrites). Other processes meet the lease and
 // wait for the write's invalidation, as they always do.
-func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx []int, st []keyState, fls []*loader.Flight[*entry[V]]) []*heldLoad[V] {
-	c.stats.misses.Add(uint64(len(idx)))
-	r := &heldRun[K, V]{c: c, ctx: ctx, ks: ks, keys: keys, idx: idx, fls: fls,
-		hs: make([]*heldLoad[V], len(idx)), leases: make([][]byte, len(idx)),
-		done: make(chan struct{}), written: make(chan struct{})}
-	loads := make([]heldLoad[V], len(idx))
-	for j, i := range idx {
-		r.leases[j] = st[i].lease
-		loads[j].lease, loads[j].done, loads[j].written = r.leases[j], r.done, r.written
+func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLoad[V] {
+	c.stats.misses.Add(uint64(len(fs)))
+	r := &heldRun[K, V]{c: c, ctx: ctx,
+		refs: make([]keyRef[K], len(fs)), fls: make([]*loader.Flight[*entry[V]], len(fs)),
+		hs: make([]*heldLoad[V], len(fs)), done: make(chan struct{}), written: make(chan struct{})}
+	loads := make([]heldLoad[V], len(fs))
+	for j, f := range fs {
+		r.refs[j], r.fls[j] = f.keyRef, f.fl
+		loads[j].lease, loads[j].done, loads[j].written = f.lease, r.done, r.written
 		r.hs[j] = &loads[j]
-		if prev, ok := c.held.Swap(keys[i], r.hs[j]); ok {
+		if prev, ok := c.held.Swap(f.key, r.hs[j]); ok {
 			// Only the loads still writing: those that ended are not
 			// waited for, and must not keep their batch in memory.
 			r.hs[j].prev.Store(prev.(*heldLoad[V]).running())
@@ -131,16 +129,13 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, ks []K, keys []string, idx [
 }
 
 // heldRun is one loadHeld: the load of keys under leases this process took,
-// then their writes.
+// then their writes. Its slices are parallel: one position per key.
 type heldRun[K comparable, V any] struct {
 	c        *Cache[K, V]
 	ctx      context.Context
-	ks       []K
-	keys     []string
-	idx      []int
-	fls      []*loader.Flight[*entry[V]]
-	hs       []*heldLoad[V]
-	leases   [][]byte
+	refs     []keyRef[K]
+	fls      []*loader.Flight[*entry[V]] // nil entries when flights are not shared
+	hs       []*heldLoad[V]              // each holding its key's lease
 	res      []loaded[V]
 	answered bool
 	// done and written are the channels of every load of hs.
@@ -164,32 +159,31 @@ func (r *heldRun[K, V]) loadOnly() {
 	c := r.c
 	// Taken before the loader reads the source: a change the snapshots miss
 	// was applied before that read.
-	snaps := make([]uint64, len(r.idx))
-	for j, i := range r.idx {
-		snaps[j] = c.local.snapshot(r.keys[i])
+	snaps := make([]uint64, len(r.refs))
+	for j, ref := range r.refs {
+		snaps[j] = c.local.snapshot(ref.key)
 	}
 	lctx, cancel := c.detached(r.ctx, 0)
-	r.res = c.loadKeys(lctx, r.ks, r.keys, r.idx, true)
+	r.res = c.loadKeys(lctx, r.refs, true)
 	cancel()
-	c.keepLoaded(r.ks, r.keys, r.idx, snaps, r.res)
+	c.keepLoaded(r.refs, snaps, r.res)
 	r.answer()
 }
 
 // answer gives each wait its result, and finishes the flights.
 func (r *heldRun[K, V]) answer() {
 	r.answered = true
-	for j, i := range r.idx {
-		h := r.hs[j]
+	for j, h := range r.hs {
 		if r.res != nil {
 			h.e, h.err = r.res[j].result()
 		} else {
-			h.err = fmt.Errorf("cache: load %s: did not complete", r.keys[i])
+			h.err = fmt.Errorf("cache: load %s: did not complete", r.refs[j].key)
 		}
 	}
 	close(r.done)
-	if r.fls != nil {
-		for j, i := range r.idx {
-			r.fls[i].Finish(r.hs[j].e, r.hs[j].err)
+	for j, fl := range r.fls {
+		if fl != nil {
+			fl.Finish(r.hs[j].e, r.hs[j].err)
 		}
 	}
 }
@@ -200,9 +194,9 @@ func (r *heldRun[K, V]) write() {
 	// The writes are bounded by LeaseTTL, not by the time budget: cut
 	// short, they would leave the leases for LeaseTTL and every process
 	// would wait (past it the leases are gone anyway).
-	wctx, wcancel := r.c.detached(r.ctx, max(r.c.leaseTTL, r.c.budgetFor(len(r.idx))))
+	wctx, wcancel := r.c.detached(r.ctx, max(r.c.leaseTTL, r.c.budgetFor(len(r.refs))))
 	defer wcancel()
-	r.c.commit(wctx, r.ks, r.keys, r.idx, r.leases, r.res)
+	r.commit(wctx)
 }
 
 // end ends the loads, written or not: their writes are over.
@@ -211,14 +205,14 @@ func (r *heldRun[K, V]) end() {
 		r.answer() // the loader did not return
 	}
 	close(r.written)
-	for j, i := range r.idx {
-		h := r.hs[j]
+	for j, h := range r.hs {
 		// A load this one replaced may still be writing: it takes the
 		// key's place again, for awaitWrites.
+		key := r.refs[j].key
 		if p := h.prev.Load().running(); p != nil {
-			r.c.held.CompareAndSwap(r.keys[i], h, p)
+			r.c.held.CompareAndSwap(key, h, p)
 		} else {
-			r.c.held.CompareAndDelete(r.keys[i], h)
+			r.c.held.CompareAndDelete(key, h)
 		}
 	}
 }
@@ -232,102 +226,39 @@ func (r *heldRun[K, V]) end() {
 // leaves it in place, or replaces it with a copy of its own (keepWritten),
 // or drops it if the write does not happen; until then it expires with the
 // TTL being written.
-func (c *Cache[K, V]) keepLoaded(ks []K, keys []string, idx []int, snaps []uint64, res []loaded[V]) {
+func (c *Cache[K, V]) keepLoaded(refs []keyRef[K], snaps []uint64, res []loaded[V]) {
 	if !c.local.keeps() || !c.tracks() {
 		return
 	}
 	now := c.now()
-	for j, i := range idx {
-		l := res[j]
+	for j, l := range res {
 		if l.e == nil || l.data == nil || l.ttl <= 0 {
 			continue
 		}
 		// The whole milliseconds the write sets (PX): the key, written
 		// after now, expires no earlier.
 		l.e.expireAt = now.Add(time.Duration(ms(l.ttl)) * time.Millisecond).UnixNano()
-		c.local.store(ks[i], l.e, snaps[j])
+		c.local.store(refs[j].k, l.e, snaps[j])
 	}
 }
 
-// awaitWrites waits until the writes of this process's loads of the Redis
-// keys, if any are running (the latest load of each key, and those it
-// replaced), have ended — or for as long as the time budget,
-// or until ctx ends: an operation that reads Redis's state of a key after a
-// Get returned its loaded value sees that value, not the lease it replaces,
-// unless Redis is too slow to take the write.
-func (c *Cache[K, V]) awaitWrites(ctx context.Context, keys ...string) error {
-	return c.awaitWritesFor(ctx, c.budgetFor(len(keys)), keys...)
-}
-
-// awaitWritesFor is awaitWrites bounded by d instead of the budget; 0: only
-// by ctx.
-func (c *Cache[K, V]) awaitWritesFor(ctx context.Context, d time.Duration, keys ...string) error {
-	var t *time.Timer
-	var expired <-chan time.Time
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	for _, key := range keys {
-		v, ok := c.held.Load(key)
-		if !ok {
-			continue
-		}
-		if t == nil && d > 0 {
-			t = time.NewTimer(d)
-			expired = t.C
-		}
-		for h := v.(*heldLoad[V]); h != nil; h = h.prev.Load() {
-			select {
-			case <-h.written:
-			case <-expired:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	return nil
-}
-
-// loadKeys calls the loader for the keys ks[i], i in idx — Loader itself for
-// one key, BatchLoader (or Loader's batch adapter) for several — and returns
-// each key's result, encoded for writing when encode is set. A panic in the
+// loadKeys calls the loader for the keys refs — Loader itself for one key,
+// BatchLoader (or Loader's batch adapter) for several — and returns each
+// key's result, encoded for writing when encode is set. A panic in the
 // loader fails every key with an error wrapping loader.ErrPanic.
-func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx []int, encode bool) []loaded[V] {
+func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode bool) []loaded[V] {
 	c.stats.loads.Add(1)
-	out := make([]loaded[V], len(idx))
+	out := make([]loaded[V], len(refs))
 	if c.rec != nil {
 		var end func(Result)
-		ctx, end = c.start(ctx, OpLoad, len(idx), 0)
+		ctx, end = c.start(ctx, OpLoad, len(refs), 0)
 		defer func() { end(loadResult(out)) }()
 	}
-	var found map[K]V
-	var err error
-	var perKey map[K]error
-	if len(idx) == 1 {
-		k := ks[idx[0]]
-		v, lerr := c.safeLoad(ctx, k)
-		switch {
-		case lerr == nil:
-			found = map[K]V{k: v}
-		case errors.Is(lerr, loader.NoCache):
-			found, perKey = map[K]V{k: v}, map[K]error{k: lerr}
-		case errors.Is(lerr, ErrNotFound):
-		default:
-			perKey = map[K]error{k: lerr}
-		}
-	} else {
-		found, err = c.safeBatch(ctx, pick(ks, idx))
-		if err != nil {
-			perKey = loader.KeyErrors[K](err)
-		}
-	}
+	found, err, perKey := c.callLoader(ctx, refs)
 	// NoCache without a key: none of the batch's values is cached.
 	noneCached := perKey == nil && errors.Is(err, loader.NoCache)
-	for j, i := range idx {
-		k, key := ks[i], keys[i]
+	for j, ref := range refs {
+		k, key := ref.k, ref.key
 		if v, ok := found[k]; ok {
 			e := &entry[V]{v: v, key: key, src: SourceLoader}
 			out[j].e = e
@@ -363,133 +294,33 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, ks []K, keys []string, idx [
 	return out
 }
 
-// commit writes each result ls[j] of key keys[idx[j]] in place of its lease
-// (leases[j]), or deletes the lease when there is nothing to write, in one
-// pipeline, each only if the key still holds the lease: an invalidation
-// during the load deleted it, and the value, read before that invalidation,
-// must not be cached. A value written is kept in process memory (see
-// Client.expectEcho for why Redis' push of this very write does not drop it).
-//
-// Writes that find Redis unavailable (a connection dropped, or Redis said it
-// cannot serve now) are sent again until wctx ends: left alone, their leases
-// would make every process wait LeaseTTL for a value that was loaded. Sending
-// one again is safe: it still writes only in place of the lease.
-func (c *Cache[K, V]) commit(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V]) {
-	todo := make([]int, len(idx))
-	for j := range todo {
-		todo[j] = j
-	}
-	retry := backoff{next: writeRetryMin, max: writeRetryMax}
-	var err error
-	for {
-		todo, err = c.commitOnce(wctx, ks, keys, idx, leases, ls, todo)
-		if len(todo) == 0 || !retry.wait(wctx) {
-			break
-		}
-	}
-	if len(todo) == 0 {
-		return
-	}
-	failed := make([]string, len(todo))
-	for t, j := range todo {
-		c.stats.writeErrors.Add(1)
-		c.client.wrote(keys[idx[j]])
-		failed[t] = keys[idx[j]]
-	}
-	if err == nil {
-		err = wctx.Err()
-	}
-	c.logEvent(slog.LevelWarn, "cache: write-back of loaded values failed: Redis unavailable until the write's deadline", err, failed)
-}
-
-// commitOnce sends the writes of commit at positions todo and returns those
-// that found Redis unavailable, to be sent again.
-func (c *Cache[K, V]) commitOnce(wctx context.Context, ks []K, keys []string, idx []int, leases [][]byte, ls []loaded[V], todo []int) (again []int, lastErr error) {
-	execs := make([]rueidis.LuaExec, len(todo))
-	arena := newExecArena(len(todo), writeExecStrings)
-	snaps := make([]uint64, len(todo))
-	keep := make([]bool, len(todo))
-	for t, j := range todo {
-		i := idx[j]
-		if c.local.keeps() && c.tracks() && ls[j].data != nil {
-			keep[t] = true
-			c.expectEchoes(keys[i])
-			snaps[t] = c.local.snapshot(keys[i])
-		}
-		execs[t] = c.underLease(arena, keys[i], leases[j], ls[j].data, ls[j].ttl)
-	}
-	var results []rueidis.RedisResult
-	sent := c.now() // a copy's expiry counts from here (see expiryFrom)
-	rc, err := c.redis()
-	if err == nil {
-		results = c.evalUnderLease(wctx, rc, execs)
-	}
-	var own ownMoves // of the counters of the keys kept, when there are several
-	if len(todo) > 1 {
-		own = make(ownMoves, len(todo))
-	}
-	for t, j := range todo {
-		i, l := idx[j], ls[j]
-		var wrote bool
-		var pttl int64
-		if results != nil {
-			wrote, pttl, err = writeReply(results[t])
-		}
-		if err != nil && wctx.Err() == nil && retryable(err) {
-			if keep[t] {
-				c.cancelEchoes(keys[i])
-			}
-			// Not in Redis (yet): no copy either, the one keepLoaded kept
-			// included, until a retry writes it.
-			c.client.wrote(keys[i])
-			again, lastErr = append(again, j), err
-			continue
-		}
+// callLoader calls Loader for one key, the batch loader for several, and
+// returns the values found, an error of the whole call, and the errors of
+// single keys.
+func (c *Cache[K, V]) callLoader(ctx context.Context, refs []keyRef[K]) (found map[K]V, err error, perKey map[K]error) {
+	if len(refs) == 1 {
+		k := refs[0].k
+		v, lerr := c.safeLoad(ctx, k)
 		switch {
-		case err != nil:
-			c.stats.writeErrors.Add(1)
-			c.logEvent(slog.LevelWarn, "cache: write-back of a loaded value failed", err, []string{keys[i]})
-		case !wrote && l.data != nil:
-			c.stats.discardedFills.Add(1)
+		case lerr == nil:
+			found = map[K]V{k: v}
+		case errors.Is(lerr, loader.NoCache):
+			found, perKey = map[K]V{k: v}, map[K]error{k: lerr}
+		case errors.Is(lerr, ErrNotFound):
+		default:
+			perKey = map[K]error{k: lerr}
 		}
-		if !keep[t] {
-			c.client.wrote(keys[i])
-			continue
-		}
-		if err != nil || !wrote {
-			c.cancelEchoes(keys[i])
-			c.client.wrote(keys[i])
-			continue
-		}
-		c.client.changed(keys[i], c)
-		// The entry the callers were given stays, or a copy of it: they
-		// may be reading it. The key expires no earlier than the early
-		// copy does: the write set it for the whole milliseconds of l.ttl
-		// after keepLoaded counted them from its now. The expiry read from
-		// PTTL, whole milliseconds too, may fall a little short of that,
-		// and would cost a new copy for nothing.
-		c.local.keepWritten(ks[i], l.e, max(c.expiryFrom(sent, pttl), l.e.expireAt), snaps[t], own)
-		c.forget(keys[i])
+		return found, nil, perKey
 	}
-	return again, lastErr
-}
-
-// expectEchoes announces the echoes of a load's write of key that keeps its
-// copy: the key's, and in plain mode its lease key's (the visit that took
-// the lease tracks it, so the write's deletion of it is pushed back).
-func (c *Cache[K, V]) expectEchoes(key string) {
-	c.client.expectEcho(key)
-	if c.plain {
-		c.client.expectEcho(leaseKey(c.ns, key))
+	ks := make([]K, len(refs))
+	for j, ref := range refs {
+		ks[j] = ref.k
 	}
-}
-
-// cancelEchoes withdraws expectEchoes for a write that did not happen.
-func (c *Cache[K, V]) cancelEchoes(key string) {
-	c.client.cancelEcho(key)
-	if c.plain {
-		c.client.cancelEcho(leaseKey(c.ns, key))
+	found, err = c.safeBatch(ctx, ks)
+	if err != nil {
+		perKey = loader.KeyErrors[K](err)
 	}
+	return found, err, perKey
 }
 
 // safeLoad calls the loader with a panic turned into an error wrapping
@@ -514,59 +345,4 @@ func (c *Cache[K, V]) safeBatch(ctx context.Context, ks []K) (m map[K]V, err err
 		}
 	}()
 	return c.batch(ctx, ks)
-}
-
-// releaseLater deletes, in the background, the leases (st[i].lease) of keys
-// keys[i], i in idx, whose visit may or may not have reached Redis (its reply
-// was lost: the caller's context ended, or the connection broke). Left alone,
-// such a lease would make every process wait LeaseTTL for a load that never
-// comes; so releases that find Redis unavailable are sent again, as commit's
-// writes are, until the lease would have expired anyway.
-func (c *Cache[K, V]) releaseLater(ctx context.Context, keys []string, idx []int, st []keyState) {
-	todo := make([]int, len(idx))
-	copy(todo, idx)
-	release := func() {
-		rctx, cancel := c.detached(ctx, c.leaseTTL)
-		defer cancel()
-		retry := backoff{next: writeRetryMin, max: writeRetryMax}
-		for {
-			todo = c.releaseOnce(rctx, keys, st, todo)
-			if len(todo) == 0 || !retry.wait(rctx) {
-				return
-			}
-		}
-	}
-	if !c.spawn(release) {
-		release()
-	}
-}
-
-// releaseOnce sends the releases of releaseLater for keys[i], i in todo,
-// each within the time budget, and returns those that found Redis
-// unavailable.
-func (c *Cache[K, V]) releaseOnce(ctx context.Context, keys []string, st []keyState, todo []int) (again []int) {
-	rc, err := c.redis()
-	if err != nil {
-		return todo
-	}
-	execs := make([]rueidis.LuaExec, len(todo))
-	arena := newExecArena(len(todo), writeExecStrings)
-	for j, i := range todo {
-		execs[j] = c.underLease(arena, keys[i], st[i].lease, nil, 0)
-	}
-	bctx, cancel := context.WithTimeout(ctx, c.budgetFor(len(execs)))
-	defer cancel()
-	for j, res := range c.evalUnderLease(bctx, rc, execs) {
-		deleted, _, err := writeReply(res)
-		switch {
-		case err != nil && ctx.Err() == nil && (retryable(err) || bctx.Err() != nil):
-			again = append(again, todo[j])
-		case err == nil && deleted:
-			// Only a lease deleted is a write; a release that did not
-			// happen changed nothing (and the copies a stash keeps for
-			// an outage must not go for it).
-			c.client.wrote(keys[todo[j]])
-		}
-	}
-	return again
 }

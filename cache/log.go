@@ -113,13 +113,13 @@ func (c *Cache[K, V]) logEvent(level slog.Level, msg string, err error, keys []s
 	logEvent(c.client.logger(), level, msg, strings.TrimSuffix(c.ns, ":"), err, keys, attrs...)
 }
 
-// logLeaseTimeouts logs the keys keys[i], i in idx, whose LeaseWait ran out:
-// another process's load held their leases, and this one loads them without
+// logLeaseTimeouts logs the keys of fs whose LeaseWait ran out: another
+// process's load held their leases, and this one loads them without
 // writing.
-func (c *Cache[K, V]) logLeaseTimeouts(keys []string, idx []int) {
-	ks := make([]string, len(idx))
-	for j, i := range idx {
-		ks[j] = keys[i]
+func (c *Cache[K, V]) logLeaseTimeouts(fs []*fetch[K, V]) {
+	ks := make([]string, len(fs))
+	for j, f := range fs {
+		ks[j] = f.key
 	}
 	c.logEvent(slog.LevelInfo, "cache: another process's load held the lease past LeaseWait: loading without writing", nil, ks)
 }
@@ -131,9 +131,9 @@ func (c *Cache[K, V]) logLeaseExpired(key string) {
 	c.logEvent(slog.LevelInfo, "cache: a lease expired before its load wrote a value: taking the load over", nil, []string{key})
 }
 
-// refused counts a lease Redis refused for key, and logs it at most once a
+// refusedLease counts a lease Redis refused for key, and logs it at most once a
 // second (out of memory, every read of a missing key meets it).
-func (c *Cache[K, V]) refused(key string, err error) {
+func (c *Cache[K, V]) refusedLease(key string, err error) {
 	c.stats.refusals.Add(1)
 	now := time.Now().UnixNano()
 	last := c.refusalLogged.Load()

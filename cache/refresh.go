@@ -86,7 +86,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	}
 	c.client.wrote(key)
 	c.stats.refreshes.Add(1)
-	l := c.loadKeys(ctx, []K{k}, []string{key}, []int{0}, true)[0]
+	l := c.loadKeys(ctx, []keyRef[K]{{k, key}}, true)[0]
 	if l.err != nil {
 		// Keep serving the claimed value until its hard expiry.
 		c.stats.refreshErrors.Add(1)
