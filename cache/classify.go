@@ -54,7 +54,7 @@ const (
 func classify(v visited, offered bool) verdict {
 	switch {
 	case v.err != nil:
-		if refusal(v.err) {
+		if v.refused {
 			if offered {
 				return refusedLease
 			}

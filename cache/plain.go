@@ -216,7 +216,7 @@ func (c *Cache[K, V]) plainWriteExec(a *execArena, key string, lease, data []byt
 func plainVisitReply(res rueidis.RedisResult) visited {
 	arr, err := res.ToArray()
 	if err != nil {
-		return visited{err: err}
+		return failedVisit(err)
 	}
 	switch len(arr) {
 	case 2:
@@ -227,11 +227,11 @@ func plainVisitReply(res rueidis.RedisResult) visited {
 		pttl, _ := arr[1].AsInt64()
 		lease, err := arr[2].AsBytes()
 		if err != nil {
-			return visited{err: err}
+			return failedVisit(err)
 		}
 		return visited{lease: lease, pttl: pttl}
 	}
-	return visited{err: errBadReply}
+	return failedVisit(errBadReply)
 }
 
 // leaseDels are the deletions of the lease keys of keys in plain mode (none

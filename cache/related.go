@@ -123,122 +123,137 @@ func (cl *Client) Invalidate(ctx context.Context, targets ...Target) (int64, err
 
 // invalidate is Invalidate of valid targets.
 func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, error) {
-	type index struct {
-		key string // the tag index
-		tag string
-		c   targetCache // whose namespace its members must be in
-	}
-	type doomed struct {
-		key string
-		c   targetCache
-	}
-	var (
-		keys    []doomed
-		indexes []index
-		timeout time.Duration
-	)
+	var r removal
 	seen := map[string]bool{}
 	for _, t := range targets {
 		if t.c == nil {
 			continue
 		}
-		timeout = max(timeout, t.c.timeout())
+		r.timeout = max(r.timeout, t.c.timeout())
 		for _, key := range t.keys {
-			keys = append(keys, doomed{key, t.c})
+			r.keys = append(r.keys, doomedKey{key, t.c})
 		}
 		for _, tag := range t.tags {
 			if ix := t.c.tagKey(tag); !seen[ix] {
 				seen[ix] = true
-				indexes = append(indexes, index{key: ix, tag: tag, c: t.c})
+				r.indexes = append(r.indexes, tagIndex{key: ix, tag: tag, c: t.c})
 			}
 		}
 	}
-	if len(keys) == 0 && len(indexes) == 0 {
+	if len(r.keys) == 0 && len(r.indexes) == 0 {
 		return 0, nil
 	}
 	rc, ok := cl.redis()
 	if !ok {
-		for _, d := range keys {
+		for _, d := range r.keys {
 			cl.unconfirmed(d.key, d.c)
 		}
 		return 0, fmt.Errorf("cache: invalidate: %w", errNotConnected)
 	}
-	var (
-		removed int64
-		errs    []error
-	)
 	// Each round sends the deletions of keys and the SPOPs of indexes,
 	// then learns the members to delete in the next.
-	for len(keys) > 0 || len(indexes) > 0 {
-		cmds := make(rueidis.Commands, 0, len(keys)+len(indexes))
-		// In plain mode a key's lease goes first, in the same pipeline on
-		// the same node (the lease key is in the key's slot): a load that
-		// read the source before cannot write once its lease is gone, and
-		// what it wrote before is deleted with the key.
-		var leases []string
-		leaseFailed := make(map[string]bool)
-		for _, d := range keys {
-			if lk, ok := d.c.leaseOf(d.key); ok {
-				cmds = append(cmds, rc.B().Del().Key(lk).Build())
-				leases = append(leases, lk)
-			}
+	for len(r.keys) > 0 || len(r.indexes) > 0 {
+		cl.invalidateRound(ctx, rc, &r)
+	}
+	return r.removed, errors.Join(r.errs...)
+}
+
+// removal is one Client.Invalidate: what is left to remove, and what
+// it came to so far.
+type removal struct {
+	keys    []doomedKey
+	indexes []tagIndex
+	timeout time.Duration // the largest RedisTimeout of the caches named
+	removed int64
+	errs    []error
+}
+
+// doomedKey is a key to delete, of cache c.
+type doomedKey struct {
+	key string
+	c   targetCache
+}
+
+// tagIndex is the index of a tag of cache c, whose members are keys of c.
+type tagIndex struct {
+	key string // the tag index
+	tag string
+	c   targetCache
+}
+
+// invalidateRound sends, in one pipeline, the deletions of r.keys (in
+// plain mode their lease keys first) and the SPOPs of r.indexes, and leaves
+// in r the members to delete in the next round and the indexes to pop
+// again.
+func (cl *Client) invalidateRound(ctx context.Context, rc rueidis.Client, r *removal) {
+	cmds := make(rueidis.Commands, 0, len(r.keys)+len(r.indexes))
+	// In plain mode a key's lease goes first, in the same pipeline on the
+	// same node (the lease key is in the key's slot): a load that read the
+	// source before cannot write once its lease is gone, and what it wrote
+	// before is deleted with the key.
+	var leases []string
+	for _, d := range r.keys {
+		if lk, ok := d.c.leaseOf(d.key); ok {
+			cmds = append(cmds, rc.B().Del().Key(lk).Build())
+			leases = append(leases, lk)
 		}
-		for _, d := range keys {
-			cmds = append(cmds, rc.B().Del().Key(d.key).Build())
+	}
+	for _, d := range r.keys {
+		cmds = append(cmds, rc.B().Del().Key(d.key).Build())
+	}
+	for _, ix := range r.indexes {
+		cmds = append(cmds, rc.B().Spop().Key(ix.key).Count(tagBatch).Build())
+	}
+	rctx, cancel := context.WithTimeout(ctx, budgetFor(r.timeout, len(cmds)))
+	results := rc.DoMulti(rctx, cmds...)
+	cancel()
+	leaseFailed := make(map[string]bool)
+	for i, lk := range leases {
+		if err := results[i].Error(); err != nil {
+			leaseFailed[lk] = true
+			r.errs = append(r.errs, fmt.Errorf("cache: invalidate %s: %w", lk, budgetErr(ctx, err, r.timeout)))
 		}
-		for _, ix := range indexes {
-			cmds = append(cmds, rc.B().Spop().Key(ix.key).Count(tagBatch).Build())
-		}
-		rctx, cancel := context.WithTimeout(ctx, budgetFor(timeout, len(cmds)))
-		results := rc.DoMulti(rctx, cmds...)
-		cancel()
-		for i, lk := range leases {
-			if err := results[i].Error(); err != nil {
-				leaseFailed[lk] = true
-				errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", lk, budgetErr(ctx, err, timeout)))
-			}
-		}
-		results = results[len(leases):]
-		for i, d := range keys {
-			n, err := results[i].AsInt64()
-			lk, _ := d.c.leaseOf(d.key)
-			if err != nil || leaseFailed[lk] {
-				// Redis may still hold what the key held: the key is
-				// pending until a deletion sent again is confirmed.
-				cl.unconfirmed(d.key, d.c)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, timeout)))
-					continue
-				}
-			} else {
-				cl.pending.confirmed(d.key, 0)
-				cl.wrote(d.key)
-			}
-			removed += n
-		}
-		var next []doomed
-		var again []index
-		for j, ix := range indexes {
-			members, err := results[len(keys)+j].AsStrSlice()
-			if err != nil && !rueidis.IsRedisNil(err) {
-				errs = append(errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.c.namespace(), ":"), budgetErr(ctx, err, timeout)))
+	}
+	results = results[len(leases):]
+	for i, d := range r.keys {
+		n, err := results[i].AsInt64()
+		lk, _ := d.c.leaseOf(d.key)
+		if err != nil || leaseFailed[lk] {
+			// Redis may still hold what the key held: the key is pending
+			// until a deletion sent again is confirmed.
+			cl.unconfirmed(d.key, d.c)
+			if err != nil {
+				r.errs = append(r.errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, r.timeout)))
 				continue
 			}
-			for _, m := range members {
-				// A member outside the namespace (which aside never
-				// writes) is skipped: bytes in Redis must not make a
-				// cache delete another's keys.
-				if strings.HasPrefix(m, ix.c.namespace()) {
-					next = append(next, doomed{m, ix.c})
-				}
-			}
-			if len(members) == tagBatch {
-				again = append(again, ix)
+		} else {
+			cl.pending.confirmed(d.key, 0)
+			cl.wrote(d.key)
+		}
+		r.removed += n
+	}
+	results = results[len(r.keys):]
+	var next []doomedKey
+	var again []tagIndex
+	for j, ix := range r.indexes {
+		members, err := results[j].AsStrSlice()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			r.errs = append(r.errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.c.namespace(), ":"), budgetErr(ctx, err, r.timeout)))
+			continue
+		}
+		for _, m := range members {
+			// A member outside the namespace (which aside never writes)
+			// is skipped: bytes in Redis must not make a cache delete
+			// another's keys.
+			if strings.HasPrefix(m, ix.c.namespace()) {
+				next = append(next, doomedKey{m, ix.c})
 			}
 		}
-		keys, indexes = next, again
+		if len(members) == tagBatch {
+			again = append(again, ix)
+		}
 	}
-	return removed, errors.Join(errs...)
+	r.keys, r.indexes = next, again
 }
 
 // unconfirmed handles a deletion of key, a key of cache tc, whose outcome

@@ -69,7 +69,12 @@ type visited struct {
 	// visit again.
 	changed bool
 	err     error
+	// refused: err is Redis refusing the command, not Redis unavailable.
+	refused bool
 }
+
+// failedVisit is the visit that met err.
+func failedVisit(err error) visited { return visited{err: err, refused: refusal(err)} }
 
 // visit visits the keys of fs in one round trip, each with a lease to take
 // (f.lease, drawn here unless the cache has no loader or Redis refused the
@@ -131,7 +136,7 @@ func (c *Cache[K, V]) visitUntracked(ctx context.Context, rc rueidis.Client, fs 
 	var leased []int // positions in fs
 	for j, res := range rc.DoMulti(ctx, cmds...) {
 		if err := res.NonRedisError(); err != nil {
-			out[j] = visited{err: err}
+			out[j] = failedVisit(err)
 			continue
 		}
 		raw, err := res.AsBytes()
@@ -197,12 +202,12 @@ func (c *Cache[K, V]) readCmd(rc rueidis.Client, key string, lease []byte) rueid
 func visitReply(res []rueidis.RedisResult) visited {
 	for _, r := range res {
 		if err := r.NonRedisError(); err != nil {
-			return visited{err: err}
+			return failedVisit(err)
 		}
 	}
 	pttl, err := res[len(res)-1].AsInt64()
 	if err != nil {
-		return visited{err: err}
+		return failedVisit(err)
 	}
 	raw, err := res[len(res)-2].AsBytes()
 	return fromBytes(raw, err, pttl)
@@ -212,10 +217,10 @@ func visitReply(res []rueidis.RedisResult) visited {
 func scriptVisitReply(res rueidis.RedisResult) visited {
 	arr, err := res.ToArray()
 	if err != nil {
-		return visited{err: err}
+		return failedVisit(err)
 	}
 	if len(arr) != 2 {
-		return visited{err: errBadReply}
+		return failedVisit(errBadReply)
 	}
 	pttl, _ := arr[1].AsInt64()
 	raw, err := arr[0].AsBytes()
@@ -228,7 +233,7 @@ func fromBytes(raw []byte, err error, pttl int64) visited {
 	case rueidis.IsRedisNil(err):
 		return visited{pttl: pttl}
 	case err != nil:
-		return visited{pttl: pttl, err: err}
+		return failedVisit(err)
 	}
 	return visited{raw: raw, found: true, pttl: pttl}
 }

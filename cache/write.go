@@ -59,126 +59,147 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		c.breaker.record(err)
 		return fmt.Errorf("cache: %s: %w", op, err)
 	}
-	type write struct {
-		k     K
-		key   string
-		e     *entry[V]
-		first int // index in cmds of its writeScript
-		snap  uint64
-		err   error
-	}
-	keep := c.local.keeps() && c.tracks()
-	var errs []error
-	writes := make([]write, 0, len(ks))
-	var cmds rueidis.Commands
-	var execs []rueidis.LuaExec
-	arena := newExecArena(len(ks), writeExecStrings)
+	b := setBatch[K, V]{c: c, op: op, keep: c.local.keeps() && c.tracks(), arena: newExecArena(len(ks), writeExecStrings)}
 	for i, k := range ks {
-		key := c.Key(k)
-		eb := co.apply(c.encodeValue(key, vs[i]), c.plain)
-		if eb.err != nil {
-			errs = append(errs, eb.err)
-			continue
-		}
-		w := write{k: k, key: key, e: &entry[V]{v: vs[i], key: key, softAt: eb.softAt, size: uint32(len(eb.data))}, first: len(cmds)}
-		if keep {
-			c.client.expectEcho(key)
-			w.snap = c.local.snapshot(key)
-		}
-		ex := c.setExec(arena, key, eb.data, eb.ttl)
-		execs = append(execs, ex)
-		cmds = append(cmds, evalCmd(rc, writeSHA, ex))
-		cmds = append(cmds, c.tagCmds(rc, key, eb.ttl, co.tags)...)
-		writes = append(writes, w)
+		b.add(rc, k, vs[i], co)
 	}
 	// A copy's expiry counts from before the write was sent: the key's
 	// PTTL, read after the write, ends no earlier than that.
 	sent := c.now()
-	results := c.doMulti(ctx, rc, cmds...)
+	results := c.doMulti(ctx, rc, b.cmds...)
+	b.resendNoScript(ctx, rc, results)
 	var firstErr error
-	var own ownMoves // of the counters of the keys kept, when there are several
-	if keep && len(writes) > 1 {
-		own = make(ownMoves, len(writes))
-	}
-	var resent []int // the writes that met NOSCRIPT
-	for j := range writes {
-		if noScript(results[writes[j].first]) {
-			resent = append(resent, j)
+	for j := range b.writes {
+		if err := b.done(ctx, j, results, sent); err != nil && firstErr == nil {
+			firstErr = err
 		}
-	}
-	if len(resent) > 0 {
-		// Redis applies them after every other write of the pipeline,
-		// but they are stored in the pipeline's order: when two writes of
-		// the batch are of one Redis key (two typed keys of a Key function
-		// that is not one-to-one), the one stored last may not be the one
-		// Redis applied last, and must not discount the other's move of
-		// their counter, or it would keep the value Redis does not hold.
-		seen := make(map[string]bool, len(writes))
-		for _, w := range writes {
-			if seen[w.key] {
-				own = nil
-				break
-			}
-			seen[w.key] = true
-		}
-		again := make([]rueidis.RedisResult, len(execs))
-		rctx, cancel := c.budget(ctx, len(resent))
-		resend(rctx, rc, writeScript, writeSHA, execs, again, resent)
-		cancel()
-		for _, j := range resent {
-			results[writes[j].first] = again[j]
-		}
-	}
-	for j := range writes {
-		w := &writes[j]
-		res := results[w.first]
-		_, pttl, err := writeReply(res)
-		end := len(results)
-		if j+1 < len(writes) {
-			end = writes[j+1].first
-		}
-		for _, r := range results[w.first+1 : end] {
-			if err == nil {
-				err = r.Error()
-			}
-		}
-		if err != nil {
-			err = c.redisErr(ctx, err)
-			w.err = fmt.Errorf("cache: %s %s: %w", op, w.key, err)
-			errs = append(errs, w.err)
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-		if keep && err != nil {
-			c.client.cancelEcho(w.key)
-		}
-		switch {
-		case err != nil && unknownOutcome(err):
-			// It may have been applied, or not: pending until a deletion
-			// sent again is confirmed (see pending.go).
-			c.client.unconfirmed(w.key, c)
-			continue
-		case err != nil:
-			c.client.wrote(w.key)
-			continue
-		}
-		c.client.pending.confirmed(w.key, 0)
-		if !keep {
-			c.client.wrote(w.key)
-			continue
-		}
-		c.client.changed(w.key, c)
-		w.e.expireAt = c.expiryFrom(sent, pttl)
-		c.local.storeWritten(w.k, w.e, w.snap, own)
-		c.forget(w.key)
 	}
 	c.breaker.record(firstErr)
 	if errors.Is(firstErr, ErrUnavailable) {
 		c.stats.redisErrors.Add(1)
 	}
 	c.maybePruneTags(ctx, co.tags)
-	return errors.Join(errs...)
+	return errors.Join(b.errs...)
+}
+
+// setBatch is one Set or SetMany: its writes, sent in one pipeline.
+type setBatch[K comparable, V any] struct {
+	c      *Cache[K, V]
+	op     string
+	keep   bool // the values written stay in process memory
+	writes []setWrite[K, V]
+	cmds   rueidis.Commands
+	execs  []rueidis.LuaExec // the writeScript execution of each write
+	arena  *execArena
+	own    ownMoves // of the counters of the keys kept, when there are several
+	errs   []error
+}
+
+// setWrite is one key of a setBatch.
+type setWrite[K comparable, V any] struct {
+	keyRef[K]
+	e     *entry[V]
+	first int // index in cmds of its writeScript; its tag commands follow
+	snap  uint64
+}
+
+// add encodes v and adds its write, and its tags', to the batch.
+func (b *setBatch[K, V]) add(rc rueidis.Client, k K, v V, co callOptions) {
+	c := b.c
+	key := c.Key(k)
+	eb := co.apply(c.encodeValue(key, v), c.plain)
+	if eb.err != nil {
+		b.errs = append(b.errs, eb.err)
+		return
+	}
+	w := setWrite[K, V]{keyRef: keyRef[K]{k, key}, e: &entry[V]{v: v, key: key, softAt: eb.softAt, size: uint32(len(eb.data))}, first: len(b.cmds)}
+	if b.keep {
+		c.client.expectEcho(key)
+		w.snap = c.local.snapshot(key)
+	}
+	ex := c.setExec(b.arena, key, eb.data, eb.ttl)
+	b.execs = append(b.execs, ex)
+	b.cmds = append(b.cmds, evalCmd(rc, writeSHA, ex))
+	b.cmds = append(b.cmds, c.tagCmds(rc, key, eb.ttl, co.tags)...)
+	b.writes = append(b.writes, w)
+	if b.keep && len(b.writes) == 2 {
+		b.own = make(ownMoves)
+	}
+}
+
+// resendNoScript sends again the writes that met NOSCRIPT (Redis restarted,
+// failed over, or flushed its scripts), and puts their results in results.
+func (b *setBatch[K, V]) resendNoScript(ctx context.Context, rc rueidis.Client, results []rueidis.RedisResult) {
+	var resent []int
+	for j, w := range b.writes {
+		if noScript(results[w.first]) {
+			resent = append(resent, j)
+		}
+	}
+	if len(resent) == 0 {
+		return
+	}
+	// Redis applies them after every other write of the pipeline, but
+	// they are stored in the pipeline's order: when two writes of the
+	// batch are of one Redis key (two typed keys of a Key function that
+	// is not one-to-one), the one stored last may not be the one Redis
+	// applied last, and must not discount the other's move of their
+	// counter, or it would keep the value Redis does not hold.
+	seen := make(map[string]bool, len(b.writes))
+	for _, w := range b.writes {
+		if seen[w.key] {
+			b.own = nil
+			break
+		}
+		seen[w.key] = true
+	}
+	again := make([]rueidis.RedisResult, len(b.execs))
+	rctx, cancel := b.c.budget(ctx, len(resent))
+	resend(rctx, rc, writeScript, writeSHA, b.execs, again, resent)
+	cancel()
+	for _, j := range resent {
+		results[b.writes[j].first] = again[j]
+	}
+}
+
+// done handles the results of write j, sent at sent, and returns its error.
+func (b *setBatch[K, V]) done(ctx context.Context, j int, results []rueidis.RedisResult, sent time.Time) error {
+	c, w := b.c, &b.writes[j]
+	_, pttl, err := writeReply(results[w.first])
+	end := len(results)
+	if j+1 < len(b.writes) {
+		end = b.writes[j+1].first
+	}
+	for _, r := range results[w.first+1 : end] {
+		if err == nil {
+			err = r.Error()
+		}
+	}
+	if err != nil {
+		err = c.redisErr(ctx, err)
+		b.errs = append(b.errs, fmt.Errorf("cache: %s %s: %w", b.op, w.key, err))
+		if b.keep {
+			c.client.cancelEcho(w.key)
+		}
+		if unknownOutcome(err) {
+			// It may have been applied, or not: pending until a
+			// deletion sent again is confirmed (see pending.go).
+			c.client.unconfirmed(w.key, c)
+		} else {
+			c.client.wrote(w.key)
+		}
+		return err
+	}
+	c.client.pending.confirmed(w.key, 0)
+	if !b.keep {
+		c.client.wrote(w.key)
+		return nil
+	}
+	c.client.changed(w.key, c)
+	w.e.expireAt = c.expiryFrom(sent, pttl)
+	c.local.storeWritten(w.k, w.e, w.snap, b.own)
+	c.forget(w.key)
+	return nil
 }
 
 // unknownOutcome reports whether a write that failed with err may have
