@@ -26,10 +26,10 @@ type Client struct {
 	// been reached yet (see Connect).
 	conn   atomic.Pointer[connection]
 	connMu sync.Mutex // orders storing conn with Close
-	// guard and inflight let Close wait for the commands of the caches
+	// shutMu and inflight let Close wait for the commands of the caches
 	// under way (see guarded); shut, set by Close, admits no more.
-	guard    sync.RWMutex
-	shut     bool // guarded by guard
+	shutMu   sync.RWMutex
+	shut     bool // guarded by shutMu
 	inflight sync.WaitGroup
 	clock    *clock
 	// userHook is the application's ClientOption.OnInvalidations, which
@@ -133,8 +133,8 @@ var errClientClosed = fmt.Errorf("%w: client closed", ErrUnavailable)
 // enter admits one command unless the client is closing; the caller calls
 // c.inflight.Done when it returns.
 func (c *Client) enter() bool {
-	c.guard.RLock()
-	defer c.guard.RUnlock()
+	c.shutMu.RLock()
+	defer c.shutMu.RUnlock()
 	if c.shut {
 		return false
 	}
@@ -142,8 +142,8 @@ func (c *Client) enter() bool {
 	return true
 }
 
-// guard wraps conn's client for the caches.
-func (c *Client) guarded(conn *connection) *connection {
+// withGuard wraps conn's client for the caches in the in-flight guard.
+func (c *Client) withGuard(conn *connection) *connection {
 	conn.guarded = guarded{Client: conn.rc, c: c}
 	return conn
 }
@@ -198,9 +198,9 @@ func (c *Client) Close() {
 		}
 		c.beat.Wait()
 		c.pending.stop()
-		c.guard.Lock()
+		c.shutMu.Lock()
 		c.shut = true
-		c.guard.Unlock()
+		c.shutMu.Unlock()
 		c.inflight.Wait()
 		c.connMu.Lock()
 		if conn := c.conn.Load(); conn != nil {

@@ -95,7 +95,7 @@ func Connect(opt rueidis.ClientOption, opts ...ConnectOption) (*Client, error) {
 	conn, err := c.dial(opt)
 	switch {
 	case err == nil:
-		c.conn.Store(c.guarded(conn))
+		c.conn.Store(c.withGuard(conn))
 	case co.requireRedis || !unreachable(err):
 		c.cancel()
 		c.clock.close()
@@ -243,7 +243,7 @@ func (c *Client) connectLater(opt rueidis.ClientOption) {
 				conn.rc.Close()
 				return
 			}
-			c.conn.Store(c.guarded(conn))
+			c.conn.Store(c.withGuard(conn))
 			c.connMu.Unlock()
 			c.log.Info("cache: connected to Redis in the background", slog.Bool("tracking", conn.tracking))
 			// Nothing was tracked before: no copy exists to drop.

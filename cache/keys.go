@@ -175,13 +175,11 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 	var rest []string
 	now := c.nanos()
 	for _, k := range ks {
-		if c.local != nil && c.client.heardWithin(c.maxSilence) {
-			if e, ok := c.local.get(k, now); ok {
-				if !e.notFound {
-					n++
-				}
-				continue
+		if e, ok := c.localCopy(k, now); ok {
+			if !e.notFound {
+				n++
 			}
+			continue
 		}
 		rest = append(rest, c.Key(k))
 	}

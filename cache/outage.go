@@ -91,7 +91,7 @@ func (c *Cache[K, V]) verified(start int64) {
 // Redis was last heard from at most that long ago before it; nil when there
 // is none.
 func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
-	if c.outage <= 0 || c.local == nil {
+	if c.outage <= 0 {
 		return nil
 	}
 	now, nanos := c.client.clock.now(), c.nanos()

@@ -36,7 +36,7 @@ const (
 // if the entry still carries the soft expiry the refresher saw. Other
 // processes then see a value that is not yet due and do not refresh it too;
 // if the refresher dies, the value comes due again after LeaseTTL. The
-// refresher loads after its claim and writes with replaceScript against the
+// refresher loads after its claim and writes with writeScript in place of the
 // claimed bytes, so — as for leases — an invalidation or a write during the
 // load (which replaces or deletes the claimed bytes) makes the refresh
 // discard its value instead of writing it.

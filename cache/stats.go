@@ -11,7 +11,7 @@ type Stats struct {
 	// not-found markers).
 	LocalHits uint64
 	// RedisHits counts reads that found a value or a not-found marker in
-	// Redis: in rueidis' client-side cache or after a round trip.
+	// Redis (a round trip).
 	RedisHits uint64
 	// Misses counts reads that found nothing usable in Redis.
 	Misses uint64
@@ -49,7 +49,8 @@ type Stats struct {
 	// within its hard TTL: while its refresh ran, or after the refresh
 	// failed (stale-if-error).
 	StaleServed uint64
-	// RedisErrors counts reads that failed because Redis was unavailable.
+	// RedisErrors counts the reads (and Set or SetMany calls) that found
+	// Redis unavailable.
 	RedisErrors uint64
 	// ShortCircuits counts reads that skipped Redis because the circuit
 	// breaker was open; BreakerTrips the times it opened; BreakerOpen
@@ -173,9 +174,7 @@ func (c *Cache[K, V]) Stats() Stats {
 		FailedInvalidations:  c.stats.failedInvalidations.Load(),
 		PendingInvalidations: c.client.pending.len(),
 	}
-	if c.local != nil {
-		s.LocalEntries = c.local.len()
-		s.LocalBytes = c.local.weight()
-	}
+	s.LocalEntries = c.local.len()
+	s.LocalBytes = c.local.weight()
 	return s
 }
