@@ -254,73 +254,62 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 		ctx, end = c.start(ctx, OpLoad, len(refs), 0)
 		defer func() { end(loadResult(out)) }()
 	}
-	found, err, perKey := c.callLoader(ctx, refs)
-	// NoCache without a key: none of the batch's values is cached.
-	noneCached := perKey == nil && errors.Is(err, loader.NoCache)
-	for j, ref := range refs {
-		k, key := ref.k, ref.key
-		if v, ok := found[k]; ok {
-			e := &entry[V]{v: v, key: key, src: SourceLoader}
-			out[j].e = e
-			if noneCached || errors.Is(perKey[k], loader.NoCache) {
-				continue // returned, not written (the lease is released), not kept
-			}
-			if encode {
-				eb := c.encodeValue(key, v)
-				if eb.err != nil {
-					c.stats.writeErrors.Add(1)
-					c.logEvent(slog.LevelWarn, "cache: a loaded value could not be encoded: returned, not written to Redis", eb.err, []string{key})
-					continue
-				}
-				out[j].data, out[j].ttl, e.softAt, e.size = eb.data, eb.ttl, eb.softAt, uint32(len(eb.data))
-			}
-			continue
-		}
-		kerr := perKey[k]
-		if kerr == nil && perKey == nil && !noneCached {
-			kerr = err // an error that names no key concerns them all
-		}
-		if kerr != nil && !errors.Is(kerr, ErrNotFound) {
-			c.stats.loadErrors.Add(1)
-			out[j].err = fmt.Errorf("cache: load %s: %w", key, kerr)
-			continue
-		}
-		out[j].e = &entry[V]{key: key, notFound: true, src: SourceLoader}
-		if encode && !noneCached {
-			out[j].data, out[j].ttl = c.notFoundBytes(key)
-			out[j].e.size = uint32(len(out[j].data))
-		}
-	}
-	return out
-}
-
-// callLoader calls Loader for one key, the batch loader for several, and
-// returns the values found, an error of the whole call, and the errors of
-// single keys.
-func (c *Cache[K, V]) callLoader(ctx context.Context, refs []keyRef[K]) (found map[K]V, err error, perKey map[K]error) {
 	if len(refs) == 1 {
-		k := refs[0].k
-		v, lerr := c.safeLoad(ctx, k)
-		switch {
-		case lerr == nil:
-			found = map[K]V{k: v}
-		case errors.Is(lerr, loader.NoCache):
-			found, perKey = map[K]V{k: v}, map[K]error{k: lerr}
-		case errors.Is(lerr, ErrNotFound):
-		default:
-			perKey = map[K]error{k: lerr}
-		}
-		return found, nil, perKey
+		v, err := c.safeLoad(ctx, refs[0].k)
+		found := err == nil || errors.Is(err, loader.NoCache)
+		c.keyResult(&out[0], refs[0].key, v, found, err, true, encode)
+		return out
 	}
 	ks := make([]K, len(refs))
 	for j, ref := range refs {
 		ks[j] = ref.k
 	}
-	found, err = c.safeBatch(ctx, ks)
+	found, err := c.safeBatch(ctx, ks)
+	var perKey map[K]error
 	if err != nil {
 		perKey = loader.KeyErrors[K](err)
 	}
-	return found, err, perKey
+	// NoCache without a key: none of the batch's values is cached.
+	noneCached := perKey == nil && errors.Is(err, loader.NoCache)
+	for j, ref := range refs {
+		v, ok := found[ref.k]
+		kerr := perKey[ref.k]
+		if kerr == nil && perKey == nil && !noneCached {
+			kerr = err // an error that names no key concerns them all
+		}
+		c.keyResult(&out[j], ref.key, v, ok, kerr, !noneCached, encode)
+	}
+	return out
+}
+
+// keyResult sets l to what the loader said of key: found with v (err nil,
+// or loader.NoCache: returned, not written), not found, or failed with err.
+// cache false: nothing of it is written (the batch said NoCache).
+func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err error, cache, encode bool) {
+	if found {
+		l.e = &entry[V]{v: v, key: key, src: SourceLoader}
+		if !cache || errors.Is(err, loader.NoCache) || !encode {
+			return // returned, not written (the lease is released), not kept
+		}
+		eb := c.encodeValue(key, v)
+		if eb.err != nil {
+			c.stats.writeErrors.Add(1)
+			c.logEvent(slog.LevelWarn, "cache: a loaded value could not be encoded: returned, not written to Redis", eb.err, []string{key})
+			return
+		}
+		l.data, l.ttl, l.e.softAt, l.e.size = eb.data, eb.ttl, eb.softAt, uint32(len(eb.data))
+		return
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		c.stats.loadErrors.Add(1)
+		l.err = fmt.Errorf("cache: load %s: %w", key, err)
+		return
+	}
+	l.e = &entry[V]{key: key, notFound: true, src: SourceLoader}
+	if encode && cache {
+		l.data, l.ttl = c.notFoundBytes(key)
+		l.e.size = uint32(len(l.data))
+	}
 }
 
 // safeLoad calls the loader with a panic turned into an error wrapping
