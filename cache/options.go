@@ -176,9 +176,10 @@ type Options[K comparable, V any] struct {
 	// cluster slot, "<Namespace>#lease{...}", which no other program
 	// reads as a value; one load per key across processes still holds.
 	// Delete, Invalidate, InvalidateTag and [Client.Invalidate] delete it
-	// before the value, and InvalidatePattern and InvalidatePrefix every
-	// lease of the namespace before the values, so that a load under way
-	// does not write a value read before them; another program that
+	// before the value, InvalidatePattern and InvalidatePrefix every lease
+	// of the namespace before the values, and Set as it writes, so that a
+	// load under way does not write a value read before them; another
+	// program that
 	// deletes a key to invalidate it while aside is loading it must delete
 	// its lease key too for the same guarantee (a value it writes is never
 	// overwritten by the load). Reads are the
