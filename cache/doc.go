@@ -199,7 +199,10 @@
 // is taken for it. Every announced echo is matched by a push Redis sends after
 // the announcement, so a push of a later change that is taken for the echo is
 // followed by the echo itself, which then drops the copy: copies still go
-// within the push delay.
+// within the push delay. A change this process makes itself is never left
+// to a push: every write and invalidation handles the change in the process
+// when its reply comes (change.go), so an echo taken for it cannot keep a
+// copy the change must drop.
 //
 // The order that keeps a stale copy out: a read takes the key's invalidation
 // counter (one of 4096, shared by the keys that hash to it) before its visit
@@ -210,4 +213,28 @@
 // push (the visit tracked the key; the holder's write, the lease's expiry or
 // anyone's deletion pushes), bounded by the lease's remaining TTL and
 // [Options].LeaseWait, then visits again.
+//
+// # Where each guarantee is kept
+//
+//   - G1: the write scripts replace a key only if it holds the load's own
+//     lease (lease.go writeScript, plain.go plainWriteScript); every
+//     invalidation deletes the lease (related.go, keys.go, pattern.go), and
+//     in plain mode a Set too (write.go setExec).
+//   - G2: the visit tracks the key before it reads it (visit.go); a change
+//     forgets the key's flight (change.go); finding this process's own lease
+//     proves no change came (resolve.go leased); blind loads are detached
+//     when they begin (fallback.go).
+//   - G3: every write and invalidation of the process calls the change event
+//     for every cache of the key's namespace when its reply comes (change.go
+//     Client.changed, changedWhere); an unconfirmed one leaves the key
+//     pending (pending.go).
+//   - G4: pushes reach changed (client.go dispatch); a copy is stored only if
+//     its key's counter did not move since before its command was sent, and
+//     expires counting from then (local.go, cache.go expiryFrom); silence
+//     stops copies being served (heartbeat.go).
+//   - G5: the lease (visit.go, plain.go), waits (waits.go), one load per key
+//     in the process (fetch.go fetchAll).
+//   - G6: the budget of every Redis call (errors.go), the breaker
+//     (breaker.go), FailOpen and FailFast (fallback.go redisDown, resolve.go
+//     missing).
 package cache

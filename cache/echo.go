@@ -2,6 +2,19 @@ package cache
 
 // Echoes: the invalidations of this process's own writes.
 //
+// Why not CLIENT TRACKING ... NOLOOP, which spares a connection the pushes
+// of its own writes? Measured on raw RESP3 (Redis 7.0.15, Redis 8.0.6,
+// Valkey 9.1.2): with NOLOOP no write of the connection is pushed back to
+// it, inside EVALSHA and MULTI too (Redis checks the caller's connection,
+// not the script's), a read after the write in the same script tracks the
+// key again, and a FLUSHDB or FLUSHALL is still pushed (as a null). It
+// would remove this registry; but writes made through [Client.Rueidis],
+// which shares the caches' connections, would then never reach the copies
+// of this process, which the Rueidis doc promises they do. The registry
+// stays, and a change this process makes is never left to a push (see
+// change.go), so a push of another process's change that is taken for an
+// echo only delays the drop of a copy until the echo itself arrives.
+//
 // A write that leaves a copy of what it wrote in process memory (Set, and a
 // load's write under its lease) runs writeScript, which reads the key before
 // writing it: Redis therefore tracks the key for the writing connection when
