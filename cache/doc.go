@@ -123,8 +123,10 @@
 //     typed keys map to one Redis key, both copies are dropped. When Redis
 //     falls silent without closing the connection, copies stop being served
 //     within [Options].MaxSilence (1s by default; see heartbeat.go). A copy
-//     never outlives its key's expiry in Redis: its expiry counts from
-//     before the command that read the key's PTTL was sent.
+//     does not outlive its key's expiry in Redis: its expiry counts from
+//     before the command that read the key's PTTL was sent, however late
+//     the reply came (the hit path reads a clock of 1ms resolution, so a
+//     copy may be served up to about a millisecond past it; see clock.go).
 //   - G5: one load per key at a time across every process (a lease in
 //     Redis, in the key or, in plain mode, in its lease key), with a dead
 //     holder taken over after LeaseTTL.
