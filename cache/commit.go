@@ -100,6 +100,15 @@ func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []in
 	keep := make([]bool, len(todo))
 	for t, j := range todo {
 		key, l := r.refs[j].key, r.res[j]
+		if l.data != nil && c.client.pending.has(key) {
+			// An invalidation of the key since the load began was not
+			// confirmed: Redis may still hold the lease, and the value,
+			// read before the invalidation, must not be written. The
+			// lease is released instead.
+			l.data = nil
+			r.res[j] = l
+			c.stats.discardedFills.Add(1)
+		}
 		if c.local.keeps() && c.tracks() && l.data != nil {
 			keep[t] = true
 			c.expectEchoes(key)

@@ -34,8 +34,10 @@ const (
 	// directFallback: Redis is unavailable; at most FallbackConcurrency
 	// such loads run at once in the cache. Blind.
 	directFallback
-	// directPending: the key's invalidation is pending. Blind.
-	directPending
+	// directBlind: the key's invalidation is pending, or Redis refused its
+	// lease while it held nothing (a missing key pushes nothing when
+	// another process deletes it). Blind.
+	directBlind
 )
 
 // blindLoads orders the blind loads of each key: one at a time.
@@ -179,6 +181,6 @@ func (c *Cache[K, V]) skipPending(ctx context.Context, fs []*fetch[K, V]) []*fet
 		}
 		return rest
 	}
-	c.loadDirect(ctx, pend, directPending)
+	c.loadDirect(ctx, pend, directBlind)
 	return rest
 }

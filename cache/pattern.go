@@ -59,11 +59,20 @@ func (c *Cache[K, V]) InvalidatePattern(ctx context.Context, pattern string, opt
 }
 
 func (c *Cache[K, V]) invalidatePattern(ctx context.Context, pattern string, opts ...PatternOption) (int64, error) {
-	o := patternOptions{Options: invalidation.Options{OnDelete: func(keys []string) {
-		for _, key := range keys {
-			c.client.wrote(key)
-		}
-	}}}
+	o := patternOptions{Options: invalidation.Options{
+		OnDelete: func(keys []string) {
+			for _, key := range keys {
+				c.client.wrote(key)
+			}
+		},
+		// Redis may still hold them: pending until a deletion sent again
+		// is confirmed (see pending.go).
+		OnFail: func(keys []string) {
+			for _, key := range keys {
+				c.client.unconfirmed(key, c)
+			}
+		},
+	}}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -93,7 +102,15 @@ func (c *Cache[K, V]) invalidatePattern(ctx context.Context, pattern string, opt
 		// whose lease is gone writes nothing, and its waiters load again)
 		// — so that no load that read the source before this call writes
 		// after its key was removed.
-		lo := invalidation.Options{Count: o.Count, Batch: o.Batch}
+		lo := invalidation.Options{Count: o.Count, Batch: o.Batch, OnFail: func(leases []string) {
+			// A lease Redis may still hold lets its load write: its
+			// value key is pending.
+			for _, lk := range leases {
+				if vk, _, ok := valueKeyOf(lk); ok {
+					c.client.unconfirmed(vk, c)
+				}
+			}
+		}}
 		if _, err := invalidation.Pattern(ctx, rc, c.ns[:len(c.ns)-1]+leaseInfix+"*", lo); err != nil {
 			return 0, fmt.Errorf("cache: invalidate pattern %q: leases: %w", pattern, c.redisErr(ctx, err))
 		}

@@ -150,6 +150,31 @@ func (p *pendingSet) next(n int) []pendingItem {
 	return out
 }
 
+// rotate moves the keys of batch still pending to the back of the order.
+func (p *pendingSet) rotate(batch []pendingItem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	back := make(map[string]bool, len(batch))
+	for _, it := range batch {
+		if _, ok := p.keys[it.key]; ok {
+			back[it.key] = true
+		}
+	}
+	order := make([]string, 0, len(p.order))
+	for _, key := range p.order {
+		if !back[key] {
+			order = append(order, key)
+		}
+	}
+	for _, it := range batch {
+		if back[it.key] {
+			order = append(order, it.key)
+			delete(back, it.key)
+		}
+	}
+	p.order = order
+}
+
 // stop ends the resender, for Close.
 func (p *pendingSet) stop() {
 	p.mu.Lock()
@@ -198,6 +223,12 @@ func (c *Client) resendPending() {
 			if c.pending.confirmed(it.key, it.gen) {
 				c.changed(it.key, nil)
 			}
+		}
+		if done < len(batch) {
+			// The keys Redis did not confirm go to the back: keys that
+			// keep failing (a node down, a refusal) never hold up the
+			// others.
+			c.pending.rotate(batch)
 		}
 		if done == len(batch) {
 			retry = backoff{next: writeRetryMin, max: writeRetryMax}

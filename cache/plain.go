@@ -171,10 +171,12 @@ return {false, redis.call('PTTL', KEYS[2]), held}`
 // KEYS[2] its lease key, ARGV[1] the lease, ARGV[2] the value's bytes,
 // ARGV[3] its TTL in milliseconds, or '0' to release the lease only. If the
 // lease key still holds the lease it deletes it, then writes the value if
-// the value key is still missing. GETEX reads the lease without tracking it
-// (it is not a read-only command), so that deleting it does not push back
-// here; EXISTS reads the value key, so that its write is pushed back as the
-// echo. It returns, as writeScript does, the value key's PTTL after the
+// the value key is still missing. GET reads the lease, which makes Redis
+// track the lease key for this very connection, so that deleting it is
+// pushed back here — whatever became of the connection the visit tracked
+// it on (a dropped one): that push is the lease key's echo a load that
+// keeps its copy expects (Cache.expectEchoes). EXISTS reads the value key,
+// so that its write is pushed back as the value key's echo. It returns, as writeScript does, the value key's PTTL after the
 // write (-2 after a release), or nil if it did not write.
 var (
 	plainWriteScript = rueidis.NewLuaScript(plainWriteSrc)
@@ -182,7 +184,7 @@ var (
 )
 
 const plainWriteSrc = `
-if redis.call('GETEX', KEYS[2]) ~= ARGV[1] then
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
 	return nil
 end
 redis.call('DEL', KEYS[2])

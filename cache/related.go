@@ -87,10 +87,12 @@ func Tags[K comparable, V any](c *Cache[K, V], tags ...string) Target {
 //		cache.Tags(dashboards, "user:"+strconv.FormatInt(id, 10)))
 //
 // The keys and the tag indexes go in one pipeline of single-key commands
-// (DEL of each key, SPOP of each index), so that keys of different cluster
-// slots never form a cross-slot command; the keys the indexes held are
-// removed in a second pipeline (DEL of each), and a tag indexing more than
-// 256 keys takes one more round per 256. Every other process caching one of
+// (DEL of each key, SRANDMEMBER of each index), so that keys of different
+// cluster slots never form a cross-slot command; the keys the indexes held
+// are removed in a second pipeline (DEL of each, and SREM of them from their
+// index), and a tag indexing more than 256 keys takes one more round per
+// 256. A member leaves its index only in the round that deletes its key, so
+// an Invalidate whose replies were lost can be made again and finds it. Every other process caching one of
 // the keys drops its copy when Redis pushes the invalidation; in this
 // process, once Invalidate returns, no Get through any cache of the client
 // returns what the keys held before (read-your-writes, as for
@@ -150,8 +152,8 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 		}
 		return 0, fmt.Errorf("cache: invalidate: %w", errNotConnected)
 	}
-	// Each round sends the deletions of keys and the SPOPs of indexes,
-	// then learns the members to delete in the next.
+	// Each round sends the deletions of keys and reads the indexes, then
+	// learns the members to delete in the next.
 	for len(r.keys) > 0 || len(r.indexes) > 0 {
 		cl.invalidateRound(ctx, rc, &r)
 	}
@@ -179,14 +181,25 @@ type tagIndex struct {
 	key string // the tag index
 	tag string
 	c   targetCache
+	// read are the members read last round, whose deletions go with this
+	// round's: they leave the index in it.
+	read []string
 }
 
 // invalidateRound sends, in one pipeline, the deletions of r.keys (in
-// plain mode their lease keys first) and the SPOPs of r.indexes, and leaves
-// in r the members to delete in the next round and the indexes to pop
-// again.
+// plain mode their lease keys first) and, for each of r.indexes, the
+// removal of the members read last round (SREM) and the reading of the
+// next ones (SRANDMEMBER), and leaves in r the members to delete in the
+// next round and the indexes to read again.
+//
+// A member leaves its index in the round that deletes it, never before:
+// the index is read without being changed (SPOP would remove members
+// whose reply may then be lost, leaving their keys neither deleted nor
+// known), so a round whose replies are lost loses nothing — a call made
+// again reads the same members. A deletion whose outcome is unknown leaves
+// its key pending in this process (see pending.go).
 func (cl *Client) invalidateRound(ctx context.Context, rc rueidis.Client, r *removal) {
-	cmds := make(rueidis.Commands, 0, len(r.keys)+len(r.indexes))
+	cmds := make(rueidis.Commands, 0, len(r.keys)+2*len(r.indexes))
 	// In plain mode a key's lease goes first, in the same pipeline on the
 	// same node (the lease key is in the key's slot): a load that read the
 	// source before cannot write once its lease is gone, and what it wrote
@@ -202,11 +215,53 @@ func (cl *Client) invalidateRound(ctx context.Context, rc rueidis.Client, r *rem
 		cmds = append(cmds, rc.B().Del().Key(d.key).Build())
 	}
 	for _, ix := range r.indexes {
-		cmds = append(cmds, rc.B().Spop().Key(ix.key).Count(tagBatch).Build())
+		if len(ix.read) > 0 {
+			cmds = append(cmds, rc.B().Srem().Key(ix.key).Member(ix.read...).Build())
+		}
+		cmds = append(cmds, rc.B().Srandmember().Key(ix.key).Count(tagBatch).Build())
 	}
 	rctx, cancel := context.WithTimeout(ctx, budgetFor(r.timeout, len(cmds)))
 	results := rc.DoMulti(rctx, cmds...)
 	cancel()
+	results = cl.keysDeleted(ctx, r, leases, results)
+	var next []doomedKey
+	var again []tagIndex
+	for _, ix := range r.indexes {
+		var err error
+		if len(ix.read) > 0 {
+			err = results[0].Error()
+			results = results[1:]
+		}
+		members, rerr := results[0].AsStrSlice()
+		results = results[1:]
+		if err == nil && rerr != nil && !rueidis.IsRedisNil(rerr) {
+			err = rerr
+		}
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.c.namespace(), ":"), budgetErr(ctx, err, r.timeout)))
+			continue
+		}
+		for _, m := range members {
+			// A member outside the namespace (which aside never writes)
+			// leaves the index undeleted: bytes in Redis must not make a
+			// cache delete another's keys.
+			if strings.HasPrefix(m, ix.c.namespace()) {
+				next = append(next, doomedKey{m, ix.c})
+			}
+		}
+		if len(members) > 0 {
+			ix.read = members
+			again = append(again, ix)
+		}
+	}
+	r.keys, r.indexes = next, again
+}
+
+// keysDeleted reads the replies of the deletions of r.keys (after those of
+// their lease keys, leases) at the head of results, counts what Redis
+// removed, leaves the keys whose deletion Redis did not confirm pending,
+// and returns the rest of results.
+func (cl *Client) keysDeleted(ctx context.Context, r *removal, leases []string, results []rueidis.RedisResult) []rueidis.RedisResult {
 	leaseFailed := make(map[string]bool)
 	for i, lk := range leases {
 		if err := results[i].Error(); err != nil {
@@ -232,28 +287,7 @@ func (cl *Client) invalidateRound(ctx context.Context, rc rueidis.Client, r *rem
 		}
 		r.removed += n
 	}
-	results = results[len(r.keys):]
-	var next []doomedKey
-	var again []tagIndex
-	for j, ix := range r.indexes {
-		members, err := results[j].AsStrSlice()
-		if err != nil && !rueidis.IsRedisNil(err) {
-			r.errs = append(r.errs, fmt.Errorf("cache: invalidate tag %q of %s: %w", ix.tag, strings.TrimSuffix(ix.c.namespace(), ":"), budgetErr(ctx, err, r.timeout)))
-			continue
-		}
-		for _, m := range members {
-			// A member outside the namespace (which aside never writes)
-			// is skipped: bytes in Redis must not make a cache delete
-			// another's keys.
-			if strings.HasPrefix(m, ix.c.namespace()) {
-				next = append(next, doomedKey{m, ix.c})
-			}
-		}
-		if len(members) == tagBatch {
-			again = append(again, ix)
-		}
-	}
-	r.keys, r.indexes = next, again
+	return results[len(r.keys):]
 }
 
 // unconfirmed handles a deletion of key, a key of cache tc, whose outcome

@@ -13,6 +13,7 @@ type round[K comparable, V any] struct {
 	held      []*fetch[K, V] // leased to this read: load
 	contended []*fetch[K, V] // leased by another process: wait, then visit
 	direct    []*fetch[K, V] // load without writing (Redis tracks them)
+	blind     []*fetch[K, V] // load without writing (no push would reach them)
 	down      []*fetch[K, V] // Redis unavailable
 	corrupt   []*fetch[K, V] // unreadable bytes to delete, then visit
 	lost      []*fetch[K, V] // a lease that may have been taken, reply lost
@@ -164,7 +165,7 @@ func (c *Cache[K, V]) missing(ctx context.Context, r *round[K, V], f *fetch[K, V
 	// writing nothing.
 	c.refusedLease(f.key, f.refused)
 	if c.onDown == FailOpen {
-		r.direct = append(r.direct, f)
+		r.blind = append(r.blind, f)
 		return
 	}
 	c.finish(ctx, f, nil, fmt.Errorf("cache: get %s: %w: redis refused the lease: %w", f.key, ErrUnavailable, f.refused))
@@ -226,6 +227,9 @@ func (c *Cache[K, V]) act(ctx context.Context, r *round[K, V]) []*fetch[K, V] {
 	}
 	if len(r.direct) > 0 {
 		c.loadDirect(ctx, r.direct, directTracked)
+	}
+	if len(r.blind) > 0 {
+		c.loadDirect(ctx, r.blind, directBlind)
 	}
 	next := r.again
 	if len(r.corrupt) > 0 {

@@ -39,7 +39,8 @@ func (c *Cache[K, V]) tagCmds(rc rueidis.Client, key string, ttl time.Duration, 
 // How tag indexes stay bounded: each tag is a Redis set of keys. Every write
 // with the tag sets the set's expiry to at least the entry's (PEXPIRE NX, then
 // GT), so a set never outlives its longest-lived member; InvalidateTag empties
-// it (SPOP, so members added meanwhile are taken too, or stay for next time);
+// it (SRANDMEMBER then SREM of the members it deleted, so members added
+// meanwhile are taken too, or stay for next time);
 // and every 64th tagged write samples one of its tags (SRANDMEMBER 20) and
 // removes the members whose keys expired or were deleted, as Redis' own
 // active expiry does. [Cache.PruneTags] does a full pass on demand.
@@ -57,7 +58,8 @@ func (c *Cache[K, V]) InvalidateTag(ctx context.Context, tags ...string) (int64,
 	return n, err
 }
 
-// tagBatch is how many members one SPOP takes from a tag index.
+// tagBatch is how many members one round of an invalidation reads from a
+// tag index.
 const tagBatch = 256
 
 // PruneTags removes from the indexes of tags the members whose keys no longer

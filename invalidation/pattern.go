@@ -24,6 +24,10 @@ type Options struct {
 	// found the key already gone, so a copy is never kept of a key that
 	// might have been removed.
 	OnDelete func(keys []string)
+	// OnFail, when set, is called after OnDelete with the keys of the
+	// batch whose UNLINK got no answer (a dropped connection, a deadline)
+	// or an error: Redis may still hold them.
+	OnFail func(keys []string)
 }
 
 // Progress is reported by [Pattern] after each batch.
@@ -113,16 +117,21 @@ func (p *progress) unlink(ctx context.Context, client rueidis.Client, keys []str
 		cmds[i] = client.B().Unlink().Key(k).Build()
 	}
 	var errs []error
+	var failed []string
 	for i, res := range client.DoMulti(ctx, cmds...) {
 		n, err := res.AsInt64()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("invalidation: unlink %q: %w", keys[i], err))
+			failed = append(failed, keys[i])
 			continue
 		}
 		p.removed += n
 	}
 	if p.opts.OnDelete != nil {
 		p.opts.OnDelete(keys)
+	}
+	if p.opts.OnFail != nil && len(failed) > 0 {
+		p.opts.OnFail(failed)
 	}
 	if err := ctx.Err(); err != nil && len(errs) > 0 {
 		// ctx ended while the batch was in flight: report that once
