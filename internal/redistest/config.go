@@ -86,5 +86,5 @@ func CacheUserRules(namespaces ...string) []string {
 }
 
 const cacheCommands = "resetchannels -@all +@connection -@admin -@dangerous " +
-	"+evalsha +eval +get +getex +set +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
-	"+sadd +spop +sscan +srem +srandmember +scan +role +cluster|slots +cluster|shards"
+	"+evalsha +eval +get +set +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
+	"+sadd +sscan +srem +srandmember +scan +role +cluster|slots +cluster|shards"
