@@ -22,17 +22,19 @@ import (
 // treat it as read-only (values holding pointers, slices or maps included),
 // or set [Options].Clone.
 type Cache[K comparable, V any] struct {
-	client    *Client
-	ns        string // namespace + ":"
-	keyFn     func(K) string
-	codec     codec.Codec[V]
-	ttl       ttlpolicy.Policy
-	valueTTL  ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
-	load      loader.Func[K, V]
-	batch     loader.BatchFunc[K, V]
-	leaseTTL  time.Duration
-	leasePX   string // leaseTTL in milliseconds, the visit's PX argument
-	leaseWait time.Duration
+	client   *Client
+	ns       string // namespace + ":"
+	keyFn    func(K) string
+	codec    codec.Codec[V]
+	ttl      ttlpolicy.Policy
+	valueTTL ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
+	load     loader.Func[K, V]
+	batch    loader.BatchFunc[K, V]
+	// loaderPerKey: batch calls Loader once per key (no BatchLoader).
+	loaderPerKey bool
+	leaseTTL     time.Duration
+	leasePX      string // leaseTTL in milliseconds, the visit's PX argument
+	leaseWait    time.Duration
 	// redisTimeout bounds each Redis call (see budget).
 	redisTimeout time.Duration
 	maxSilence   time.Duration // see Options.MaxSilence
@@ -96,6 +98,9 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	if client == nil {
 		return nil, fmt.Errorf("cache: %w: client: nil (build one with cache.Connect)", ErrInvalidOptions)
 	}
+	if client.isClosed.Load() {
+		return nil, fmt.Errorf("cache: new: %w", ErrClosed)
+	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -137,6 +142,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	switch {
 	case c.batch == nil && c.load != nil:
 		c.batch = c.load.Batch(o.BatchConcurrency)
+		c.loaderPerKey = true
 	case c.load == nil && c.batch != nil:
 		c.load = c.batch.One()
 	}
@@ -162,6 +168,9 @@ func (c *Cache[K, V]) tracks() bool { return c.client.Tracking() }
 // redis returns the rueidis client, or an error wrapping ErrUnavailable
 // while the client has not reached Redis yet.
 func (c *Cache[K, V]) redis() (rueidis.Client, error) {
+	if c.client.isClosed.Load() {
+		return nil, ErrClosed
+	}
 	if rc, ok := c.client.redis(); ok {
 		return rc, nil
 	}

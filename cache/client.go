@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -37,9 +36,10 @@ type Client struct {
 	userHook func([]rueidis.RedisMessage)
 	// heard is when the last heartbeat round that every node answered
 	// began (Unix nanoseconds); beat waits for the heartbeat goroutine.
-	heard  atomic.Int64
-	beat   sync.WaitGroup
-	closed sync.Once
+	heard    atomic.Int64
+	beat     sync.WaitGroup
+	closed   sync.Once
+	isClosed atomic.Bool // Close was called
 	// closing is cancelled by Close: background work of the caches stops.
 	closing context.Context
 	cancel  context.CancelFunc
@@ -128,7 +128,7 @@ func (g guarded) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 }
 
 // errClientClosed is the error of commands after Close.
-var errClientClosed = fmt.Errorf("%w: client closed", ErrUnavailable)
+var errClientClosed = ErrClosed
 
 // enter admits one command unless the client is closing; the caller calls
 // c.inflight.Done when it returns.
@@ -182,10 +182,17 @@ func (c *Client) Tracking() bool {
 	return conn != nil && conn.tracking
 }
 
-// Close closes the connections. Caches built on the client stop working.
-// It is safe to call more than once.
+// Close closes the connections, once the background work of its caches
+// (the writes behind loads, refreshes, invalidations sent again) has
+// stopped: what was not done is abandoned, and the leases it held expire.
+// From the moment Close is called, every call of its caches fails with an
+// error wrapping [ErrClosed] — Get too, even of a key held in process
+// memory: nothing keeps the copies fresh any more — and so do
+// [Client.Invalidate], [Client.Ping] and [New]. It is safe to call more
+// than once.
 func (c *Client) Close() {
 	c.closed.Do(func() {
+		c.isClosed.Store(true)
 		c.cancel()
 		// Not under c.mu: background work takes it (to tell the other
 		// caches of its writes), and a New waiting for it would block

@@ -69,7 +69,7 @@ func TestCloseWithConcurrentNew(t *testing.T) {
 	case <-timer.C:
 		buf := make([]byte, 1<<20)
 		for _, st := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(st, "wroteBy") {
+			if strings.Contains(st, "(*Client).changed") {
 				t.Log(st)
 			}
 		}

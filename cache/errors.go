@@ -26,6 +26,12 @@ var (
 	// stays context.Canceled or context.DeadlineExceeded instead.
 	ErrUnavailable = errors.New("redis unavailable")
 
+	// ErrClosed is wrapped by the errors of every call of a [Cache] and of
+	// [Client.Invalidate] and [Client.Ping] made after [Client.Close], and
+	// of [New] on a closed Client. It is not ErrUnavailable: FailOpen does
+	// not answer from the loader for a closed client.
+	ErrClosed = errors.New("client closed")
+
 	// ErrKeyMissing is returned by [Cache.TTL] for a key that does not
 	// exist in Redis (PTTL's -2).
 	ErrKeyMissing = errors.New("no such key")
@@ -115,7 +121,7 @@ func classifyErr(err error) error {
 		return nil
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):
 		return err
 	}
 	if re, ok := rueidis.IsRedisErr(err); ok {

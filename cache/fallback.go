@@ -147,7 +147,7 @@ func (c *Cache[K, V]) redisDown(ctx context.Context, fs []*fetch[K, V], err erro
 			return
 		}
 	}
-	if c.onDown == FailFast || c.load == nil {
+	if c.onDown == FailFast || c.load == nil || errors.Is(err, ErrClosed) {
 		for _, f := range fs {
 			c.finish(ctx, f, nil, fmt.Errorf("cache: get %s: %w", f.key, err))
 		}

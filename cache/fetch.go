@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/aside-go/aside/loader"
@@ -87,6 +88,12 @@ func (c *Cache[K, V]) newFetches(ks []K) []*fetch[K, V] {
 // waits for another read's load only when Redis still holds that load's
 // lease.
 func (c *Cache[K, V]) fetchAll(ctx context.Context, fs []*fetch[K, V]) {
+	if c.client.isClosed.Load() {
+		for _, f := range fs {
+			f.out.err = fmt.Errorf("cache: get %s: %w", f.key, ErrClosed)
+		}
+		return
+	}
 	share := c.tracks()
 	pending := fs
 	for len(pending) > 0 {

@@ -83,5 +83,5 @@ func (c *Client) heartbeat() {
 // heardWithin reports whether every node answered a heartbeat round that
 // began at most d ago; a negative d is always true.
 func (c *Client) heardWithin(d time.Duration) bool {
-	return d < 0 || c.clock.now()-c.heard.Load() <= int64(d)
+	return !c.isClosed.Load() && (d < 0 || c.clock.now()-c.heard.Load() <= int64(d))
 }

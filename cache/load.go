@@ -247,7 +247,12 @@ func (c *Cache[K, V]) keepLoaded(refs []keyRef[K], snaps []uint64, res []loaded[
 // key's result, encoded for writing when encode is set. A panic in the
 // loader fails every key with an error wrapping loader.ErrPanic.
 func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode bool) []loaded[V] {
-	c.stats.loads.Add(1)
+	c.stats.keysLoaded.Add(uint64(len(refs)))
+	if c.loaderPerKey {
+		c.stats.loads.Add(uint64(len(refs)))
+	} else {
+		c.stats.loads.Add(1)
+	}
 	out := make([]loaded[V], len(refs))
 	if c.rec != nil {
 		var end func(Result)

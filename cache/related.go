@@ -145,6 +145,9 @@ func (cl *Client) invalidate(ctx context.Context, targets []Target) (int64, erro
 	if len(r.keys) == 0 && len(r.indexes) == 0 {
 		return 0, nil
 	}
+	if cl.isClosed.Load() {
+		return 0, fmt.Errorf("cache: invalidate: %w", ErrClosed)
+	}
 	rc, ok := cl.redis()
 	if !ok {
 		for _, d := range r.keys {

@@ -18,9 +18,12 @@ type Stats struct {
 	// NotFoundHits counts the hits, local or Redis, that were not-found
 	// markers.
 	NotFoundHits uint64
-	// Loads counts loader calls; LoadErrors those that failed with an error
-	// other than loader.ErrNotFound.
-	Loads, LoadErrors uint64
+	// Loads counts the calls of the loader functions: of Loader, once per
+	// key (a GetMany of ten missing keys with only a Loader calls it ten
+	// times); of BatchLoader, once per batch. KeysLoaded counts the keys
+	// they were asked for. LoadErrors counts the keys whose load failed
+	// with an error other than loader.ErrNotFound.
+	Loads, KeysLoaded, LoadErrors uint64
 	// Invalidations counts keys dropped from process memory because Redis
 	// or this cache invalidated them.
 	Invalidations uint64
@@ -95,7 +98,8 @@ type counters struct {
 	// one cache line.
 	localHits, notFoundHits                   shardedCounter
 	redisHits, misses                         atomic.Uint64
-	loads, loadErrors, invalidations          atomic.Uint64
+	loads, keysLoaded, loadErrors             atomic.Uint64
+	invalidations                             atomic.Uint64
 	fallbacks, decodeErrors, writeErrors      atomic.Uint64
 	leaseWaits, leaseTimeouts, discardedFills atomic.Uint64
 	refreshes, refreshErrors, staleServed     atomic.Uint64
@@ -153,6 +157,7 @@ func (c *Cache[K, V]) Stats() Stats {
 		Misses:         c.stats.misses.Load(),
 		NotFoundHits:   c.stats.notFoundHits.Load(),
 		Loads:          c.stats.loads.Load(),
+		KeysLoaded:     c.stats.keysLoaded.Load(),
 		LoadErrors:     c.stats.loadErrors.Load(),
 		Invalidations:  c.stats.invalidations.Load(),
 		Fallbacks:      c.stats.fallbacks.Load(),

@@ -522,11 +522,10 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case a.noCache:
 		h.Redis, h.Cache = "off", "off"
-	case a.client.Rueidis() == nil:
+	case !a.client.Connected():
 		h.Redis = "not connected"
 	default:
-		rc := a.client.Rueidis()
-		if err := rc.Do(ctx, rc.B().Ping().Build()).Error(); err != nil {
+		if err := a.client.Ping(ctx); err != nil {
 			h.Redis = "unreachable: " + err.Error()
 		}
 	}
