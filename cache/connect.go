@@ -324,3 +324,32 @@ const dialProbes = 64
 // DefaultMaxRetries is how many times a read command is retried on a network
 // error when the ClientOption given to [Connect] sets no RetryDelay.
 const DefaultMaxRetries = 3
+
+// ConnectURL is [Connect] for a Redis URL, so that the common case needs no
+// rueidis.ClientOption:
+//
+//	redis://[user:password@]host:port[/db]
+//	rediss://...                                   (TLS)
+//	redis://host1:port1?addr=host2:port2&addr=...  (a cluster's seeds)
+//	unix://[user:password@]/path/to/redis.sock[?db=N]
+//
+// (rueidis.ParseURL reads it; see its doc for the other query parameters).
+// A URL that asks to skip TLS verification (skip_verify) is refused: build
+// the ClientOption yourself if you mean it. An unreadable URL fails with an
+// error wrapping [ErrInvalidOptions] that does not repeat the URL, which
+// may hold a password.
+func ConnectURL(url string, opts ...ConnectOption) (*Client, error) {
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w: URL: %s", ErrInvalidOptions, redactURLError(err, url))
+	}
+	if opt.TLSConfig != nil && opt.TLSConfig.InsecureSkipVerify {
+		return nil, fmt.Errorf("cache: %w: URL: skip_verify turns off TLS verification; build the rueidis.ClientOption yourself if you mean it", ErrInvalidOptions)
+	}
+	return Connect(opt, opts...)
+}
+
+// redactURLError is err's text without url, whose password it may hold.
+func redactURLError(err error, url string) string {
+	return strings.ReplaceAll(err.Error(), url, "<url>")
+}

@@ -152,3 +152,25 @@ func TestStatsCountLoaderCallsAndKeys(t *testing.T) {
 	assert.EqualValues(t, 1, s.Loads, "BatchLoader is called once per batch")
 	assert.EqualValues(t, len(keys), s.KeysLoaded)
 }
+
+// TestConnectURL: a redis:// URL connects without a rueidis.ClientOption; an
+// unreadable URL, or one that turns TLS verification off, is an invalid
+// option, and the error does not repeat the URL's password.
+func TestConnectURL(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	client, err := cache.ConnectURL("redis://" + shared.Addr())
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	require.NoError(t, client.Ping(ctx))
+	assert.True(t, client.Tracking())
+
+	for _, url := range []string{
+		"http://user:s3cret@" + shared.Addr(),
+		"rediss://user:s3cret@" + shared.Addr() + "?skip_verify=true",
+	} {
+		_, err := cache.ConnectURL(url)
+		require.ErrorIs(t, err, cache.ErrInvalidOptions, url)
+		assert.NotContains(t, err.Error(), "s3cret", "the error repeats the password")
+	}
+}
