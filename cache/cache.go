@@ -10,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/aside-go/aside/codec"
+	"github.com/aside-go/aside/internal/flight"
 	"github.com/aside-go/aside/loader"
 	"github.com/aside-go/aside/ttlpolicy"
 )
@@ -63,12 +64,12 @@ type Cache[K comparable, V any] struct {
 	// flights shares one resolution of a key (the Redis visit, and the
 	// load when there is one) between the Gets of the process. Only with
 	// tracking: a push forgets the flight of a key that changed.
-	flights loader.Group[*entry[V]]
+	flights flight.Group[*entry[V]]
 	// held maps a Redis key to the load this process runs under its lease
 	// (*heldLoad[V]); a read that finds that very lease waits for it.
 	held sync.Map
 	// refreshes shares a synchronous refresh between the Gets of a key.
-	refreshes loader.Group[V]
+	refreshes flight.Group[V]
 	stats     counters
 	// refusalLogged is when a refused lease was last logged (Unix nanoseconds).
 	refusalLogged atomic.Int64

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aside-go/aside/loader"
+	"github.com/aside-go/aside/internal/flight"
 )
 
 // The read path below process memory. A Get or GetMany that process memory
@@ -38,7 +38,7 @@ type fetch[K comparable, V any] struct {
 	keyRef[K]
 	// fl is the flight of the key this read leads or joined; nil when
 	// flights are not shared (no tracking).
-	fl     *loader.Flight[*entry[V]]
+	fl     *flight.Flight[*entry[V]]
 	out    outcome[V]
 	answer bool // out is set
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aside-go/aside/internal/flight"
 	"github.com/aside-go/aside/loader"
 )
 
@@ -101,7 +102,7 @@ type loaded[V any] struct {
 func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLoad[V] {
 	c.stats.misses.Add(uint64(len(fs)))
 	r := &heldRun[K, V]{c: c, ctx: ctx,
-		refs: make([]keyRef[K], len(fs)), fls: make([]*loader.Flight[*entry[V]], len(fs)),
+		refs: make([]keyRef[K], len(fs)), fls: make([]*flight.Flight[*entry[V]], len(fs)),
 		hs: make([]*heldLoad[V], len(fs)), done: make(chan struct{}), written: make(chan struct{})}
 	loads := make([]heldLoad[V], len(fs))
 	for j, f := range fs {
@@ -134,7 +135,7 @@ type heldRun[K comparable, V any] struct {
 	c        *Cache[K, V]
 	ctx      context.Context
 	refs     []keyRef[K]
-	fls      []*loader.Flight[*entry[V]] // nil entries when flights are not shared
+	fls      []*flight.Flight[*entry[V]] // nil entries when flights are not shared
 	hs       []*heldLoad[V]              // each holding its key's lease
 	res      []loaded[V]
 	answered bool

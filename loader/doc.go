@@ -1,10 +1,8 @@
 // Package loader connects a cache to its source of truth: the [Func] and
-// [BatchFunc] that load values, the [ErrNotFound] they return for a missing
-// record, and [Group], which makes concurrent misses of one key share one
-// load.
+// [BatchFunc] that load values, and the [ErrNotFound] they return for a
+// missing record.
 //
-// A loader for users kept in a SQL database, shared by every goroutine that
-// misses the same user at the same time:
+// A loader for users kept in a SQL database:
 //
 //	load := loader.Func[int64, User](func(ctx context.Context, id int64) (User, error) {
 //		var u User
@@ -15,11 +13,6 @@
 //		return u, err
 //	})
 //
-//	var users loader.Group[User]
-//	u, _, err := users.Do(ctx, "user:42", func(ctx context.Context) (User, error) {
-//		return load(ctx, 42)
-//	})
-//
-// The package imports no Redis: the cache package puts these pieces
-// behind its read path.
+// The package imports no Redis: the cache package calls these functions
+// from its read path, one load per key at a time across every process.
 package loader

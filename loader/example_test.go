@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/aside-go/aside/loader"
 )
@@ -44,29 +43,6 @@ func ExampleFunc_Batch() {
 	// Output:
 	// map[1:ada 2:grace]
 	// key -1: invalid id
-}
-
-func ExampleGroup() {
-	var g loader.Group[string]
-	v, shared, err := g.Do(context.Background(), "user:1", func(ctx context.Context) (string, error) {
-		return users[1], nil // callers asking for user:1 meanwhile would wait for this
-	})
-	fmt.Println(v, shared, err)
-	// Output:
-	// ada false <nil>
-}
-
-func ExampleGroup_Do_panic() {
-	var g loader.Group[string]
-	_, _, err := g.Do(context.Background(), "k", func(ctx context.Context) (string, error) {
-		panic("bad row")
-	})
-	var pe *loader.PanicError
-	fmt.Println(errors.Is(err, loader.ErrPanic), errors.As(err, &pe), pe.Value)
-	fmt.Println(strings.Contains(string(pe.Stack), "ExampleGroup_Do_panic"))
-	// Output:
-	// true true bad row
-	// true
 }
 
 func ExampleKeyError() {

@@ -16,10 +16,10 @@ var ErrNotFound = errors.New("loader: not found")
 // such record.
 //
 // The context carries the values of the caller that started the load, but a
-// load may be shared by many callers and outlive the first of them: it is
-// cancelled only when no caller waits any more (see [Group.Do]), and it has
-// no deadline unless the cache gives it one, so a Func should bound its own
-// I/O when its source has no timeout.
+// load may be shared by many callers and outlive them all: the cache runs it
+// detached from their cancellation (its value is written for every process),
+// with no deadline unless the cache gives it one, so a Func should bound its
+// own I/O when its source has no timeout.
 type Func[K comparable, V any] func(ctx context.Context, key K) (V, error)
 
 // BatchFunc loads the values of many keys in one call (an IN query, a

@@ -1,4 +1,4 @@
-package loader
+package flight
 
 // Waiters returns the number of callers waiting on the flight that a caller
 // asking for key would join: 0 when there is none. Tests wait on it, instead

@@ -1,4 +1,4 @@
-package loader_test
+package flight_test
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aside-go/aside/loader"
+	"github.com/aside-go/aside/internal/flight"
 )
 
 func TestClaimLeadsOnceAndJoinersWait(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	lead, ok := g.Claim("k")
 	require.True(t, ok)
 
@@ -34,7 +34,7 @@ func TestClaimLeadsOnceAndJoinersWait(t *testing.T) {
 			return "from do", nil
 		})
 	}()
-	for loader.Waiters(&g, "k") < 3 { // leader + second + the Do caller
+	for flight.Waiters(&g, "k") < 3 { // leader + second + the Do caller
 		runtime.Gosched()
 	}
 	lead.Finish("v", nil)
@@ -55,7 +55,7 @@ func TestClaimLeadsOnceAndJoinersWait(t *testing.T) {
 
 func TestClaimWaitLeavesOnContext(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[int]
+	var g flight.Group[int]
 	lead, ok := g.Claim("k")
 	require.True(t, ok)
 	joiner, ok := g.Claim("k")
@@ -76,7 +76,7 @@ func TestClaimWaitLeavesOnContext(t *testing.T) {
 
 func TestClaimAfterForgetStartsANewFlight(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[int]
+	var g flight.Group[int]
 	first, ok := g.Claim("k")
 	require.True(t, ok)
 	g.Forget("k")

@@ -1,4 +1,4 @@
-package loader_test
+package flight_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/internal/flight"
 	"github.com/aside-go/aside/loader"
 )
 
@@ -22,7 +23,7 @@ type result struct {
 }
 
 // do calls g.Do on a new goroutine and delivers its result on the channel.
-func do(ctx context.Context, g *loader.Group[string], key string, fn func(context.Context) (string, error)) <-chan result {
+func do(ctx context.Context, g *flight.Group[string], key string, fn func(context.Context) (string, error)) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
 		v, shared, err := g.Do(ctx, key, fn)
@@ -34,8 +35,8 @@ func do(ctx context.Context, g *loader.Group[string], key string, fn func(contex
 // awaitWaiters returns once n callers wait on the flight of key. It waits on
 // the group's own count rather than for a while, so that no test depends on
 // timing.
-func awaitWaiters(g *loader.Group[string], key string, n int) {
-	for loader.Waiters(g, key) != n {
+func awaitWaiters(g *flight.Group[string], key string, n int) {
+	for flight.Waiters(g, key) != n {
 		runtime.Gosched()
 	}
 }
@@ -53,7 +54,7 @@ func gated(calls *atomic.Int32, gate <-chan struct{}, v string) func(context.Con
 func TestDoSharesOneLoad(t *testing.T) {
 	t.Parallel()
 	const callers = 100
-	var g loader.Group[string]
+	var g flight.Group[string]
 	var calls atomic.Int32
 	gate := make(chan struct{})
 	results := make([]<-chan result, callers)
@@ -69,12 +70,12 @@ func TestDoSharesOneLoad(t *testing.T) {
 		assert.True(t, r.shared)
 	}
 	assert.Equal(t, int32(1), calls.Load())
-	assert.Zero(t, loader.Waiters(&g, "k"), "the flight left the group")
+	assert.Zero(t, flight.Waiters(&g, "k"), "the flight left the group")
 }
 
 func TestDoAloneIsNotShared(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	var calls atomic.Int32
 	for range 3 {
 		v, shared, err := g.Do(t.Context(), "k", func(context.Context) (string, error) {
@@ -90,7 +91,7 @@ func TestDoAloneIsNotShared(t *testing.T) {
 
 func TestDoKeysAreIndependent(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	var callsA, callsB atomic.Int32
 	gateA := make(chan struct{})
 	a := do(t.Context(), &g, "a", gated(&callsA, gateA, "A"))
@@ -115,7 +116,7 @@ func TestDoKeysAreIndependent(t *testing.T) {
 
 func TestDoErrorReachesEveryWaiter(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	gate := make(chan struct{})
 	fn := func(context.Context) (string, error) {
 		<-gate
@@ -168,7 +169,7 @@ func TestDoCallerLeavesLoadGoesOn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var g loader.Group[string]
+			var g flight.Group[string]
 			var calls atomic.Int32
 			gate := make(chan struct{})
 			loadCtx := make(chan context.Context, 1)
@@ -191,7 +192,7 @@ func TestDoCallerLeavesLoadGoesOn(t *testing.T) {
 			assert.False(t, r.shared)
 			ctx := <-loadCtx
 			require.NoError(t, ctx.Err(), "the load goes on for the caller still waiting")
-			assert.Equal(t, 1, loader.Waiters(&g, "k"))
+			assert.Equal(t, 1, flight.Waiters(&g, "k"))
 
 			close(gate)
 			r = <-staying
@@ -205,7 +206,7 @@ func TestDoCallerLeavesLoadGoesOn(t *testing.T) {
 
 func TestDoLastWaiterLeavingCancelsLoad(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	loadCtx := make(chan context.Context, 1)
 	loadErr := make(chan error, 1)
 	fn := func(ctx context.Context) (string, error) {
@@ -242,7 +243,7 @@ type ctxKey struct{}
 
 func TestDoLoadContext(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	ctx, cancel := context.WithTimeout(context.WithValue(t.Context(), ctxKey{}, "request-7"), time.Hour)
 	defer cancel()
 	v, _, err := g.Do(ctx, "k", func(ctx context.Context) (string, error) {
@@ -271,7 +272,7 @@ func TestDoEndedContextStartsNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var g loader.Group[string]
+			var g flight.Group[string]
 			var calls atomic.Int32
 			_, _, err := g.Do(tt.ctx, "k", func(context.Context) (string, error) {
 				calls.Add(1)
@@ -300,7 +301,7 @@ func TestDoPanicReachesEveryWaiter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			const callers = 10
-			var g loader.Group[string]
+			var g flight.Group[string]
 			gate := make(chan struct{})
 			fn := func(context.Context) (string, error) {
 				<-gate
@@ -340,7 +341,7 @@ func TestDoPanicReachesEveryWaiter(t *testing.T) {
 func TestDoGoexitReachesEveryWaiter(t *testing.T) {
 	t.Parallel()
 	const callers = 10
-	var g loader.Group[string]
+	var g flight.Group[string]
 	gate := make(chan struct{})
 	fn := func(context.Context) (string, error) {
 		<-gate
@@ -365,7 +366,7 @@ func TestDoGoexitReachesEveryWaiter(t *testing.T) {
 
 func TestForgetStartsNewFlight(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	var calls atomic.Int32
 	gate1, gate2 := make(chan struct{}), make(chan struct{})
 	before1 := do(t.Context(), &g, "k", gated(&calls, gate1, "before"))
@@ -374,7 +375,7 @@ func TestForgetStartsNewFlight(t *testing.T) {
 	awaitWaiters(&g, "k", 2)
 
 	g.Forget("k") // an invalidation arrived
-	require.Zero(t, loader.Waiters(&g, "k"))
+	require.Zero(t, flight.Waiters(&g, "k"))
 	after1 := do(t.Context(), &g, "k", gated(&calls, gate2, "after"))
 	awaitWaiters(&g, "k", 1)
 
@@ -387,7 +388,7 @@ func TestForgetStartsNewFlight(t *testing.T) {
 		assert.Equal(t, "before", r.v)
 		assert.True(t, r.shared)
 	}
-	require.Equal(t, 1, loader.Waiters(&g, "k"), "the second flight is still there to join")
+	require.Equal(t, 1, flight.Waiters(&g, "k"), "the second flight is still there to join")
 	after2 := do(t.Context(), &g, "k", gated(&calls, gate2, "after"))
 	awaitWaiters(&g, "k", 2)
 
@@ -403,7 +404,7 @@ func TestForgetStartsNewFlight(t *testing.T) {
 
 func TestForgetUnknownKey(t *testing.T) {
 	t.Parallel()
-	var g loader.Group[string]
+	var g flight.Group[string]
 	g.Forget("never") // the zero Group too
 	v, _, err := g.Do(t.Context(), "never", func(context.Context) (string, error) { return "v", nil })
 	require.NoError(t, err)

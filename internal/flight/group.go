@@ -1,8 +1,12 @@
-package loader
+package flight
 
 import (
+	"bytes"
 	"context"
+	"runtime/debug"
 	"sync"
+
+	"github.com/aside-go/aside/loader"
 )
 
 // Group runs one load per key at a time and shares its result with every
@@ -66,8 +70,8 @@ type flight[V any] struct {
 // flight. Do returns ctx.Err() at once, without starting fn, when ctx has
 // already ended. With ctx.Err(), v is the zero value and shared is false.
 //
-// A panic in fn reaches every waiter as a [*PanicError] (wrapping
-// [ErrPanic]), and a runtime.Goexit in fn as [ErrGoexit]; neither crashes the
+// A panic in fn reaches every waiter as a [*loader.PanicError] (wrapping
+// [loader.ErrPanic]), and a runtime.Goexit in fn as [loader.ErrGoexit]; neither crashes the
 // process nor leaves a waiter hanging, and the Group stays usable.
 func (g *Group[V]) Do(ctx context.Context, key string, fn func(ctx context.Context) (V, error)) (v V, shared bool, err error) {
 	if err := ctx.Err(); err != nil {
@@ -135,7 +139,7 @@ func (g *Group[V]) run(ctx context.Context, key string, f *flight[V], fn func(co
 			if r := recover(); r != nil {
 				f.err = newPanicError(r)
 			} else {
-				f.err = ErrGoexit
+				f.err = loader.ErrGoexit
 			}
 		}
 		// Leave flights before done is closed: from then on nobody joins,
@@ -185,4 +189,14 @@ func (g *Group[V]) ForgetAll() {
 	g.mu.Lock()
 	clear(g.flights)
 	g.mu.Unlock()
+}
+
+// newPanicError is the error of a panic with value v, with the stack of the
+// panicking goroutine from the frame that panicked.
+func newPanicError(v any) *loader.PanicError {
+	stack := debug.Stack()
+	if i := bytes.IndexByte(stack, '\n'); i >= 0 {
+		stack = stack[i+1:]
+	}
+	return &loader.PanicError{Value: v, Stack: stack}
 }
