@@ -563,7 +563,7 @@ func TestAdvLeaderLeavesWhileAnotherProcessLoads(t *testing.T) {
 	}
 	second := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
 	awaitGoroutines(t, "P's Get#2 joins Get#1's flight", 1, func(s string) bool {
-		return strings.Contains(s, "loader.(*Flight[...]).Wait(")
+		return strings.Contains(s, "flight.(*Flight[...]).Wait(")
 	})
 	cancel()
 	_, err := await(t, first, "P's Get#1")
