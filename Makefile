@@ -8,7 +8,7 @@ GO ?= go
 # benchmarks/ is vetted and run by bench-ci.
 MODULES = . azure faults otel examples/webapp
 
-.PHONY: test quickstart webapp webapp-load bench bench-ci fuzz soak vet fmt check
+.PHONY: test quickstart webapp webapp-load bench bench-ci fuzz soak vet staticcheck fmt check
 
 # The README's test command: installs redis-server (and redis-py, for the
 # interop test, and PostgreSQL's server binaries, for examples/webapp's
@@ -53,10 +53,14 @@ vet:
 		(cd $$m && $(GO) vet ./...); \
 	done
 
+# staticcheck on every module (installs the pinned version when missing).
+staticcheck:
+	./scripts/staticcheck
+
 fmt:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-check: fmt vet test
+check: fmt vet staticcheck test
 
 # Benchmarks of the library's own packages, then the comparison with other
 # Go Redis caches (benchmarks/, its own module): a benchstat table and a chart

@@ -12,7 +12,6 @@ import (
 
 var (
 	errLeaseHeld    = errors.New("key is leased by a loader")
-	errNewerVersion = envelope.ErrVersion
 	errBadReply     = errors.New("unexpected reply from redis")
 )
 

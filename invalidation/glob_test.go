@@ -329,11 +329,22 @@ func TestMatchAgainstScan(t *testing.T) {
 					assert.True(t, m, "Redis matches %q against %q; Match does not", key, "m:"+p)
 				case m:
 					extra++
-					assert.True(t, strings.ContainsAny(p+key, "\x80\xff\xc3\xa9"), "Match accepts %q for %q; Redis does not", key, "m:"+p)
+					assert.True(t, hasHighByte(p+key), "Match accepts %q for %q; Redis does not", key, "m:"+p)
 				}
 			}
 		}
 	}
 	t.Logf("%d patterns against %d keys; %d extra matches", checked, len(all), extra)
 	assert.Greater(t, checked, 300)
+}
+
+// hasHighByte reports whether s holds a byte of 0x80 or above, which Redis'
+// matcher compares as a signed char in ranges.
+func hasHighByte(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
 }

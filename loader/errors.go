@@ -23,6 +23,8 @@ var ErrPanic = errors.New("loader: load panicked")
 // A [BatchFunc] marks such keys with a [*KeyError] wrapping NoCache, next to
 // their value in the map, or returns NoCache itself for every value it
 // returned. [Func.Batch] does the former for the loads that return it.
+//
+//lint:ignore ST1012 NoCache is not a failure but an instruction, read as "no cache"; the name is kept.
 var NoCache = errors.New("loader: value not to be cached")
 
 // ErrGoexit is the error that every caller of a load receives when the load
