@@ -11,8 +11,8 @@ import (
 )
 
 var (
-	errLeaseHeld    = errors.New("key is leased by a loader")
-	errBadReply     = errors.New("unexpected reply from redis")
+	errLeaseHeld = errors.New("key is leased by a loader")
+	errBadReply  = errors.New("unexpected reply from redis")
 )
 
 // errForeign is the cause of the ErrCorrupt of bytes that are not an entry
