@@ -31,6 +31,7 @@ type Cache[K comparable, V any] struct {
 	valueTTL ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
 	load     loader.Func[K, V]
 	batch    loader.BatchFunc[K, V]
+	maxValueBytes int // see Options.MaxValueBytes; 0: no bound
 	// loaderPerKey: batch calls Loader once per key (no BatchLoader).
 	loaderPerKey bool
 	leaseTTL     time.Duration
@@ -118,6 +119,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		leaseTTL:       o.LeaseTTL,
 		leasePX:        strconv.FormatInt(ms(o.LeaseTTL), 10),
 		leaseWait:      o.LeaseWait,
+		maxValueBytes:  o.MaxValueBytes,
 		redisTimeout:   o.RedisTimeout,
 		maxSilence:     o.MaxSilence,
 		outage:         o.OutageStaleness,

@@ -87,7 +87,7 @@ func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
 		if envelope.IsEntry(payload) {
 			return entryBytes{err: fmt.Errorf("cache: encode %s: %w: in plain mode a value may not begin with byte %#x, the envelope's magic: aside would read it as its own entry", key, codec.ErrEncode, envelope.Magic)}
 		}
-		return entryBytes{data: payload, ttl: ttls.Hard}
+		return c.bounded(key, entryBytes{data: payload, ttl: ttls.Hard})
 	}
 	var soft time.Time
 	var softAt int64
@@ -97,7 +97,16 @@ func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
 		// comes due when a copy decoded from Redis would.
 		softAt = time.UnixMilli(soft.UnixMilli()).UnixNano()
 	}
-	return entryBytes{data: envelope.Encode(envelope.Value, false, soft, payload), ttl: ttls.Hard, softAt: softAt}
+	return c.bounded(key, entryBytes{data: envelope.Encode(envelope.Value, false, soft, payload), ttl: ttls.Hard, softAt: softAt})
+}
+
+// bounded is eb, or its error when its data is larger than MaxValueBytes.
+func (c *Cache[K, V]) bounded(key string, eb entryBytes) entryBytes {
+	if c.maxValueBytes > 0 && len(eb.data) > c.maxValueBytes {
+		c.stats.tooLarge.Add(1)
+		return entryBytes{err: fmt.Errorf("cache: encode %s: %w: %d bytes encoded, Options.MaxValueBytes is %d", key, ErrTooLarge, len(eb.data), c.maxValueBytes)}
+	}
+	return eb
 }
 
 // notFoundBytes is the not-found marker of key, or nil when the policy caches

@@ -32,6 +32,10 @@ var (
 	// not answer from the loader for a closed client.
 	ErrClosed = errors.New("client closed")
 
+	// ErrTooLarge is wrapped by the error of a Set or SetMany of a value
+	// whose encoded form is larger than [Options].MaxValueBytes.
+	ErrTooLarge = errors.New("value too large")
+
 	// ErrKeyMissing is returned by [Cache.TTL] for a key that does not
 	// exist in Redis (PTTL's -2).
 	ErrKeyMissing = errors.New("no such key")
@@ -53,6 +57,18 @@ var errNotFoundHit = fmt.Errorf("cache: cached not-found marker: %w", ErrNotFoun
 func (c *Cache[K, V]) budget(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.budgetFor(n))
 }
+
+// budgetForBytes is budgetFor(n) plus 1ms per budgetBytesPerMs of the
+// bytes sent: a large value takes its time on the wire, and is not Redis in
+// trouble.
+func (c *Cache[K, V]) budgetForBytes(n, bytes int) time.Duration {
+	return c.budgetFor(n) + time.Duration(bytes/budgetBytesPerMs)*time.Millisecond
+}
+
+// budgetBytesPerMs is how many bytes of a write one millisecond of budget
+// covers beyond RedisTimeout: 64 MB/s, well under what loopback and a LAN
+// carry.
+const budgetBytesPerMs = 64 << 10
 
 // budgetFor is the time budget of a round trip of n commands: RedisTimeout
 // for each budgetBatch of them, so that a pipeline of a thousand keys is

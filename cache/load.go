@@ -298,7 +298,11 @@ func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err e
 			return // returned, not written (the lease is released), not kept
 		}
 		eb := c.encodeValue(key, v)
-		if eb.err != nil {
+		switch {
+		case errors.Is(eb.err, ErrTooLarge):
+			c.logEvent(slog.LevelWarn, "cache: a loaded value is larger than Options.MaxValueBytes: returned, not written to Redis", eb.err, []string{key})
+			return
+		case eb.err != nil:
 			c.stats.writeErrors.Add(1)
 			c.logEvent(slog.LevelWarn, "cache: a loaded value could not be encoded: returned, not written to Redis", eb.err, []string{key})
 			return

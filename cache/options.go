@@ -131,6 +131,16 @@ type Options[K comparable, V any] struct {
 	// value keeps no copies at all.
 	LocalBytes int64
 
+	// MaxValueBytes bounds the size of a value's encoded form (the codec's
+	// bytes, compressed if the codec compresses, in their envelope): a Set
+	// of a larger value fails with an error wrapping [ErrTooLarge] before
+	// anything is sent, and a larger loaded value is returned to its
+	// callers but neither written to Redis nor kept (Stats.TooLarge).
+	// Default: 0, no bound but Redis' own (512 MiB). Whatever the bound, a
+	// write's time budget grows with its size: RedisTimeout plus 1ms per
+	// 64 KiB, so that a large value is not taken for Redis in trouble.
+	MaxValueBytes int
+
 	// LocalTTL bounds how long process memory keeps a copy of a value whose
 	// Redis key has no expiry; copies of keys with an expiry are kept until
 	// it, or until Redis invalidates them. Default: one hour.

@@ -65,6 +65,9 @@ type Stats struct {
 	// loader answered and nothing was written; under FailFast the read
 	// failed with ErrUnavailable.
 	Refusals uint64
+	// TooLarge counts values larger than Options.MaxValueBytes: Sets
+	// refused, and loaded values returned but not written.
+	TooLarge uint64
 	// FailedInvalidations counts invalidations of this cache's keys (and
 	// Sets and Deletes) whose outcome Redis never confirmed; each key is
 	// then pending (see [Client.Invalidate]). PendingInvalidations is the
@@ -104,7 +107,7 @@ type counters struct {
 	leaseWaits, leaseTimeouts, discardedFills atomic.Uint64
 	refreshes, refreshErrors, staleServed     atomic.Uint64
 	redisErrors, shortCircuits                atomic.Uint64
-	refusals, failedInvalidations             atomic.Uint64
+	refusals, failedInvalidations, tooLarge   atomic.Uint64
 }
 
 // shardedCounter is a counter spread over cache-line-sized shards, so that
@@ -176,6 +179,7 @@ func (c *Cache[K, V]) Stats() Stats {
 		Tracking:       c.client.Tracking(),
 
 		Refusals:             c.stats.refusals.Load(),
+		TooLarge:             c.stats.tooLarge.Load(),
 		FailedInvalidations:  c.stats.failedInvalidations.Load(),
 		PendingInvalidations: c.client.pending.len(),
 	}

@@ -3,6 +3,7 @@ package cache
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestShardedCounterSums adds from many goroutines at once, each with a
@@ -50,4 +51,16 @@ func growStack(depth int) byte {
 		return pad[0]
 	}
 	return growStack(depth-1) + pad[depth%len(pad)]
+}
+
+// TestBudgetGrowsWithTheBytesSent: a write's budget is RedisTimeout per 100
+// commands plus 1ms per 64 KiB sent.
+func TestBudgetGrowsWithTheBytesSent(t *testing.T) {
+	c := &Cache[string, string]{redisTimeout: 250 * time.Millisecond}
+	if got := c.budgetForBytes(1, 100); got != 250*time.Millisecond {
+		t.Errorf("a small write: %v", got)
+	}
+	if got, want := c.budgetForBytes(1, 100<<20), 250*time.Millisecond+1600*time.Millisecond; got != want {
+		t.Errorf("100 MiB: %v, want %v", got, want)
+	}
 }

@@ -13,6 +13,9 @@ func (o *Options[K, V]) validate() error {
 	if o.Namespace == "" {
 		return invalid("Namespace", "required")
 	}
+	if o.MaxValueBytes < 0 {
+		return invalid("MaxValueBytes", "%d: must be 0 (no bound) or more", o.MaxValueBytes)
+	}
 	for _, r := range o.Namespace {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
 			return invalid("Namespace", "%q has %q; use letters, digits and _-. only", o.Namespace, r)

@@ -66,7 +66,10 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 	// A copy's expiry counts from before the write was sent: the key's
 	// PTTL, read after the write, ends no earlier than that.
 	sent := c.now()
-	results := c.doMulti(ctx, rc, b.cmds...)
+	b.budget = c.budgetForBytes(len(b.cmds), b.bytes)
+	rctx, cancel := context.WithTimeout(ctx, b.budget)
+	results := rc.DoMulti(rctx, b.cmds...)
+	cancel()
 	b.resendNoScript(ctx, rc, results)
 	var firstErr error
 	for j := range b.writes {
@@ -93,6 +96,8 @@ type setBatch[K comparable, V any] struct {
 	arena  *execArena
 	own    ownMoves // of the counters of the keys kept, when there are several
 	errs   []error
+	bytes  int           // of the values sent
+	budget time.Duration // of the round trip: budgetForBytes
 }
 
 // setWrite is one key of a setBatch.
@@ -117,6 +122,7 @@ func (b *setBatch[K, V]) add(rc rueidis.Client, k K, v V, co callOptions) {
 		c.client.expectEcho(key)
 		w.snap = c.local.snapshot(key)
 	}
+	b.bytes += len(eb.data)
 	ex := c.setExec(b.arena, key, eb.data, eb.ttl)
 	b.execs = append(b.execs, ex)
 	b.cmds = append(b.cmds, evalCmd(rc, writeSHA, ex))
@@ -125,6 +131,15 @@ func (b *setBatch[K, V]) add(rc rueidis.Client, k K, v V, co callOptions) {
 	if b.keep && len(b.writes) == 2 {
 		b.own = make(ownMoves)
 	}
+}
+
+// redisErr is Cache.redisErr for the batch's round trip, whose budget grew
+// with the bytes it sent: an error past it says so.
+func (b *setBatch[K, V]) redisErr(ctx context.Context, err error) error {
+	if b.bytes < budgetBytesPerMs || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return b.c.redisErr(ctx, err)
+	}
+	return fmt.Errorf("%w: no answer within %v: Options.RedisTimeout (%v), plus 1ms per 64 KiB of the %d bytes sent", ErrUnavailable, b.budget, b.c.redisTimeout, b.bytes)
 }
 
 // resendNoScript sends again the writes that met NOSCRIPT (Redis restarted,
@@ -176,7 +191,7 @@ func (b *setBatch[K, V]) done(ctx context.Context, j int, results []rueidis.Redi
 		}
 	}
 	if err != nil {
-		err = c.redisErr(ctx, err)
+		err = b.redisErr(ctx, err)
 		b.errs = append(b.errs, fmt.Errorf("cache: %s %s: %w", b.op, w.key, err))
 		if b.keep {
 			c.client.cancelEcho(w.key)
