@@ -23,14 +23,14 @@ import (
 // treat it as read-only (values holding pointers, slices or maps included),
 // or set [Options].Clone.
 type Cache[K comparable, V any] struct {
-	client   *Client
-	ns       string // namespace + ":"
-	keyFn    func(K) string
-	codec    codec.Codec[V]
-	ttl      ttlpolicy.Policy
-	valueTTL ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
-	load     loader.Func[K, V]
-	batch    loader.BatchFunc[K, V]
+	client        *Client
+	ns            string // namespace + ":"
+	keyFn         func(K) string
+	codec         codec.Codec[V]
+	ttl           ttlpolicy.Policy
+	valueTTL      ttlpolicy.ValuePolicy[V] // ttl, when it also looks at values
+	load          loader.Func[K, V]
+	batch         loader.BatchFunc[K, V]
 	maxValueBytes int // see Options.MaxValueBytes; 0: no bound
 	// loaderPerKey: batch calls Loader once per key (no BatchLoader).
 	loaderPerKey bool
