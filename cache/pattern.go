@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/aside-go/aside/internal/keyname"
 	"github.com/aside-go/aside/invalidation"
 )
 
@@ -111,7 +112,7 @@ func (c *Cache[K, V]) invalidatePattern(ctx context.Context, pattern string, opt
 				}
 			}
 		}}
-		if _, err := invalidation.Pattern(ctx, rc, c.ns[:len(c.ns)-1]+leaseInfix+"*", lo); err != nil {
+		if _, err := invalidation.Pattern(ctx, rc, c.ns[:len(c.ns)-1]+keyname.LeaseInfix+"*", lo); err != nil {
 			return 0, fmt.Errorf("cache: invalidate pattern %q: leases: %w", pattern, c.redisErr(ctx, err))
 		}
 	}

@@ -2,11 +2,9 @@ package cache
 
 import (
 	"context"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/aside-go/aside/internal/keyname"
 	"github.com/redis/rueidis"
 )
 
@@ -21,13 +19,8 @@ import (
 //	user:{42}:profile                user#lease{42}{42}:profile
 //	user:a}b (braces, no hash tag)   user#lease{<t>}a}b, <t> a short tag of the slot of user:a}b
 //
-// The lease key begins with the namespace and '#', which no value key of any
-// cache can (see tagKey), so no Get, pattern or tag ever meets it as a value;
-// its first '{' is right after "#lease", so its hash tag is the one written
-// there: the value key's own hash tag when it has one, else the whole value
-// key when it holds no '}', else a tag of the value key's slot. The lease key
-// names its value key: after the tag's '}' comes the value key's part, or
-// nothing when the tag is the value key itself.
+// How the lease key is named, and why no value key can be one: package
+// keyname.
 //
 // The visit (plainVisitSrc) reads the value key, and only when it is missing
 // takes the lease key (SET NX GET PX LeaseTTL); either way — its own lease
@@ -42,102 +35,13 @@ import (
 // lease key with the value key, and Set deletes it as it writes, so that a
 // load under way does not write a value it read before them.
 
-const leaseInfix = "#lease{"
-
 // leaseKey returns the lease key of value key key, whose namespace is ns
-// (with its ':').
-func leaseKey(ns, key string) string {
-	part := key[len(ns):]
-	base := ns[:len(ns)-1] + leaseInfix
-	if tag, ok := hashTag(key); ok {
-		return base + tag + "}" + part
-	}
-	if !strings.ContainsRune(key, '}') {
-		return base + key + "}"
-	}
-	return base + slotTag(slot(key)) + "}" + part
-}
+// (with its ':'): see package keyname.
+func leaseKey(ns, key string) string { return keyname.Lease(ns[:len(ns)-1], key) }
 
 // valueKeyOf returns the value key whose lease key is key, when key is a
-// lease key: "<ns>#lease{<tag>}<part>".
-func valueKeyOf(key string) (valueKey, ns string, ok bool) {
-	i := strings.IndexByte(key, '#')
-	if i <= 0 || !strings.HasPrefix(key[i:], leaseInfix) || strings.IndexByte(key[:i], ':') >= 0 {
-		return "", "", false
-	}
-	ns = key[:i]
-	rest := key[i+len(leaseInfix):]
-	j := strings.IndexByte(rest, '}')
-	if j < 0 {
-		return "", "", false
-	}
-	if part := rest[j+1:]; part != "" {
-		return ns + ":" + part, ns, true
-	}
-	if !strings.HasPrefix(rest[:j], ns+":") {
-		return "", "", false
-	}
-	return rest[:j], ns, true
-}
-
-// hashTag returns what Redis Cluster hashes of key when key has a hash tag:
-// the bytes between its first '{' and the first '}' after it, if any.
-func hashTag(key string) (string, bool) {
-	i := strings.IndexByte(key, '{')
-	if i < 0 {
-		return "", false
-	}
-	j := strings.IndexByte(key[i+1:], '}')
-	if j <= 0 {
-		return "", false
-	}
-	return key[i+1 : i+1+j], true
-}
-
-// slot is Redis Cluster's slot of key.
-func slot(key string) uint16 {
-	if tag, ok := hashTag(key); ok {
-		key = tag
-	}
-	return crc16(key) & 16383
-}
-
-// crc16 is CRC-16/XMODEM, the hash of Redis Cluster.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
-var (
-	slotTagsOnce sync.Once
-	slotTags     [16384]string
-)
-
-// slotTag returns the shortest decimal number (the first one found) whose
-// slot is s: a hash tag that puts a key in slot s.
-func slotTag(s uint16) string {
-	slotTagsOnce.Do(func() {
-		left := len(slotTags)
-		for n := 0; left > 0; n++ {
-			tag := strconv.Itoa(n)
-			if sl := crc16(tag) & 16383; slotTags[sl] == "" {
-				slotTags[sl] = tag
-				left--
-			}
-		}
-	})
-	return slotTags[s]
-}
+// lease key.
+func valueKeyOf(key string) (valueKey, ns string, ok bool) { return keyname.ValueOf(key) }
 
 // plainVisitScript is the visit in plain mode. Taking the lease, it reads
 // the lease key's PTTL after the SET (a write, which tracks nothing), so

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aside-go/aside/internal/keyname"
 	"github.com/redis/rueidis"
 )
 
@@ -13,7 +14,7 @@ import (
 // no '#', keys are "<namespace>:..."), so no Get or pattern of a cache ever
 // meets it.
 func (c *Cache[K, V]) tagKey(tag string) string {
-	return c.ns[:len(c.ns)-1] + "#tag:" + tag
+	return keyname.Tag(c.ns[:len(c.ns)-1], tag)
 }
 
 // tagCmds are the index updates of a write of key for ttl, for each tag: SADD
