@@ -193,18 +193,71 @@ func run() error {
 	})
 
 	s.step("cache-aside with a TTL: the first read loads, the next ones do not", func() error {
-		for range 3 {
-			u, err := users.Get(ctx, 1001)
+		before := users.Stats()
+		for i, want := range []cache.Source{cache.SourceLoader, cache.SourceLocal, cache.SourceLocal} {
+			var src cache.Source
+			u, err := users.Get(ctx, 1001, cache.SourceOf(&src))
 			if err != nil {
 				return err
 			}
-			if err := expect(u.Name, "Alice", "GET user 1001"); err != nil {
+			fmt.Printf("    read %d of user 1001: %s, from %s\n", i+1, u.Name, src)
+			if err := expect(src, want, "where the read came from"); err != nil {
 				return err
 			}
 		}
-		st := users.Stats()
-		fmt.Printf("    loads=%d local hits=%d redis hits=%d\n", loads.Load(), st.LocalHits, st.RedisHits)
+		ttl, err := users.TTL(ctx, 1001)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    the loaded value's TTL in Redis: %v (5 minutes, ±10%% jitter)\n", ttl.Round(time.Second))
+		printCounters(before, users.Stats())
 		return expect(loads.Load(), int64(1), "loader calls")
+	})
+
+	s.step("another process reads the value from Redis, and hears of its invalidation", func() error {
+		// A second client stands for a second process of the same service.
+		other, err := cache.Connect(opt)
+		if err != nil {
+			return err
+		}
+		defer other.Close()
+		theirs, err := cache.New(other, cache.Options[int64, User]{
+			Namespace: "quickstart-user",
+			Loader: func(_ context.Context, id int64) (User, error) {
+				loads.Add(1)
+				return db[id], nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+		var src cache.Source
+		u, err := theirs.Get(ctx, 1001, cache.SourceOf(&src))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    the other process reads user 1001: %s, from %s\n", u.Name, src)
+		if err := expect(src, cache.SourceRedis, "where its first read came from"); err != nil {
+			return err
+		}
+		if u, err = theirs.Get(ctx, 1001, cache.SourceOf(&src)); err != nil {
+			return err
+		}
+		fmt.Printf("    and again: %s, from %s\n", u.Name, src)
+		// This process updates the source and invalidates: Redis pushes the
+		// invalidation to the other process, which drops its copy.
+		db[1001] = User{1001, "Alice A.", "alice@example.com"}
+		start := time.Now()
+		if err := users.Invalidate(ctx, 1001); err != nil {
+			return err
+		}
+		for u.Name != "Alice A." && time.Since(start) < 10*time.Second {
+			if u, err = theirs.Get(ctx, 1001, cache.SourceOf(&src)); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("    after this process's Invalidate, the other reads: %s, from %s (%v later)\n", u.Name, src, time.Since(start).Round(time.Microsecond))
+		return expect(u.Name, "Alice A.", "the other process's read after the invalidation")
 	})
 
 	s.step("invalidation on update: write the source, invalidate, read the new value", func() error {
@@ -219,7 +272,7 @@ func run() error {
 		if err := expect(u.Name, "Alice Smith", "GET after the update"); err != nil {
 			return err
 		}
-		return expect(loads.Load(), int64(2), "loader calls")
+		return expect(loads.Load(), int64(3), "loader calls (this process twice, the other once)")
 	})
 
 	s.step("pattern invalidation with SCAN (never KEYS)", func() error {
@@ -253,7 +306,7 @@ func run() error {
 		return err
 	})
 
-	s.step("error handling: absent records, missing keys, deadlines", func() error {
+	s.step("error handling: absent records, missing keys, a cancelled context", func() error {
 		_, err := users.Get(ctx, 1003)
 		if !errors.Is(err, cache.ErrNotFound) {
 			return fmt.Errorf("GET of an absent record: got %v, want cache.ErrNotFound", err)
@@ -284,6 +337,12 @@ func redisOption() (rueidis.ClientOption, func(), error) {
 		url = "redis://localhost:6379"
 	}
 	return redistest.ForURL(url, func(s string) { fmt.Println(s) })
+}
+
+// printCounters prints what a cache's counters did between two snapshots.
+func printCounters(before, after cache.Stats) {
+	fmt.Printf("    this step: loads=%d local hits=%d redis hits=%d misses=%d\n",
+		after.Loads-before.Loads, after.LocalHits-before.LocalHits, after.RedisHits-before.RedisHits, after.Misses-before.Misses)
 }
 
 type steps struct {
