@@ -8,6 +8,19 @@ import (
 	"github.com/redis/rueidis"
 )
 
+// AwaitWrites waits until the writes to Redis of this cache's loads of ks
+// that are still running have ended, or ctx ends: a Get returns its loaded
+// value as soon as the loader returns, and writes it behind its caller. A
+// test that then asserts what Redis holds (or what another process reads
+// from it) calls AwaitWrites first. Without keys it returns at once.
+func (c *Cache[K, V]) AwaitWrites(ctx context.Context, ks ...K) error {
+	keys := make([]string, len(ks))
+	for i, k := range ks {
+		keys[i] = c.Key(k)
+	}
+	return c.awaitWritesFor(ctx, 0, keys...)
+}
+
 // awaitWrites waits until the writes of this process's loads of the Redis
 // keys, if any are running (the latest load of each key, and those it
 // replaced), have ended — or for as long as the time budget,

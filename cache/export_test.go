@@ -2,16 +2,10 @@ package cache
 
 import "context"
 
-// AwaitWrites waits for the writes of c's loads of ks still running, as the
-// operations that read a key's state in Redis do, but without their time
-// bound (a busy machine may take longer): a test that asserts what a load
-// wrote (or counted) calls it first.
+// AwaitWrites is Cache.AwaitWrites, for the tests written before it was
+// exported.
 func AwaitWrites[K comparable, V any](ctx context.Context, c *Cache[K, V], ks ...K) error {
-	keys := make([]string, len(ks))
-	for i, k := range ks {
-		keys[i] = c.Key(k)
-	}
-	return c.awaitWritesFor(ctx, 0, keys...)
+	return c.AwaitWrites(ctx, ks...)
 }
 
 // LeaseKey is leaseKey, for the black-box tests: the lease key in plain mode
