@@ -32,6 +32,9 @@ type Cache[K comparable, V any] struct {
 	load          loader.Func[K, V]
 	batch         loader.BatchFunc[K, V]
 	maxValueBytes int // see Options.MaxValueBytes; 0: no bound
+	// userLoad is the Loader that batch calls once per key (see
+	// scopedLoad), when there is no BatchLoader.
+	userLoad loader.Func[K, V]
 	// loaderPerKey: batch calls Loader once per key (no BatchLoader).
 	loaderPerKey bool
 	leaseTTL     time.Duration
@@ -144,7 +147,8 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	c.background.closing = client.closing
 	switch {
 	case c.batch == nil && c.load != nil:
-		c.batch = c.load.Batch(o.BatchConcurrency)
+		c.userLoad = c.load
+		c.batch = loader.Func[K, V](c.scopedLoad).Batch(o.BatchConcurrency)
 		c.loaderPerKey = true
 	case c.load == nil && c.batch != nil:
 		c.load = c.batch.One()

@@ -107,6 +107,7 @@ func (r *heldRun[K, V]) commit(wctx context.Context) {
 // that found Redis unavailable, to be sent again.
 func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []int, lastErr error) {
 	c := r.c
+	r.indexTags(wctx, todo)
 	execs := make([]rueidis.LuaExec, len(todo))
 	arena := newExecArena(len(todo), writeExecStrings)
 	snaps := make([]uint64, len(todo))
@@ -183,6 +184,53 @@ func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []in
 		c.forget(ref.key)
 	}
 	return again, lastErr
+}
+
+// indexTags adds the keys at positions todo whose results carry tags (set
+// by the loader with Adapt) to their tags' indexes, before their values are
+// written: an InvalidateTag that returns after a value is in Redis finds its
+// key. A key whose indexing failed is not written (its lease is released).
+func (r *heldRun[K, V]) indexTags(wctx context.Context, todo []int) {
+	c := r.c
+	var cmds rueidis.Commands
+	var tagged []int // positions, one per key indexed
+	var per []int    // commands per key indexed
+	rc, err := c.redis()
+	for _, j := range todo {
+		l := r.res[j]
+		if l.data == nil || len(l.tags) == 0 {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		tc := c.tagCmds(rc, r.refs[j].key, l.ttl, l.tags)
+		cmds = append(cmds, tc...)
+		tagged, per = append(tagged, j), append(per, len(tc))
+	}
+	if len(cmds) == 0 && err == nil {
+		return
+	}
+	var results []rueidis.RedisResult
+	if err == nil {
+		rctx, cancel := context.WithTimeout(wctx, c.budgetFor(len(cmds)))
+		results = rc.DoMulti(rctx, cmds...)
+		cancel()
+	}
+	for t, j := range tagged {
+		failed := err
+		for _, res := range results[:per[t]] {
+			if failed == nil {
+				failed = res.Error()
+			}
+		}
+		results = results[per[t]:]
+		if failed != nil {
+			c.stats.writeErrors.Add(1)
+			c.logEvent(slog.LevelWarn, "cache: a loaded value's tags could not be indexed: returned, not written to Redis", failed, []string{r.refs[j].key})
+			r.res[j].data = nil
+		}
+	}
 }
 
 // expectEchoes announces the echoes of a load's write of key that keeps its

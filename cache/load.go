@@ -80,6 +80,7 @@ type loaded[V any] struct {
 	err  error
 	data []byte
 	ttl  time.Duration
+	tags []string // to index the key under before it is written (Adapt)
 }
 
 // loadHeld loads the keys of fs, whose leases (f.lease) their visit took,
@@ -260,10 +261,12 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 		ctx, end = c.start(ctx, OpLoad, len(refs), 0)
 		defer func() { end(loadResult(out)) }()
 	}
+	ad := &adaptation{}
+	ctx = context.WithValue(ctx, adaptKey{}, ad)
 	if len(refs) == 1 {
 		v, err := c.safeLoad(ctx, refs[0].k)
 		found := err == nil || errors.Is(err, loader.NoCache)
-		c.keyResult(&out[0], refs[0].key, v, found, err, true, encode)
+		c.keyResult(&out[0], refs[0].key, v, found, err, true, encode, ad.of(refs[0].k))
 		return out
 	}
 	ks := make([]K, len(refs))
@@ -283,21 +286,23 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 		if kerr == nil && perKey == nil && !noneCached {
 			kerr = err // an error that names no key concerns them all
 		}
-		c.keyResult(&out[j], ref.key, v, ok, kerr, !noneCached, encode)
+		c.keyResult(&out[j], ref.key, v, ok, kerr, !noneCached, encode, ad.of(ref.k))
 	}
 	return out
 }
 
 // keyResult sets l to what the loader said of key: found with v (err nil,
 // or loader.NoCache: returned, not written), not found, or failed with err.
-// cache false: nothing of it is written (the batch said NoCache).
-func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err error, cache, encode bool) {
+// cache false: nothing of it is written (the batch said NoCache). adapted
+// is what the loader said with Adapt of how to cache it.
+func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err error, cache, encode bool, adapted callOptions) {
 	if found {
 		l.e = &entry[V]{v: v, key: key, src: SourceLoader}
 		if !cache || errors.Is(err, loader.NoCache) || !encode {
 			return // returned, not written (the lease is released), not kept
 		}
-		eb := c.encodeValue(key, v)
+		eb := adapted.apply(c.encodeValue(key, v), c.plain)
+		l.tags = adapted.tags
 		switch {
 		case errors.Is(eb.err, ErrTooLarge):
 			c.logEvent(slog.LevelWarn, "cache: a loaded value is larger than Options.MaxValueBytes: returned, not written to Redis", eb.err, []string{key})

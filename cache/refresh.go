@@ -99,6 +99,18 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	// or nothing replaces the claimed value.
 	wctx, cancel := c.detached(ctx, c.budgetFor(1))
 	defer cancel()
+	if l.data != nil && len(l.tags) > 0 {
+		// Indexed before it is written, as a load's value is (see
+		// heldRun.indexTags); not written if that failed.
+		for _, res := range rc.DoMulti(wctx, c.tagCmds(rc, key, l.ttl, l.tags)...) {
+			if err := res.Error(); err != nil {
+				c.stats.writeErrors.Add(1)
+				c.logEvent(slog.LevelWarn, "cache: a refreshed value's tags could not be indexed: returned, not written to Redis", err, []string{key})
+				c.client.wrote(key)
+				return l.e.v, nil
+			}
+		}
+	}
 	wrote, _, err := writeReply(writeScript.Exec(wctx, rc, []string{key}, writeArgs(new(execArena), claimed, l.data, l.ttl)))
 	c.client.wrote(key)
 	switch {
