@@ -60,10 +60,12 @@
 // with a [*loader.KeyError] naming the key and wrapping one of:
 // ErrUnavailable (FailFast, or no loader), ErrCorrupt, the loader's own
 // error (loader.ErrPanic for a panic), a context error, or ErrInvalidOptions
-// for an invalid per-call option. Every error text names the package once:
-// "cache: ttl user:42: no such key", "cache: connect: redis unavailable: dial
-// tcp ...", "cache: set: invalid options: WithTTL(0s): the TTL must be at least
-// 1ms".
+// for an invalid per-call option. Every error text names the package once,
+// and the key once: "cache: get user:42: load: <the loader's error>",
+// "cache: get user:42: context canceled", "cache: get user:42: loader: not
+// found (a cached not-found marker)", "cache: ttl user:42: no such key",
+// "cache: connect: redis unavailable: dial tcp ...", "cache: set: invalid
+// options: WithTTL(0s): the TTL must be at least 1ms".
 //
 // # What Redis holds
 //

@@ -27,13 +27,13 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 	if !envelope.IsEntry(raw) {
 		e := &entry[V]{key: key, size: uint32(len(raw)), src: SourceRedis}
 		if err := c.codec.Unmarshal(raw, &e.v); err != nil {
-			return nil, fmt.Errorf("cache: %s: %w: %w: %w", key, ErrCorrupt, errForeign, err)
+			return nil, fmt.Errorf("%w: %w: %w", ErrCorrupt, errForeign, err)
 		}
 		return e, nil
 	}
 	env, err := envelope.Decode(raw)
 	if err != nil {
-		return nil, fmt.Errorf("cache: %s: %w: %w", key, ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	e := &entry[V]{key: key, stale: env.Stale, size: uint32(len(raw)), src: SourceRedis}
 	if !env.SoftExpiry.IsZero() {
@@ -46,7 +46,7 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 		return nil, errLeaseHeld
 	default:
 		if err := c.codec.Unmarshal(env.Payload, &e.v); err != nil {
-			return nil, fmt.Errorf("cache: %s: %w: %w", key, ErrCorrupt, err)
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 	}
 	return e, nil

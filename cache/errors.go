@@ -48,9 +48,35 @@ var (
 	ErrCorrupt = errors.New("unreadable value in redis")
 )
 
-// errNotFoundHit is returned for not-found markers served from process
-// memory: prebuilt, so the hit path allocates nothing.
-var errNotFoundHit = fmt.Errorf("cache: cached not-found marker: %w", ErrNotFound)
+// errNotFoundMarker is the cause of the error of a read that met a
+// not-found marker.
+var errNotFoundMarker = fmt.Errorf("%w (a cached not-found marker)", ErrNotFound)
+
+// getError is the error of a read of one key: "cache: get <key>: <cause>",
+// the package and the key named once. The cause says what happened, and
+// names neither.
+type getError struct {
+	key string // the Redis key
+	err error
+}
+
+func (e *getError) Error() string { return "cache: get " + e.key + ": " + e.err.Error() }
+func (e *getError) Unwrap() error { return e.err }
+
+// NamesKey tells loader.KeyError that this error's text names the key.
+func (e *getError) NamesKey() bool { return true }
+
+// getErr is the error a Get of k (Redis key key) returns for cause: a
+// getError, which errors.Is finds ErrNotFound in when the key has no value;
+// for any other failure, inside a *loader.KeyError naming k, as the API
+// promises.
+func (c *Cache[K, V]) getErr(k K, key string, cause error) error {
+	err := &getError{key: key, err: cause}
+	if errors.Is(cause, ErrNotFound) {
+		return err
+	}
+	return &loader.KeyError[K]{Key: k, Err: err}
+}
 
 // budget bounds one Redis call of n commands (one round trip) by the cache's
 // time budget for it, within ctx.

@@ -149,7 +149,7 @@ func (c *Cache[K, V]) redisDown(ctx context.Context, fs []*fetch[K, V], err erro
 	}
 	if c.onDown == FailFast || c.load == nil || errors.Is(err, ErrClosed) {
 		for _, f := range fs {
-			c.finish(ctx, f, nil, fmt.Errorf("cache: get %s: %w", f.key, err))
+			c.finish(ctx, f, nil, err)
 		}
 		return
 	}
@@ -177,7 +177,7 @@ func (c *Cache[K, V]) skipPending(ctx context.Context, fs []*fetch[K, V]) []*fet
 	}
 	if c.load == nil {
 		for _, f := range pend {
-			c.finish(ctx, f, nil, fmt.Errorf("cache: %s: %w (invalidated, and no loader)", f.key, ErrNotFound))
+			c.finish(ctx, f, nil, fmt.Errorf("%w (invalidated, and no loader)", ErrNotFound))
 		}
 		return rest
 	}

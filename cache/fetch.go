@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/aside-go/aside/internal/flight"
@@ -90,7 +89,7 @@ func (c *Cache[K, V]) newFetches(ks []K) []*fetch[K, V] {
 func (c *Cache[K, V]) fetchAll(ctx context.Context, fs []*fetch[K, V]) {
 	if c.client.isClosed.Load() {
 		for _, f := range fs {
-			f.out.err = fmt.Errorf("cache: get %s: %w", f.key, ErrClosed)
+			f.out.err = ErrClosed
 		}
 		return
 	}

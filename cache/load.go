@@ -56,7 +56,7 @@ func (h *heldLoad[V]) failed() bool {
 // is an error wrapping ErrNotFound, not a hit of a not-found marker.
 func (l loaded[V]) result() (*entry[V], error) {
 	if l.e != nil && l.e.notFound {
-		return nil, fmt.Errorf("cache: %s: %w", l.e.key, ErrNotFound)
+		return nil, ErrNotFound
 	}
 	return l.e, l.err
 }
@@ -179,7 +179,7 @@ func (r *heldRun[K, V]) answer() {
 		if r.res != nil {
 			h.e, h.err = r.res[j].result()
 		} else {
-			h.err = fmt.Errorf("cache: load %s: did not complete", r.refs[j].key)
+			h.err = errors.New("load: did not complete")
 		}
 	}
 	close(r.done)
@@ -317,7 +317,7 @@ func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err e
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		c.stats.loadErrors.Add(1)
-		l.err = fmt.Errorf("cache: load %s: %w", key, err)
+		l.err = fmt.Errorf("load: %w", err)
 		return
 	}
 	l.e = &entry[V]{key: key, notFound: true, src: SourceLoader}

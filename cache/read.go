@@ -3,8 +3,6 @@ package cache
 import (
 	"context"
 	"errors"
-
-	"github.com/aside-go/aside/loader"
 )
 
 // Get returns the value of k: from process memory when a fresh copy is
@@ -171,10 +169,7 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 func (c *Cache[K, V]) answer(ctx context.Context, k K, o outcome[V]) (V, error) {
 	if o.err != nil {
 		var zero V
-		if errors.Is(o.err, ErrNotFound) {
-			return zero, o.err
-		}
-		return zero, &loader.KeyError[K]{Key: k, Err: o.err}
+		return zero, c.getErr(k, c.Key(k), o.err)
 	}
 	return c.serve(ctx, k, o.e, c.nanos())
 }
@@ -191,7 +186,7 @@ func (c *Cache[K, V]) serve(ctx context.Context, k K, e *entry[V], now int64) (V
 	if e.notFound {
 		c.stats.notFoundHits.Add(1)
 		var zero V
-		return zero, errNotFoundHit
+		return zero, &getError{key: e.key, err: errNotFoundMarker}
 	}
 	if c.clone != nil {
 		return c.clone(e.v), nil
@@ -216,11 +211,11 @@ func (c *Cache[K, V]) whenDue(ctx context.Context, k K, e *entry[V]) (V, error) 
 	switch {
 	case errors.Is(err, errNotClaimed):
 		return c.cloned(e.v), nil
-	case err != nil && !errors.Is(err, ErrNotFound):
+	case err != nil:
 		var zero V
-		return zero, &loader.KeyError[K]{Key: k, Err: err}
+		return zero, c.getErr(k, e.key, err)
 	}
-	return c.cloned(v), err
+	return c.cloned(v), nil
 }
 
 // collect puts the outcome of one key of a batch in out (a value), nowhere

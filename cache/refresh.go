@@ -121,7 +121,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 		c.stats.discardedFills.Add(1)
 	}
 	if l.e.notFound {
-		return zero, fmt.Errorf("cache: %s: %w", key, ErrNotFound)
+		return zero, ErrNotFound
 	}
 	return l.e.v, nil
 }

@@ -106,7 +106,7 @@ func (c *Cache[K, V]) sort(ctx context.Context, r *round[K, V], f *fetch[K, V], 
 		f.readOnly, f.refused = true, v.err
 		r.again = append(r.again, f)
 	case refusedRead:
-		c.finish(ctx, f, nil, fmt.Errorf("cache: get %s: %w", f.key, v.err))
+		c.finish(ctx, f, nil, v.err)
 	case leasedToUs:
 		r.held = append(r.held, f)
 	case missing:
@@ -134,7 +134,7 @@ func (c *Cache[K, V]) sort(ctx context.Context, r *round[K, V], f *fetch[K, V], 
 		if err == nil || errors.Is(err, errLeaseHeld) {
 			// Every lease aside takes expires: bytes shaped like one
 			// without an expiry are someone else's.
-			err = fmt.Errorf("%w: %s: a lease without an expiry", ErrCorrupt, f.key)
+			err = fmt.Errorf("%w: a lease without an expiry", ErrCorrupt)
 		}
 		c.unreadable(ctx, r, f, v.raw, err)
 	case found:
@@ -157,7 +157,7 @@ func (c *Cache[K, V]) sort(ctx context.Context, r *round[K, V], f *fetch[K, V], 
 func (c *Cache[K, V]) missing(ctx context.Context, r *round[K, V], f *fetch[K, V]) {
 	c.stats.misses.Add(1)
 	if f.refused == nil {
-		c.finish(ctx, f, nil, fmt.Errorf("cache: %s: %w (no loader)", f.key, ErrNotFound))
+		c.finish(ctx, f, nil, fmt.Errorf("%w (no loader)", ErrNotFound))
 		return
 	}
 	// Redis refused the lease (out of memory, an ACL that forbids
@@ -168,7 +168,7 @@ func (c *Cache[K, V]) missing(ctx context.Context, r *round[K, V], f *fetch[K, V
 		r.blind = append(r.blind, f)
 		return
 	}
-	c.finish(ctx, f, nil, fmt.Errorf("cache: get %s: %w: redis refused the lease: %w", f.key, ErrUnavailable, f.refused))
+	c.finish(ctx, f, nil, fmt.Errorf("%w: redis refused the lease: %w", ErrUnavailable, f.refused))
 }
 
 // leased handles a key whose lease a load holds: this process's own (the

@@ -79,8 +79,13 @@ type KeyError[K comparable] struct {
 	Err error
 }
 
-// Error returns "key <Key>: <Err>".
+// Error returns "key <Key>: <Err>", or Err's text alone when Err names the
+// key itself (it has a method NamesKey that returns true, as the cache
+// package's errors do), so that the key is named once.
 func (e *KeyError[K]) Error() string {
+	if n, ok := e.Err.(interface{ NamesKey() bool }); ok && n.NamesKey() {
+		return e.Err.Error()
+	}
 	return fmt.Sprintf("key %v: %v", e.Key, e.Err)
 }
 
