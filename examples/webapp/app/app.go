@@ -207,8 +207,23 @@ func (a *App) loadCategory(ctx context.Context, name string) (CategoryPage, erro
 	if len(page.Products) == 0 {
 		return CategoryPage{}, loader.ErrNotFound
 	}
+	// The page is tagged with the products it lists: a change of one of
+	// them reaches it by tag (see invalidateProduct). Outside a cache's
+	// load (NoCache) there is nothing to tag.
+	if !a.noCache {
+		tags := make([]string, len(page.Products))
+		for i, p := range page.Products {
+			tags[i] = ProductTag(p.ID)
+		}
+		if err := cache.Adapt(ctx, cache.WithTags(tags...)); err != nil {
+			return CategoryPage{}, err
+		}
+	}
 	return page, nil
 }
+
+// ProductTag is the tag of the category pages that list product id.
+func ProductTag(id int64) string { return "product:" + strconv.FormatInt(id, 10) }
 
 // --- handlers ------------------------------------------------------------
 
@@ -411,8 +426,9 @@ func (a *App) deleteProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 // invalidateProduct removes, after the transaction committed, the product's
-// key and the pages of its categories (before and after the change), in one
-// call: once it returns, no instance's next read returns the old version
+// key, the pages that list it (tagged with it by their loader) and the pages
+// of its categories (before and after the change: the new one does not list
+// it yet, and a page being loaded is not tagged yet), in one call: once it returns, no instance's next read returns the old version
 // from Redis, and every instance's local copy is dropped by Redis's push.
 // When Redis is down the change is committed anyway; the response says the
 // invalidation failed (copies then live until their TTL, or until the
@@ -422,7 +438,7 @@ func (a *App) invalidateProduct(w http.ResponseWriter, ctx context.Context, id i
 		return
 	}
 	if _, err := a.client.Invalidate(context.WithoutCancel(ctx),
-		cache.Keys(a.products, id), cache.Keys(a.categories, categories...)); err != nil {
+		cache.Keys(a.products, id), cache.Keys(a.categories, categories...), cache.Tags(a.categories, ProductTag(id))); err != nil {
 		a.log.Warn("invalidate after write", "id", id, "err", err)
 		w.Header().Set("X-Cache-Invalidation", "failed")
 	}

@@ -390,6 +390,22 @@ func testEndpoints(t *testing.T, dir opener) {
 		}
 	})
 
+	t.Run("CategoryPagesAreTaggedByTheirProducts", func(t *testing.T) {
+		const id = 56
+		name := app.CategoryName(id)
+		a.category(name) // loaded, and tagged with the products it lists
+		if err := a.app.Categories().AwaitWrites(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+		n, err := a.app.Categories().InvalidateTag(context.Background(), app.ProductTag(id))
+		if err != nil || n != 1 {
+			t.Fatalf("InvalidateTag(%s) of the page that lists it: %d keys, %v", app.ProductTag(id), n, err)
+		}
+		if _, src := a.category(name); src != "miss" {
+			t.Fatalf("the page after its tag's invalidation: X-Cache %q, want miss", src)
+		}
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		a.product("/products/30")
 		a.expect(http.StatusNoContent, "DELETE", "/products/30", nil)
