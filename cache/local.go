@@ -320,17 +320,7 @@ func (l *local[K, V]) invalidateWhere(match func(key string) bool) {
 // invalidateAll drops every copy, for a connection that dropped or a flush
 // (Redis forgot what it tracked).
 func (l *local[K, V]) invalidateAll() {
-	for i := range l.stripes {
-		st := &l.stripes[i]
-		st.mu.Lock()
-		for g := i; g < genCount; g += stripeCount {
-			l.gens[g].Add(1)
-		}
-		for key := range st.rev {
-			l.drop(st, key)
-		}
-		st.mu.Unlock()
-	}
+	l.invalidateWhere(func(string) bool { return true })
 }
 
 // evict drops e if it is still the copy of k, without counting as an
