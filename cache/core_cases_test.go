@@ -68,8 +68,9 @@ func coreAwaitState(t testing.TB, what string, done func() bool) {
 // coreProxy is a TCP proxy to a Redis server with faults the test turns
 // on: down (every connection cut, new ones closed at once), a trigger (bytes
 // whose sight in a client's stream take the proxy down before they are
-// forwarded: the command is lost, the connection reset), and a latency added
-// to everything the server sends (a slow network, not a synchronisation).
+// forwarded: the command is lost, the connection reset), and replies held
+// back: what the server sends is queued, in order, until the test releases
+// it (a reply, or a push, that arrives as late as the test says).
 type coreProxy struct {
 	ln      net.Listener
 	target  string
@@ -77,9 +78,14 @@ type coreProxy struct {
 	down    bool
 	mute    bool // forward nothing, close nothing: a silent partition
 	trigger []byte
-	latency time.Duration
-	conns   map[net.Conn]net.Conn // client side -> server side
-	wg      sync.WaitGroup
+	// holding: the server's chunks numbered from released on wait for
+	// releaseArrived or releaseAll; arrived numbers them. Guarded by mu,
+	// and released waits on it.
+	holding           bool
+	arrived, released int
+	freed             *sync.Cond
+	conns             map[net.Conn]net.Conn // client side -> server side
+	wg                sync.WaitGroup
 }
 
 func startCoreProxy(t testing.TB, target string) *coreProxy {
@@ -87,6 +93,7 @@ func startCoreProxy(t testing.TB, target string) *coreProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	p := &coreProxy{ln: ln, target: target, conns: map[net.Conn]net.Conn{}}
+	p.freed = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() { _ = ln.Close(); p.setDown(true); p.wg.Wait() })
@@ -103,6 +110,7 @@ func (p *coreProxy) setDown(down bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = down
+	p.freed.Broadcast()
 	if down {
 		for cl, sv := range p.conns {
 			_, _ = cl.Close(), sv.Close()
@@ -115,7 +123,39 @@ func (p *coreProxy) setMute(mute bool) { p.mu.Lock(); p.mute = mute; p.mu.Unlock
 
 func (p *coreProxy) downOn(s string) { p.mu.Lock(); p.trigger = []byte(s); p.mu.Unlock() }
 
-func (p *coreProxy) setLatency(d time.Duration) { p.mu.Lock(); p.latency = d; p.mu.Unlock() }
+// holdReplies holds back what the server sends from now on.
+func (p *coreProxy) holdReplies() {
+	p.mu.Lock()
+	p.holding, p.released = true, p.arrived
+	p.mu.Unlock()
+}
+
+// held reports how many chunks the server sent are held back.
+func (p *coreProxy) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.holding {
+		return 0
+	}
+	return p.arrived - p.released
+}
+
+// releaseArrived lets the chunks held so far go, in order; those that
+// arrive later are held still.
+func (p *coreProxy) releaseArrived() {
+	p.mu.Lock()
+	p.released = p.arrived
+	p.freed.Broadcast()
+	p.mu.Unlock()
+}
+
+// releaseAll lets everything go, and holds nothing any more.
+func (p *coreProxy) releaseAll() {
+	p.mu.Lock()
+	p.holding = false
+	p.freed.Broadcast()
+	p.mu.Unlock()
+}
 
 func (p *coreProxy) accept() {
 	defer p.wg.Done()
@@ -137,7 +177,7 @@ func (p *coreProxy) accept() {
 		p.conns[cl] = sv
 		p.mu.Unlock()
 		type chunk struct {
-			due  time.Time
+			n    int // its number among every connection's chunks
 			data []byte
 		}
 		out := make(chan chunk, 4096)
@@ -176,21 +216,28 @@ func (p *coreProxy) accept() {
 			for {
 				n, err := sv.Read(buf)
 				p.mu.Lock()
-				due, mute := time.Now().Add(p.latency), p.mute
+				num, mute := p.arrived, p.mute
+				if n > 0 && !mute {
+					p.arrived++
+				}
 				p.mu.Unlock()
 				if n > 0 && !mute {
-					out <- chunk{due, bytes.Clone(buf[:n])}
+					out <- chunk{num, bytes.Clone(buf[:n])}
 				}
 				if err != nil {
 					return
 				}
 			}
 		}()
-		go func() { // queue -> client, each chunk at its due time
+		go func() { // queue -> client, each chunk once released
 			defer p.wg.Done()
 			defer cl.Close()
 			for c := range out {
-				time.Sleep(time.Until(c.due))
+				p.mu.Lock()
+				for p.holding && c.n >= p.released && !p.down {
+					p.freed.Wait()
+				}
+				p.mu.Unlock()
 				if _, err := cl.Write(c.data); err != nil {
 					sv.Close()
 				}
@@ -498,15 +545,13 @@ func TestCoreLostInvalidationIsHonoured(t *testing.T) {
 }
 
 // TestCoreCopyDoesNotOutliveItsKey — case 7 (G4: a copy never outlives its
-// key's expiry in Redis). k holds v1 with a 300ms TTL; P's proxy delivers
-// everything the server sends 1s late, so P's visit reads v1 with its PTTL
-// after the key has expired in Redis (and the push of its expiry is as late).
-// Once Redis no longer holds k, a Get through P must not be served v1 from
-// process memory: an expiry counted from the reply's arrival outlives the
-// key by the reply's delivery time. (The latency is a slow network, not a
-// synchronisation: the margin is the 300ms of TTL the copy would keep past
-// its arrival, far above the microseconds between the check of Redis and
-// the Get.)
+// key's expiry in Redis). k holds v1 with a 2s TTL; P's proxy holds back
+// what the server sends, so P's visit reads v1 and its PTTL in Redis, and
+// its reply waits at the proxy until the key has expired in Redis. Then the
+// reply alone is let through (the push of the expiry, sent after it, is held
+// still): once Redis no longer holds k, a Get through P must not be served
+// v1 from process memory — an expiry counted from the reply's arrival
+// outlives the key by the reply's delivery time.
 func TestCoreCopyDoesNotOutliveItsKey(t *testing.T) {
 	t.Parallel()
 	for _, m := range coreModes {
@@ -525,14 +570,18 @@ func TestCoreCopyDoesNotOutliveItsKey(t *testing.T) {
 			rc := other(t, shared.ClientOption())
 			src.set("w", 0)
 			warmCopy(t, p, "w") // P's connections are up before the latency
-			require.NoError(t, q.Set(ctx, "k", 1, cache.WithTTL(300*time.Millisecond)))
+			require.NoError(t, q.Set(ctx, "k", 1, cache.WithTTL(2*time.Second)))
 			src.set("k", 2)
 
-			px.setLatency(time.Second)
-			v, err := p.Get(ctx, "k")
+			px.holdReplies()
+			first := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
+			coreAwaitState(t, "the visit's reply is held", func() bool { return px.held() > 0 })
+			coreAwaitState(t, "k expires in Redis", func() bool { _, ok := rawGet(t, rc, p.Key("k")); return !ok })
+			px.releaseArrived()
+			v, err := await(t, first, "the Get whose reply was held")
 			require.NoError(t, err)
 			require.EqualValues(t, 1, v, "the visit read k before it expired")
-			coreAwaitState(t, "k expires in Redis", func() bool { _, ok := rawGet(t, rc, p.Key("k")); return !ok })
+			defer px.releaseAll()
 			before := p.Stats()
 			v, err = p.Get(ctx, "k")
 			require.NoError(t, err)

@@ -3,7 +3,6 @@ package cache_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -161,10 +160,10 @@ func TestReviewLostSpopReply(t *testing.T) {
 			rc := other(t, shared.ClientOption())
 			require.NoError(t, p.Set(ctx, "k", 1, cache.WithTags("t")))
 			src.set("k", 2)
-			px.setLatency(time.Second) // past the 250ms budget
+			px.holdReplies() // the reply comes past the 250ms budget
 			_, err := p.InvalidateTag(ctx, "t")
 			require.Error(t, err, "the index read's reply came too late")
-			px.setLatency(0)
+			px.releaseAll()
 			// Retry until it succeeds, as the README advises (the late
 			// reply still queues ahead of the retry's for a while).
 			coreAwaitState(t, "a retry succeeds", func() bool { _, err := p.InvalidateTag(ctx, "t"); return err == nil })
