@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/asidetest"
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/codec"
 	"github.com/aside-go/aside/internal/redistest"
@@ -61,7 +62,7 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanTheProcesssOwnSet(t *testing.T) {
 			if !tc.tracking {
 				opt.Username, opt.Password = "notrack", "n"
 			}
-			clock := &fakeClock{now: time.Now()}
+			clock := asidetest.NewClock(time.Now())
 			src, g := gatedSource()
 			client := connectWith(t, opt)
 			require.Equal(t, tc.tracking, client.Tracking())
@@ -101,7 +102,7 @@ func TestAdvRefreshSyncJoinsARefreshOlderThanAnotherProcesssSet(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := redistest.Start(t, redistest.Config{})
-	clock := &fakeClock{now: time.Now()}
+	clock := asidetest.NewClock(time.Now())
 	src, g := gatedSource()
 	ns := namespace(t)
 	pc := connect(t, srv)
@@ -213,7 +214,7 @@ func TestAdvRefreshSyncFailsReadsRedisCouldServe(t *testing.T) {
 			srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
 				Name: "reader", Password: "r", Rules: []string{"~*", "&*", "+@all", "-@write"},
 			}}})
-			clock := &fakeClock{now: time.Now()}
+			clock := asidetest.NewClock(time.Now())
 			src := newSource()
 			ns := namespace(t)
 			src.set("a", 1)

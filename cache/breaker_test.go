@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/asidetest"
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/internal/redistest"
 )
@@ -19,7 +20,7 @@ func TestBreakerStopsPayingForADeadRedis(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := redistest.Start(t, redistest.Config{})
-	clock := &fakeClock{now: time.Now()}
+	clock := asidetest.NewClock(time.Now())
 	var calls atomic.Int64
 	c := userCache(t, connect(t, srv), "breaker", &calls, func(o *cache.Options[int64, User]) {
 		o.Now = clock.Now

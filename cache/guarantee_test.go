@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/asidetest"
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/codec"
 	"github.com/aside-go/aside/internal/redistest"
@@ -365,7 +366,7 @@ func TestGGetAndGetManyAgree(t *testing.T) {
 	t.Run("copy past its soft TTL", func(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t)
-		clock := &fakeClock{now: time.Now()}
+		clock := asidetest.NewClock(time.Now())
 		src, g := gatedSource()
 		c := versionCache(t, connect(t, shared), namespace(t), src, func(o *cache.Options[string, int64]) {
 			o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)

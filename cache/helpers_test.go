@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aside-go/aside/asidetest"
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/codec"
 	"github.com/aside-go/aside/internal/redistest"
@@ -294,24 +295,6 @@ func holdLease(t *testing.T, ns, key string, v int64) (release, done chan struct
 	}()
 	<-parked
 	return release, done
-}
-
-// fakeClock is a settable clock for soft expiries.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Add(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
 }
 
 // commandStats returns the calls per command from INFO commandstats, without
@@ -881,7 +864,7 @@ func overtaken(t *testing.T, round int, r *cache.Cache[string, int64], src *sour
 
 // refreshOpts: values due for refresh after 5 minutes of clock, hard TTL 10
 // minutes, refreshed synchronously.
-func refreshOpts(clock *fakeClock) func(*cache.Options[string, int64]) {
+func refreshOpts(clock *asidetest.Clock) func(*cache.Options[string, int64]) {
 	return func(o *cache.Options[string, int64]) {
 		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
 		o.Now = clock.Now

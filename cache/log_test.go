@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/asidetest"
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/internal/redistest"
 	"github.com/aside-go/aside/ttlpolicy"
@@ -137,7 +138,7 @@ func TestLogger(t *testing.T) {
 	client2, err := cache.Connect(srv2.ClientOption(), cache.WithLogger(logger))
 	require.NoError(t, err)
 	t.Cleanup(client2.Close)
-	clock := &fakeClock{now: time.Now()}
+	clock := asidetest.NewClock(time.Now())
 	ns2 := namespace(t) + "-breaker"
 	src2 := newSource()
 	src2.set(secret, 1)
@@ -275,7 +276,7 @@ func TestLoggerRefreshFailure(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
 	const key = "refresh-key-9d2e"
-	clock := &fakeClock{now: time.Now()}
+	clock := asidetest.NewClock(time.Now())
 	var failing atomic.Bool
 	ns := namespace(t)
 	c := versionCache(t, client, ns, newSource(), func(o *cache.Options[string, int64]) {

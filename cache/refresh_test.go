@@ -11,11 +11,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/asidetest"
 	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/ttlpolicy"
 )
 
-func refreshCache(t testing.TB, client *cache.Client, ns string, src *source, clock *fakeClock, mode cache.RefreshMode) *cache.Cache[string, int64] {
+func refreshCache(t testing.TB, client *cache.Client, ns string, src *source, clock *asidetest.Clock, mode cache.RefreshMode) *cache.Cache[string, int64] {
 	return versionCache(t, client, ns, src, func(o *cache.Options[string, int64]) {
 		o.TTL = ttlpolicy.Fixed(10 * time.Minute).WithSoft(0.5)
 		o.Now = clock.Now
@@ -25,9 +26,9 @@ func refreshCache(t testing.TB, client *cache.Client, ns string, src *source, cl
 
 // warmRefreshCache returns a cache whose values are due for refresh after 5
 // minutes of clock, holding a decoded copy of "k" (version 1 of src).
-func warmRefreshCache(t *testing.T, mode cache.RefreshMode) (*cache.Cache[string, int64], *source, *fakeClock) {
+func warmRefreshCache(t *testing.T, mode cache.RefreshMode) (*cache.Cache[string, int64], *source, *asidetest.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: time.Now()}
+	clock := asidetest.NewClock(time.Now())
 	src := newSource()
 	src.set("k", 1)
 	c := refreshCache(t, connect(t, shared), namespace(t), src, clock, mode)
@@ -83,7 +84,7 @@ func TestStaleIfError(t *testing.T) {
 	for _, mode := range []cache.RefreshMode{cache.RefreshBackground, cache.RefreshSync} {
 		t.Run(map[cache.RefreshMode]string{cache.RefreshBackground: "background", cache.RefreshSync: "sync"}[mode], func(t *testing.T) {
 			t.Parallel()
-			clock := &fakeClock{now: time.Now()}
+			clock := asidetest.NewClock(time.Now())
 			var failing atomic.Bool
 			src := newSource()
 			src.set("k", 1)
@@ -126,7 +127,7 @@ func TestOneProcessRefreshes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ns := namespace(t)
-	clock := &fakeClock{now: time.Now()}
+	clock := asidetest.NewClock(time.Now())
 	src := newSource()
 	src.set("k", 1)
 	a := refreshCache(t, connect(t, shared), ns, src, clock, cache.RefreshSync)
