@@ -128,17 +128,10 @@ func (c *Cache[K, V]) delete(ctx context.Context, ks ...K) (int, error) {
 	n := 0
 	for i, res := range results {
 		d, err := res.AsInt64()
-		if err != nil || leaseFailed[i] {
-			// Redis may still hold what the key held: pending until a
-			// deletion sent again is confirmed (see pending.go).
-			c.client.unconfirmed(keys[i], c)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("cache: delete %s: %w", keys[i], c.redisErr(ctx, err)))
-				continue
-			}
-		} else {
-			c.client.pending.confirmed(keys[i], 0)
-			c.client.wrote(keys[i])
+		c.client.deleted(keys[i], c, err == nil && !leaseFailed[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cache: delete %s: %w", keys[i], c.redisErr(ctx, err)))
+			continue
 		}
 		n += int(d)
 	}

@@ -276,21 +276,28 @@ func (cl *Client) keysDeleted(ctx context.Context, r *removal, leases []string, 
 	for i, d := range r.keys {
 		n, err := results[i].AsInt64()
 		lk, _ := d.c.leaseOf(d.key)
-		if err != nil || leaseFailed[lk] {
-			// Redis may still hold what the key held: the key is pending
-			// until a deletion sent again is confirmed.
-			cl.unconfirmed(d.key, d.c)
-			if err != nil {
-				r.errs = append(r.errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, r.timeout)))
-				continue
-			}
-		} else {
-			cl.pending.confirmed(d.key, 0)
-			cl.wrote(d.key)
+		cl.deleted(d.key, d.c, err == nil && !leaseFailed[lk])
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("cache: invalidate %s: %w", d.key, budgetErr(ctx, err, r.timeout)))
+			continue
 		}
 		r.removed += n
 	}
 	return results[len(r.keys):]
+}
+
+// deleted handles a deletion of key, a key of cache tc, by this process:
+// confirmed (Redis answered it, and the deletion of its lease key in plain
+// mode), the key changed and is no longer pending; otherwise Redis may
+// still hold what it held, and the key is pending until a deletion sent
+// again is confirmed (see pending.go).
+func (cl *Client) deleted(key string, tc targetCache, confirmed bool) {
+	if !confirmed {
+		cl.unconfirmed(key, tc)
+		return
+	}
+	cl.pending.confirmed(key, 0)
+	cl.wrote(key)
 }
 
 // unconfirmed handles a deletion of key, a key of cache tc, whose outcome
