@@ -212,6 +212,12 @@ func find(page app.CategoryPage, id int64) (app.Product, bool) {
 // so a count of what Redis holds taken after it sees them.
 func (in *instance) inRedis(ids ...int64) {
 	in.t.Helper()
+	// The writes behind the reads end first (Exists waits for them at most
+	// RedisTimeout): a pattern invalidation that ran while one of them was
+	// still storing its copy would drop that copy too, however unrelated.
+	if err := in.app.Products().AwaitWrites(context.Background(), ids...); err != nil {
+		in.t.Fatal(err)
+	}
 	n, err := in.app.Products().Exists(context.Background(), ids...)
 	if err != nil || n != len(ids) {
 		in.t.Fatalf("products %v in Redis: %d, %v", ids, n, err)
