@@ -94,6 +94,11 @@ func leastPrivilegeOps(t *testing.T, client *cache.Client, ns string, plain bool
 	removed, err = client.Invalidate(ctx, cache.Keys(c, 3, 5), cache.Tags(c, "t"))
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, removed, "the tagged key 6 (3 and 5 went with the pattern)")
+	require.NoError(t, c.Set(ctx, 7, sampleUser(7)))
+	_, err = c.Clear(ctx)
+	require.NoError(t, err)
+	_, err = c.Get(ctx, 7) // cleared: loaded again
+	require.NoError(t, err)
 	s := c.Stats()
 	assert.Zero(t, s.WriteErrors)
 	assert.Zero(t, s.RedisErrors)

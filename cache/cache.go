@@ -75,6 +75,8 @@ type Cache[K comparable, V any] struct {
 	// refreshes shares a synchronous refresh between the Gets of a key.
 	refreshes flight.Group[V]
 	stats     counters
+	// gen is the namespace's generation (see clear.go).
+	gen *generation
 	// refusalLogged is when a refused lease was last logged (Unix nanoseconds).
 	refusalLogged atomic.Int64
 	// tagWrites counts writes with tags, to sample their indexes.
@@ -114,6 +116,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	c := &Cache[K, V]{
 		client:         client,
 		ns:             o.Namespace + ":",
+		gen:            newGeneration(o.Namespace),
 		keyFn:          o.Key,
 		codec:          o.Codec,
 		ttl:            o.TTL,

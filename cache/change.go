@@ -83,6 +83,7 @@ func (c *Cache[K, V]) changedWhere(match func(key string) bool) {
 // that dropped: Redis forgot what it tracked, so no copy can be trusted and
 // no flight may be joined any more.
 func (c *Cache[K, V]) changedAll() {
+	c.gen.lost() // a dropped connection forgot what it tracked
 	if c.outage > 0 && c.local.keeps() {
 		c.stashCopies()
 	}

@@ -46,12 +46,16 @@ const (
 	// unreadable: bytes that claim to be an entry and are not a valid one
 	// (a lease in the key without an expiry included).
 	unreadable
+	// cleared: a value or a not-found marker written before the last Clear
+	// of the namespace (of a generation below the one the visit read):
+	// missing, to be deleted and loaded.
+	cleared
 )
 
 // classify sorts what a visit found of one key; offered says whether the
-// visit offered a lease. It looks at the reply alone: the same reply always
-// gets the same verdict.
-func classify(v visited, offered bool) verdict {
+// visit offered a lease, gen is the namespace's generation it read. It
+// looks at the reply alone: the same reply always gets the same verdict.
+func classify(v visited, offered bool, gen uint64) verdict {
 	switch {
 	case v.err != nil:
 		if v.refused {
@@ -84,6 +88,8 @@ func classify(v visited, offered bool) verdict {
 		return unreadable
 	case env.Kind == envelope.Lease:
 		return leased
+	case env.Gen < gen:
+		return cleared
 	}
 	return found
 }

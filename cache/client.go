@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/redis/rueidis"
+
+	"github.com/aside-go/aside/internal/keyname"
 )
 
 // Client is a rueidis client that aside connected itself, so that it owns the
@@ -79,6 +81,9 @@ type invalidator interface {
 	changedWhere(match func(key string) bool)
 	// changedAll handles a flush, or a connection that dropped.
 	changedAll()
+	// cleared handles a Clear of the namespace of generation gen (0:
+	// unknown).
+	cleared(gen uint64)
 	// leaseChanged handles a push of the lease key of valueKey (plain
 	// mode).
 	leaseChanged(valueKey string)
@@ -255,6 +260,11 @@ func (c *Client) dispatch(msgs []rueidis.RedisMessage) {
 		if !lease {
 			var ok bool
 			if ns, _, ok = strings.Cut(key, ":"); !ok {
+				if ns, ok := keyname.NamespaceCleared(key); ok {
+					for _, inv := range c.subs[ns] {
+						inv.cleared(0)
+					}
+				}
 				continue
 			}
 		}

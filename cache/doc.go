@@ -74,7 +74,10 @@
 // not-found marker, or lease) with flags, and the soft expiry as 8 bytes of
 // Unix milliseconds — so that a not-found marker and a load's lease live in
 // the key itself, where no value can be mistaken for them. A value of
-// codec.String "hello" is 16 bytes in Redis: the header, then "hello".
+// codec.String "hello" is 16 bytes in Redis: the header, then "hello". Once
+// a namespace has been cleared ([Cache.Clear]), its entries carry 8 more
+// bytes, the generation of the Clear they were written under (format
+// version 2), and the key "<namespace>#clear" holds the generation.
 //
 // With [Options].Plain the key holds exactly the codec's bytes ("hello"),
 // for other programs to read as they are; a load's lease then lives in a
@@ -100,11 +103,12 @@
 // tested by forcing the interleaving that would break it:
 //
 //   - G1, no stale set: a load that read the source before an invalidation of
-//     its key never writes its value to Redis. (In plain mode, an invalidation
+//     its key never writes its value to Redis; a load that read it before a
+//     [Cache.Clear] writes an entry that every read takes for missing. (In plain mode, an invalidation
 //     by another program must delete the key's lease key too; a value another
 //     program writes during a load always stands.)
-//   - G2: a read that reaches Redis after an invalidation, a write or a flush
-//     has returned never returns a value whose load started before it, in
+//   - G2: a read that reaches Redis after an invalidation, a write, a Clear
+//     or a flush has returned never returns a value whose load started before it, in
 //     this process or another. (A read that joins a load of its own process
 //     does not reach Redis; such a load is forgotten by the invalidation's
 //     push, so that reads after the push start their own. A load that no
@@ -232,6 +236,10 @@
 //     for every cache of the key's namespace when its reply comes (change.go
 //     Client.changed, changedWhere); an unconfirmed one leaves the key
 //     pending (pending.go).
+//   - Clear: every visit reads the namespace's generation in its round trip,
+//     and classify takes an entry of an older one for missing; a load writes
+//     with the generation its visit read, a refresh with the claimed
+//     entry's (clear.go, classify.go, resolve.go clearedEntry).
 //   - G4: pushes reach changed (client.go dispatch); a copy is stored only if
 //     its key's counter did not move since before its command was sent, and
 //     expires counting from then (local.go, cache.go expiryFrom); silence

@@ -53,14 +53,14 @@ func (c *Cache[K, V]) decode(key string, raw []byte) (*entry[V], error) {
 }
 
 // holdsValue reports whether raw, the bytes of a key of the cache, is a
-// value: not a not-found marker nor a lease. Bytes that are not an entry are
-// another program's value.
-func holdsValue(raw []byte) bool {
+// value of generation gen or newer: not a not-found marker nor a lease, nor
+// cleared. Bytes that are not an entry are another program's value.
+func holdsValue(raw []byte, gen uint64) bool {
 	if !envelope.IsEntry(raw) {
 		return true
 	}
 	env, err := envelope.Decode(raw)
-	return err == nil && env.Kind == envelope.Value
+	return err == nil && env.Kind == envelope.Value && env.Gen >= gen
 }
 
 // entryBytes is an encoded entry and the expiry to write it with.
@@ -71,8 +71,9 @@ type entryBytes struct {
 	err    error
 }
 
-// encodeValue encodes v with the TTLs the policy gives it.
-func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
+// encodeValue encodes v with the TTLs the policy gives it, in an entry of
+// generation gen (see clear.go).
+func (c *Cache[K, V]) encodeValue(key string, v V, gen uint64) entryBytes {
 	payload, err := c.codec.Marshal(v)
 	if err != nil {
 		return entryBytes{err: fmt.Errorf("cache: encode %s: %w", key, err)}
@@ -97,7 +98,7 @@ func (c *Cache[K, V]) encodeValue(key string, v V) entryBytes {
 		// comes due when a copy decoded from Redis would.
 		softAt = time.UnixMilli(soft.UnixMilli()).UnixNano()
 	}
-	return c.bounded(key, entryBytes{data: envelope.Encode(envelope.Value, false, soft, payload), ttl: ttls.Hard, softAt: softAt})
+	return c.bounded(key, entryBytes{data: envelope.EncodeGen(envelope.Value, false, soft, gen, payload), ttl: ttls.Hard, softAt: softAt})
 }
 
 // bounded is eb, or its error when its data is larger than MaxValueBytes.
@@ -109,14 +110,14 @@ func (c *Cache[K, V]) bounded(key string, eb entryBytes) entryBytes {
 	return eb
 }
 
-// notFoundBytes is the not-found marker of key, or nil when the policy caches
-// no absence.
-func (c *Cache[K, V]) notFoundBytes(key string) ([]byte, time.Duration) {
+// notFoundBytes is the not-found marker of key of generation gen, or nil
+// when the policy caches no absence.
+func (c *Cache[K, V]) notFoundBytes(key string, gen uint64) ([]byte, time.Duration) {
 	if c.plain {
 		return nil, 0 // no marker: another program would read it as a value
 	}
 	if d := c.ttl.NegativeTTL(c.keyPart(key)); d > 0 {
-		return envelope.Encode(envelope.NotFound, false, time.Time{}, nil), d
+		return envelope.EncodeGen(envelope.NotFound, false, time.Time{}, gen, nil), d
 	}
 	return nil, 0
 }

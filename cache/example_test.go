@@ -162,6 +162,18 @@ func ExampleCache_Invalidate() {
 	}
 }
 
+func ExampleCache_Clear() {
+	client := connectLocal()
+	defer client.Close()
+	products := productCache(client)
+
+	// After a bulk import: every entry of the cache, in every process, is
+	// missing from now on. One INCR, however many keys there are.
+	if _, err := products.Clear(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
 func ExampleCache_InvalidatePattern() {
 	client := connectLocal()
 	defer client.Close()

@@ -121,7 +121,7 @@ func (c *Cache[K, V]) loadDirect(ctx context.Context, fs []*fetch[K, V], why dir
 	for j, f := range fs {
 		refs[j] = f.keyRef
 	}
-	for j, l := range c.loadKeys(ctx, refs, false) {
+	for j, l := range c.loadKeys(ctx, refs, false, 0) {
 		e, err := l.result()
 		c.finish(ctx, fs[j], e, err)
 	}

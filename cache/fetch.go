@@ -48,6 +48,7 @@ type fetch[K comparable, V any] struct {
 	pttl      int64     // of the lease another process holds
 	waitUntil time.Time // when LeaseWait ends, once the key was seen leased
 	raw       []byte    // unreadable bytes found, to delete if unchanged
+	gen       uint64    // the namespace's generation the last visit read
 	// handed: a load of this read's own runs in the background, and
 	// finishes the flight itself.
 	handed bool

@@ -187,15 +187,23 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		return n, fmt.Errorf("cache: exists: %w", err)
 	}
 	var errs []error
-	cmds := make(rueidis.Commands, len(rest))
+	// The namespace's generation first: an entry of an older one was
+	// cleared (see clear.go).
+	cmds := make(rueidis.Commands, 1+len(rest))
+	cmds[0], _ = c.gen.read(rc)
 	for i, key := range rest {
-		cmds[i] = rc.B().Get().Key(key).Build()
+		cmds[1+i] = rc.B().Get().Key(key).Build()
 	}
-	for i, res := range c.doMulti(ctx, rc, cmds...) {
+	results := c.doMulti(ctx, rc, cmds...)
+	gen := c.gen.known.Load()
+	if !c.plain {
+		gen = c.learnGen(results[0], 0)
+	}
+	for i, res := range results[1:] {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
-			if holdsValue(raw) {
+			if holdsValue(raw, gen) {
 				n++
 			}
 		case rueidis.IsRedisNil(err):

@@ -106,6 +106,7 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLo
 		refs: make([]keyRef[K], len(fs)), fls: make([]*flight.Flight[*entry[V]], len(fs)),
 		hs: make([]*heldLoad[V], len(fs)), done: make(chan struct{}), written: make(chan struct{})}
 	loads := make([]heldLoad[V], len(fs))
+	r.gen = fs[0].gen // one round's
 	for j, f := range fs {
 		r.refs[j], r.fls[j] = f.keyRef, f.fl
 		loads[j].lease, loads[j].done, loads[j].written = f.lease, r.done, r.written
@@ -138,6 +139,7 @@ type heldRun[K comparable, V any] struct {
 	refs     []keyRef[K]
 	fls      []*flight.Flight[*entry[V]] // nil entries when flights are not shared
 	hs       []*heldLoad[V]              // each holding its key's lease
+	gen      uint64                      // the generation the leases were taken in
 	res      []loaded[V]
 	answered bool
 	// done and written are the channels of every load of hs.
@@ -166,7 +168,7 @@ func (r *heldRun[K, V]) loadOnly() {
 		snaps[j] = c.local.snapshot(ref.key)
 	}
 	lctx, cancel := c.detached(r.ctx, 0)
-	r.res = c.loadKeys(lctx, r.refs, true)
+	r.res = c.loadKeys(lctx, r.refs, true, r.gen)
 	cancel()
 	c.keepLoaded(r.refs, snaps, r.res)
 	r.answer()
@@ -246,9 +248,10 @@ func (c *Cache[K, V]) keepLoaded(refs []keyRef[K], snaps []uint64, res []loaded[
 
 // loadKeys calls the loader for the keys refs — Loader itself for one key,
 // BatchLoader (or Loader's batch adapter) for several — and returns each
-// key's result, encoded for writing when encode is set. A panic in the
+// key's result, encoded for writing when encode is set, with the namespace's
+// generation gen (see clear.go). A panic in the
 // loader fails every key with an error wrapping loader.ErrPanic.
-func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode bool) []loaded[V] {
+func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode bool, gen uint64) []loaded[V] {
 	c.stats.keysLoaded.Add(uint64(len(refs)))
 	if c.loaderPerKey {
 		c.stats.loads.Add(uint64(len(refs)))
@@ -266,7 +269,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 	if len(refs) == 1 {
 		v, err := c.safeLoad(ctx, refs[0].k)
 		found := err == nil || errors.Is(err, loader.NoCache)
-		c.keyResult(&out[0], refs[0].key, v, found, err, true, encode, ad.of(refs[0].k))
+		c.keyResult(&out[0], refs[0].key, v, found, err, true, encode, gen, ad.of(refs[0].k))
 		return out
 	}
 	ks := make([]K, len(refs))
@@ -286,7 +289,7 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 		if kerr == nil && perKey == nil && !noneCached {
 			kerr = err // an error that names no key concerns them all
 		}
-		c.keyResult(&out[j], ref.key, v, ok, kerr, !noneCached, encode, ad.of(ref.k))
+		c.keyResult(&out[j], ref.key, v, ok, kerr, !noneCached, encode, gen, ad.of(ref.k))
 	}
 	return out
 }
@@ -295,13 +298,13 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 // or loader.NoCache: returned, not written), not found, or failed with err.
 // cache false: nothing of it is written (the batch said NoCache). adapted
 // is what the loader said with Adapt of how to cache it.
-func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err error, cache, encode bool, adapted callOptions) {
+func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err error, cache, encode bool, gen uint64, adapted callOptions) {
 	if found {
 		l.e = &entry[V]{v: v, key: key, src: SourceLoader}
 		if !cache || errors.Is(err, loader.NoCache) || !encode {
 			return // returned, not written (the lease is released), not kept
 		}
-		eb := adapted.apply(c.encodeValue(key, v), c.plain)
+		eb := adapted.apply(c.encodeValue(key, v, gen), c.plain)
 		l.tags = adapted.tags
 		switch {
 		case errors.Is(eb.err, ErrTooLarge):
@@ -322,7 +325,7 @@ func (c *Cache[K, V]) keyResult(l *loaded[V], key string, v V, found bool, err e
 	}
 	l.e = &entry[V]{key: key, notFound: true, src: SourceLoader}
 	if encode && cache {
-		l.data, l.ttl = c.notFoundBytes(key)
+		l.data, l.ttl = c.notFoundBytes(key, gen)
 		l.e.size = uint32(len(l.data))
 	}
 }

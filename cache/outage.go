@@ -50,6 +50,11 @@ func (c *Cache[K, V]) unstash(key string) {
 	delete(s.index, key)
 }
 
+// unstashAll forgets every stashed copy.
+func (c *Cache[K, V]) unstashAll() {
+	c.unstashWhere(func(string) bool { return true })
+}
+
 // unstashWhere is unstash for every Redis key match reports true of.
 func (c *Cache[K, V]) unstashWhere(match func(key string) bool) {
 	s := &c.stash

@@ -63,10 +63,12 @@ const (
 	OpInvalidatePattern
 	// OpInvalidateTag is an InvalidateTag.
 	OpInvalidateTag
+	// OpClear is a Clear.
+	OpClear
 )
 
 // String returns the operation's name in snake case: get, get_many, load,
-// delete, invalidate, invalidate_pattern, invalidate_tag.
+// delete, invalidate, invalidate_pattern, invalidate_tag, clear.
 func (o Operation) String() string {
 	switch o {
 	case OpGet:
@@ -83,6 +85,8 @@ func (o Operation) String() string {
 		return "invalidate_pattern"
 	case OpInvalidateTag:
 		return "invalidate_tag"
+	case OpClear:
+		return "clear"
 	}
 	return "unknown"
 }

@@ -150,4 +150,5 @@ func TestRecorderLoadOutcomes(t *testing.T) {
 	assert.Equal(t, "get_many", cache.OpGetMany.String())
 	assert.Equal(t, "invalidate_pattern", cache.OpInvalidatePattern.String())
 	assert.Equal(t, "invalidate_tag", cache.OpInvalidateTag.String())
+	assert.Equal(t, "clear", cache.OpClear.String())
 }

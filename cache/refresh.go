@@ -86,7 +86,9 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	}
 	c.client.wrote(key)
 	c.stats.refreshes.Add(1)
-	l := c.loadKeys(ctx, []keyRef[K]{{k, key}}, true)[0]
+	// Written with the generation of the value claimed: a Clear since
+	// makes the refreshed value cleared too.
+	l := c.loadKeys(ctx, []keyRef[K]{{k, key}}, true, claimedGen(claimed))[0]
 	if l.err != nil {
 		// Keep serving the claimed value until its hard expiry.
 		c.stats.refreshErrors.Add(1)
@@ -124,6 +126,15 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 		return zero, ErrNotFound
 	}
 	return l.e.v, nil
+}
+
+// claimedGen is the generation of the claimed entry raw.
+func claimedGen(raw []byte) uint64 {
+	env, err := envelope.Decode(raw)
+	if err != nil {
+		return 0
+	}
+	return env.Gen
 }
 
 // refreshInBackground starts a refresh of e unless one of this process is

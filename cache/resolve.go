@@ -72,10 +72,11 @@ func (c *Cache[K, V]) visitRound(ctx context.Context, todo []*fetch[K, V]) []*fe
 	}
 	rctx, cancel := c.budget(ctx, len(todo))
 	sent := c.now() // a copy's expiry counts from here (see expiryFrom)
-	replies := c.visit(rctx, rc, todo)
+	replies, gen := c.visit(rctx, rc, todo)
 	cancel()
 	var r round[K, V]
 	for j, f := range todo {
+		f.gen = gen
 		c.sort(ctx, &r, f, replies[j], sent)
 	}
 	c.breaker.record(r.firstErr)
@@ -85,7 +86,7 @@ func (c *Cache[K, V]) visitRound(ctx context.Context, todo []*fetch[K, V]) []*fe
 // sort acts at once on the reply v of f's visit sent at sent, or puts f
 // in the part of r that acts on it with others.
 func (c *Cache[K, V]) sort(ctx context.Context, r *round[K, V], f *fetch[K, V], v visited, sent time.Time) {
-	switch classify(v, f.lease != nil) {
+	switch classify(v, f.lease != nil, f.gen) {
 	case changedMeanwhile:
 		r.again = append(r.again, f)
 	case unavailable:
@@ -129,6 +130,8 @@ func (c *Cache[K, V]) sort(ctx context.Context, r *round[K, V], f *fetch[K, V], 
 			return
 		}
 		r.direct = append(r.direct, f)
+	case cleared:
+		c.clearedEntry(ctx, r, f, v.raw)
 	case unreadable:
 		_, err := c.decode(f.key, v.raw)
 		if err == nil || errors.Is(err, errLeaseHeld) {
@@ -202,6 +205,23 @@ func (c *Cache[K, V]) unreadable(ctx context.Context, r *round[K, V], f *fetch[K
 	switch {
 	case c.load == nil || !c.replaceUnreadable:
 		c.finish(ctx, f, nil, err)
+	case f.readOnly:
+		// It may not be deleted by this user: load, and leave it.
+		r.direct = append(r.direct, f)
+	default:
+		f.raw = raw
+		r.corrupt = append(r.corrupt, f)
+	}
+}
+
+// clearedEntry handles an entry written before the namespace's last Clear
+// (see clear.go): the key is missing for the read, and the entry is deleted
+// if it is still there, so that the key's lease can be taken.
+func (c *Cache[K, V]) clearedEntry(ctx context.Context, r *round[K, V], f *fetch[K, V], raw []byte) {
+	c.stats.misses.Add(1)
+	switch {
+	case c.load == nil:
+		c.finish(ctx, f, nil, fmt.Errorf("%w (no loader)", ErrNotFound))
 	case f.readOnly:
 		// It may not be deleted by this user: load, and leave it.
 		r.direct = append(r.direct, f)

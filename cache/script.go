@@ -29,6 +29,24 @@ func evalMany(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha s
 	} else {
 		out = rc.DoMulti(ctx, cmds...)
 	}
+	return resendAll(ctx, rc, script, sha, execs, out)
+}
+
+// evalManyAfter is evalMany with the command head sent first in the same
+// pipeline; it returns head's result apart.
+func evalManyAfter(ctx context.Context, rc rueidis.Client, head rueidis.Completed, script *rueidis.Lua, sha string, execs []rueidis.LuaExec) (rueidis.RedisResult, []rueidis.RedisResult) {
+	cmds := make(rueidis.Commands, 1+len(execs))
+	cmds[0] = head
+	for i, e := range execs {
+		cmds[1+i] = evalCmd(rc, sha, e)
+	}
+	out := rc.DoMulti(ctx, cmds...)
+	return out[0], resendAll(ctx, rc, script, sha, execs, out[1:])
+}
+
+// resendAll sends again, as evalMany says, the executions whose results
+// out met NOSCRIPT, and returns out.
+func resendAll(ctx context.Context, rc rueidis.Client, script *rueidis.Lua, sha string, execs []rueidis.LuaExec, out []rueidis.RedisResult) []rueidis.RedisResult {
 	var again []int
 	for i, res := range out {
 		if noScript(res) {

@@ -79,8 +79,10 @@ func failedVisit(err error) visited { return visited{err: err, refused: refusal(
 // visit visits the keys of fs in one round trip, each with a lease to take
 // (f.lease, drawn here unless the cache has no loader or Redis refused the
 // key's lease) or as a plain read, after taking the snapshot of its
-// invalidation counter (f.snap), and returns what it found of each.
-func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, fs []*fetch[K, V]) []visited {
+// invalidation counter (f.snap), and returns what it found of each and the
+// namespace's generation (see clear.go), read first in the same round trip
+// (in envelope mode).
+func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, fs []*fetch[K, V]) ([]visited, uint64) {
 	for _, f := range fs {
 		f.snap = c.local.snapshot(f.key)
 		f.lease = nil
@@ -89,35 +91,43 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, fs []*fetch[
 		}
 	}
 	out := make([]visited, len(fs))
-	// scripted runs the visits as one script execution per key.
-	scripted := func(script *rueidis.Lua, sha string, exec func(string, []byte) rueidis.LuaExec, reply func(rueidis.RedisResult) visited) []visited {
+	if c.plain {
 		execs := make([]rueidis.LuaExec, len(fs))
 		for j, f := range fs {
-			execs[j] = exec(f.key, f.lease)
+			execs[j] = c.plainVisitExec(f.key, f.lease)
 		}
-		for j, res := range evalMany(ctx, rc, script, sha, execs) {
-			out[j] = reply(res)
+		for j, res := range evalMany(ctx, rc, plainVisitScript, plainVisitSHA, execs) {
+			out[j] = plainVisitReply(res)
 		}
-		return out
+		return out, 0
 	}
-	if c.plain {
-		return scripted(plainVisitScript, plainVisitSHA, c.plainVisitExec, plainVisitReply)
-	}
+	genCmd, epoch := c.gen.read(rc)
 	if rc.Mode() == rueidis.ClientModeCluster {
-		return scripted(visitScript, visitSHA, c.visitExec, scriptVisitReply)
+		execs := make([]rueidis.LuaExec, len(fs))
+		for j, f := range fs {
+			execs[j] = c.visitExec(f.key, f.lease)
+		}
+		genRes, results := evalManyAfter(ctx, rc, genCmd, visitScript, visitSHA, execs)
+		for j, res := range results {
+			out[j] = scriptVisitReply(res)
+		}
+		return out, c.learnGen(genRes, epoch)
 	}
 	if !c.tracks() {
-		return c.visitUntracked(ctx, rc, fs, out)
+		return c.visitUntracked(ctx, rc, fs, out, genCmd, epoch)
 	}
-	cmds := make(rueidis.Commands, 0, visitCommands*len(fs))
+	cmds := make(rueidis.Commands, 0, 1+visitCommands*len(fs))
+	cmds = append(cmds, genCmd)
 	for _, f := range fs {
 		cmds = c.appendVisit(rc, cmds, f.key, f.lease)
 	}
 	results := rc.DoMulti(ctx, cmds...)
+	gen := c.learnGen(results[0], epoch)
+	results = results[1:]
 	for j := range out {
 		out[j] = visitReply(results[visitCommands*j : visitCommands*(j+1)])
 	}
-	return out
+	return out, gen
 }
 
 // visitUntracked is the visit on a standalone connection that does not
@@ -128,13 +138,16 @@ func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, fs []*fetch[
 // which only a read that meets another's load makes. A client's connection,
 // and so whether it tracks, is set once: the reads that store what a visit
 // found ask tracks() again and get the same answer.
-func (c *Cache[K, V]) visitUntracked(ctx context.Context, rc rueidis.Client, fs []*fetch[K, V], out []visited) []visited {
-	cmds := make(rueidis.Commands, len(fs))
+func (c *Cache[K, V]) visitUntracked(ctx context.Context, rc rueidis.Client, fs []*fetch[K, V], out []visited, genCmd rueidis.Completed, epoch uint64) ([]visited, uint64) {
+	cmds := make(rueidis.Commands, 1+len(fs))
+	cmds[0] = genCmd
 	for j, f := range fs {
-		cmds[j] = c.readCmd(rc, f.key, f.lease)
+		cmds[1+j] = c.readCmd(rc, f.key, f.lease)
 	}
 	var leased []int // positions in fs
-	for j, res := range rc.DoMulti(ctx, cmds...) {
+	results := rc.DoMulti(ctx, cmds...)
+	gen := c.learnGen(results[0], epoch)
+	for j, res := range results[1:] {
 		if err := res.NonRedisError(); err != nil {
 			out[j] = failedVisit(err)
 			continue
@@ -146,14 +159,14 @@ func (c *Cache[K, V]) visitUntracked(ctx context.Context, rc rueidis.Client, fs 
 		}
 	}
 	if len(leased) == 0 {
-		return out
+		return out, gen
 	}
 	cmds = make(rueidis.Commands, 0, 2*len(leased))
 	for _, j := range leased {
 		key := fs[j].key
 		cmds = append(cmds, rc.B().Get().Key(key).Build(), rc.B().Pttl().Key(key).Build())
 	}
-	results := rc.DoMulti(ctx, cmds...)
+	results = rc.DoMulti(ctx, cmds...)
 	for n, j := range leased {
 		again := visitReply(results[2*n : 2*n+2])
 		switch {
@@ -167,7 +180,7 @@ func (c *Cache[K, V]) visitUntracked(ctx context.Context, rc rueidis.Client, fs 
 			out[j].pttl = again.pttl
 		}
 	}
-	return out
+	return out, gen
 }
 
 // pttlUnknown stands for the PTTL of a key a visit did not read it of.

@@ -59,7 +59,12 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		c.breaker.record(err)
 		return fmt.Errorf("cache: %s: %w", op, err)
 	}
-	b := setBatch[K, V]{c: c, op: op, keep: c.local.keeps() && c.tracks(), arena: newExecArena(len(ks), writeExecStrings)}
+	keep := c.local.keeps() && c.tracks()
+	if keep && !c.plain && !c.gen.isTracked() {
+		// A Clear by another process must reach the copies kept.
+		keep = c.trackGen(ctx, rc)
+	}
+	b := setBatch[K, V]{c: c, op: op, keep: keep, gen: c.gen.known.Load(), arena: newExecArena(len(ks), writeExecStrings)}
 	for i, k := range ks {
 		b.add(rc, k, vs[i], co)
 	}
@@ -89,7 +94,8 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 type setBatch[K comparable, V any] struct {
 	c      *Cache[K, V]
 	op     string
-	keep   bool // the values written stay in process memory
+	keep   bool   // the values written stay in process memory
+	gen    uint64 // the namespace's generation the values are written in
 	writes []setWrite[K, V]
 	cmds   rueidis.Commands
 	execs  []rueidis.LuaExec // the writeScript execution of each write
@@ -112,7 +118,7 @@ type setWrite[K comparable, V any] struct {
 func (b *setBatch[K, V]) add(rc rueidis.Client, k K, v V, co callOptions) {
 	c := b.c
 	key := c.Key(k)
-	eb := co.apply(c.encodeValue(key, v), c.plain)
+	eb := co.apply(c.encodeValue(key, v, b.gen), c.plain)
 	if eb.err != nil {
 		b.errs = append(b.errs, eb.err)
 		return
@@ -256,6 +262,9 @@ func (co callOptions) apply(eb entryBytes, plain bool) entryBytes {
 		eb.ttl = co.ttl
 		return eb
 	}
-	payload := eb.data[envelope.HeaderSize:]
-	return entryBytes{data: envelope.Encode(envelope.Value, false, time.Time{}, payload), ttl: co.ttl}
+	env, err := envelope.Decode(eb.data)
+	if err != nil {
+		return entryBytes{err: err}
+	}
+	return entryBytes{data: envelope.EncodeGen(envelope.Value, false, time.Time{}, env.Gen, env.Payload), ttl: co.ttl}
 }

@@ -415,7 +415,7 @@ func TestHostileBytes(t *testing.T) {
 	mustContain(t, out,
 		"unreadable:   envelope: not an aside entry (truncated: 1 byte, the header is 11)",
 		"unreadable:   envelope: not an aside entry (truncated: 5 bytes, the header is 11)",
-		"unreadable:   envelope: entry written by a newer format version (version 9, this build reads up to 1)",
+		"unreadable:   envelope: entry written by a newer format version (version 9, this build reads up to 2)",
 		"unreadable:   payload looks like MessagePack, but codec: cannot decode: msgpack: declared length exceeds the remaining bytes at offset 0",
 		"unreadable:   payload looks compressed (codec.Compress marker 0x1), but codec: cannot decode: compressed payload declares",
 	)

@@ -3,10 +3,19 @@
 // An entry is a fixed 11-byte header followed by the codec's bytes:
 //
 //	offset 0   magic 0xC1
-//	offset 1   format version (1)
+//	offset 1   format version (1 or 2)
 //	offset 2   kind and flags
 //	offset 3   soft expiry, Unix milliseconds, big-endian uint64 (0 = none)
-//	offset 11  payload
+//	offset 11  payload (version 1)
+//	offset 11  clear generation, big-endian uint64 (version 2)
+//	offset 19  payload (version 2)
+//
+// Version 2 is version 1 with the generation of the cache's Clear it was
+// written under ([AppendGen]): an entry whose generation is below the
+// namespace's current one was cleared. An entry of generation 0 is written
+// as version 1, so that a namespace never cleared writes what older builds
+// read; an older build meets a version-2 entry as [ErrVersion] and loads
+// around it.
 //
 // The kind tells a value, a not-found marker and a lease placeholder apart, so
 // none of them can be mistaken for another: a not-found marker is not an empty
@@ -44,10 +53,21 @@ const (
 	// Magic is the first byte of every entry.
 	Magic = 0xC1
 	magic = Magic
-	// Version is the format version this package writes.
+	// Version is the format version of an entry without a generation, and
+	// of every lease.
 	Version = 1
-	// HeaderSize is the number of bytes before the payload.
+	// GenVersion is the format version of an entry with a generation.
+	GenVersion = 2
+	// MaxVersion is the newest format version this package reads.
+	MaxVersion = GenVersion
+	// HeaderSize is the number of bytes before the payload of a version-1
+	// entry.
 	HeaderSize = 11
+	// GenHeaderSize is the number of bytes before the payload of a
+	// version-2 entry.
+	GenHeaderSize = HeaderSize + 8
+	// genOffset is where a version-2 entry's generation starts.
+	genOffset = HeaderSize
 	// softOffset is where the soft expiry starts.
 	softOffset = 3
 	// LeaseTokenSize is the size of a lease's token, its payload.
@@ -94,6 +114,9 @@ type Entry struct {
 	// SoftExpiry is when the value should be refreshed ahead of its hard
 	// expiry; the zero time means never.
 	SoftExpiry time.Time
+	// Gen is the generation of the cache's Clear the entry was written
+	// under (0 for a version-1 entry).
+	Gen uint64
 	// Payload is the codec's bytes (the token for a lease). It aliases the
 	// decoded input.
 	Payload []byte
@@ -101,6 +124,12 @@ type Entry struct {
 
 // Append appends the encoding of a header and payload to dst.
 func Append(dst []byte, kind Kind, compressed bool, softExpiry time.Time, payload []byte) []byte {
+	return AppendGen(dst, kind, compressed, softExpiry, 0, payload)
+}
+
+// AppendGen is Append with the generation gen: a version-2 entry, or a
+// version-1 entry when gen is 0.
+func AppendGen(dst []byte, kind Kind, compressed bool, softExpiry time.Time, gen uint64, payload []byte) []byte {
 	flags := byte(kind) & kindMask
 	if compressed {
 		flags |= flagCompressed
@@ -111,9 +140,26 @@ func Append(dst []byte, kind Kind, compressed bool, softExpiry time.Time, payloa
 			soft = uint64(ms)
 		}
 	}
-	dst = append(dst, magic, Version, flags)
+	version := byte(Version)
+	if gen != 0 {
+		version = GenVersion
+	}
+	dst = append(dst, magic, version, flags)
 	dst = binary.BigEndian.AppendUint64(dst, soft) // at softOffset
+	if gen != 0 {
+		dst = binary.BigEndian.AppendUint64(dst, gen) // at genOffset
+	}
 	return append(dst, payload...)
+}
+
+// EncodeGen returns a new entry holding a header with generation gen (see
+// AppendGen) and payload.
+func EncodeGen(kind Kind, compressed bool, softExpiry time.Time, gen uint64, payload []byte) []byte {
+	size := HeaderSize
+	if gen != 0 {
+		size = GenHeaderSize
+	}
+	return AppendGen(make([]byte, 0, size+len(payload)), kind, compressed, softExpiry, gen, payload)
 }
 
 // Encode returns a new entry holding a header and payload.
@@ -126,10 +172,14 @@ func Decode(data []byte) (Entry, error) {
 	if len(data) < 2 || data[0] != magic {
 		return Entry{}, ErrCorrupt
 	}
-	if data[1] > Version {
-		return Entry{}, fmt.Errorf("%w (version %d, this build reads up to %d)", ErrVersion, data[1], Version)
+	if data[1] > MaxVersion {
+		return Entry{}, fmt.Errorf("%w (version %d, this build reads up to %d)", ErrVersion, data[1], MaxVersion)
 	}
-	if data[1] == 0 || len(data) < HeaderSize {
+	header := HeaderSize
+	if data[1] == GenVersion {
+		header = GenHeaderSize
+	}
+	if data[1] == 0 || len(data) < header {
 		return Entry{}, ErrCorrupt
 	}
 	flags := data[2]
@@ -137,10 +187,15 @@ func Decode(data []byte) (Entry, error) {
 	if flags&^knownFlags != 0 || kind < Value || kind > Lease {
 		return Entry{}, ErrCorrupt
 	}
-	if kind == Lease && (flags != byte(Lease) || len(data) != HeaderSize+LeaseTokenSize || binary.BigEndian.Uint64(data[softOffset:HeaderSize]) != 0) {
+	if kind == Lease && (data[1] != Version || flags != byte(Lease) || len(data) != HeaderSize+LeaseTokenSize || binary.BigEndian.Uint64(data[softOffset:HeaderSize]) != 0) {
 		return Entry{}, ErrCorrupt
 	}
-	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Stale: flags&FlagStale != 0, Payload: data[HeaderSize:]}
+	e := Entry{Kind: kind, Compressed: flags&flagCompressed != 0, Stale: flags&FlagStale != 0, Payload: data[header:]}
+	if header == GenHeaderSize {
+		if e.Gen = binary.BigEndian.Uint64(data[genOffset:GenHeaderSize]); e.Gen == 0 {
+			return Entry{}, ErrCorrupt // generation 0 is written as version 1
+		}
+	}
 	if soft := binary.BigEndian.Uint64(data[softOffset:HeaderSize]); soft != 0 {
 		if soft > 1<<62 {
 			return Entry{}, ErrCorrupt
@@ -160,14 +215,14 @@ func SetStale(data []byte) []byte {
 }
 
 // ClaimScript is the Lua source of the refresh claim (see the cache's
-// refresh.go): if KEYS[1] holds a value entry of this version whose soft
+// refresh.go): if KEYS[1] holds a value entry of a version this build reads whose soft
 // expiry field equals ARGV[1] (8 bytes, big-endian milliseconds), it replaces
 // that field with ARGV[2], sets the stale flag, keeps the key's TTL, and
 // returns the new bytes; otherwise it returns nil. The offsets and flags come
 // from the layout above, so that the script and Encode never disagree.
 var ClaimScript = fmt.Sprintf(`
 local v = redis.call('GET', KEYS[1])
-if not v or string.len(v) < %[1]d or string.byte(v, 1) ~= %[2]d or string.byte(v, 2) ~= %[3]d then
+if not v or string.len(v) < %[1]d or string.byte(v, 1) ~= %[2]d or (string.byte(v, 2) ~= %[3]d and string.byte(v, 2) ~= %[9]d) then
 	return false
 end
 if bit.band(string.byte(v, 3), %[4]d) ~= %[5]d or string.sub(v, %[6]d, %[1]d) ~= ARGV[1] then
@@ -176,7 +231,7 @@ end
 local claimed = string.sub(v, 1, 2) .. string.char(bit.bor(string.byte(v, 3), %[7]d)) .. ARGV[2] .. string.sub(v, %[8]d)
 redis.call('SET', KEYS[1], claimed, 'KEEPTTL')
 return claimed`,
-	HeaderSize, magic, Version, kindMask, Value, softOffset+1, FlagStale, HeaderSize+1)
+	HeaderSize, magic, Version, kindMask, Value, softOffset+1, FlagStale, HeaderSize+1, GenVersion)
 
 // IsLease reports whether data is a lease placeholder, without decoding the rest.
 func IsLease(data []byte) bool {

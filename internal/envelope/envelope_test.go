@@ -73,7 +73,7 @@ func TestDecodeErrors(t *testing.T) {
 	t.Parallel()
 	good := envelope.Encode(envelope.Value, false, time.Time{}, []byte("x"))
 	newer := bytes.Clone(good)
-	newer[1] = envelope.Version + 1
+	newer[1] = envelope.MaxVersion + 1
 	unknownKind := bytes.Clone(good)
 	unknownKind[2] = 0x07
 	unknownFlag := bytes.Clone(good)
@@ -152,5 +152,37 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := envelope.Decode(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// An entry with a generation is version 2, its payload after the
+// generation; generation 0 writes version 1, which older builds read.
+func TestGeneration(t *testing.T) {
+	t.Parallel()
+	soft := time.UnixMilli(1_800_000_000_123)
+	v2 := envelope.EncodeGen(envelope.Value, false, soft, 7, []byte("hello"))
+	require.Len(t, v2, envelope.GenHeaderSize+5)
+	assert.Equal(t, byte(envelope.GenVersion), v2[1])
+	e, err := envelope.Decode(v2)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(7), e.Gen)
+	assert.Equal(t, "hello", string(e.Payload))
+	assert.True(t, soft.Equal(e.SoftExpiry))
+
+	v1 := envelope.EncodeGen(envelope.NotFound, false, time.Time{}, 0, nil)
+	assert.Equal(t, envelope.Encode(envelope.NotFound, false, time.Time{}, nil), v1, "generation 0 is version 1")
+	marker := envelope.EncodeGen(envelope.NotFound, false, time.Time{}, 3, nil)
+	assert.True(t, envelope.IsMarker(marker))
+	e, err = envelope.Decode(marker)
+	require.NoError(t, err)
+	assert.Equal(t, envelope.NotFound, e.Kind)
+
+	for name, bad := range map[string][]byte{
+		"version 2 cut short":     v2[:envelope.GenHeaderSize-1],
+		"version 2, generation 0": append(append([]byte{envelope.Magic, envelope.GenVersion, byte(envelope.Value)}, make([]byte, 16)...), 'x'),
+		"a lease of version 2":    envelope.EncodeGen(envelope.Lease, false, time.Time{}, 1, []byte("token-1-16-bytes")),
+	} {
+		_, err := envelope.Decode(bad)
+		assert.ErrorIs(t, err, envelope.ErrCorrupt, name)
 	}
 }

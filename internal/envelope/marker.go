@@ -7,7 +7,7 @@ import "fmt"
 // operation of a cache treats a key holding one as a key that does not exist.
 // Anything else (a value, bytes another program wrote) is not a marker.
 func IsMarker(data []byte) bool {
-	if len(data) < HeaderSize || data[0] != magic || data[1] != Version {
+	if len(data) < HeaderSize || data[0] != magic || (data[1] != Version && data[1] != GenVersion) {
 		return false
 	}
 	k := Kind(data[2] & kindMask)
@@ -20,10 +20,10 @@ func IsMarker(data []byte) bool {
 // so that scripts and Encode never disagree.
 var MarkerLua = fmt.Sprintf(`
 local function is_marker(v)
-	if type(v) ~= 'string' or string.len(v) < %[1]d or string.byte(v, 1) ~= %[2]d or string.byte(v, 2) ~= %[3]d then
+	if type(v) ~= 'string' or string.len(v) < %[1]d or string.byte(v, 1) ~= %[2]d or (string.byte(v, 2) ~= %[3]d and string.byte(v, 2) ~= %[7]d) then
 		return false
 	end
 	local k = bit.band(string.byte(v, 3), %[4]d)
 	return k == %[5]d or k == %[6]d
 end
-`, HeaderSize, magic, Version, kindMask, NotFound, Lease)
+`, HeaderSize, magic, Version, kindMask, NotFound, Lease, GenVersion)

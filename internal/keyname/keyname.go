@@ -4,6 +4,7 @@
 //	<ns>:<part>          a value key
 //	<ns>#lease{...}      the lease key of a value key, in plain mode
 //	<ns>#tag:<tag>       the index of a tag, a set of value keys
+//	<ns>#clear           the namespace's generation, moved by Clear
 //
 // The lease key begins with the namespace and '#', which no value key of any
 // cache can (a namespace holds letters, digits and "_-." only), so no Get,
@@ -26,7 +27,22 @@ const (
 	LeaseInfix = "#lease{"
 	// TagInfix follows the namespace in every tag index.
 	TagInfix = "#tag:"
+	// ClearSuffix follows the namespace in its generation's key.
+	ClearSuffix = "#clear"
 )
+
+// Clear returns the key of the generation of namespace ns (without its
+// ':').
+func Clear(ns string) string { return ns + ClearSuffix }
+
+// NamespaceCleared returns the namespace whose generation key is key.
+func NamespaceCleared(key string) (ns string, ok bool) {
+	ns, ok = strings.CutSuffix(key, ClearSuffix)
+	if !ok || ns == "" || strings.ContainsAny(ns, ":#{}") {
+		return "", false
+	}
+	return ns, true
+}
 
 // Tag returns the index of tag in namespace ns (without its ':').
 func Tag(ns, tag string) string { return ns + TagInfix + tag }

@@ -80,11 +80,11 @@ func (c Config) binary() (string, error) {
 func CacheUserRules(namespaces ...string) []string {
 	var rules []string
 	for _, ns := range namespaces {
-		rules = append(rules, "~"+ns+":*", "~"+ns+"#tag:*", "~"+ns+"#lease{*")
+		rules = append(rules, "~"+ns+":*", "~"+ns+"#tag:*", "~"+ns+"#lease{*", "~"+ns+"#clear")
 	}
 	return append(rules, strings.Fields(cacheCommands)...)
 }
 
 const cacheCommands = "resetchannels -@all +@connection -@admin -@dangerous " +
-	"+evalsha +eval +get +set +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
+	"+evalsha +eval +get +set +incr +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
 	"+sadd +sscan +srem +srandmember +scan +role +cluster|slots +cluster|shards"
