@@ -251,3 +251,33 @@ func TestClearIsOneCommand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1", v)
 }
+
+// A read after a Clear of its own process meets the lease of a load of that
+// process that began before the Clear: Redis holding the lease proves no
+// change of the key, but a Clear changes no key. The read must not take
+// that load's value; it loads once the load's write (cleared) ended.
+func TestClearDoesNotJoinOwnOlderLoad(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	ns := namespace(t)
+	src, g := gatedSource()
+	p := versionCache(t, connect(t, shared), ns, src)
+	_, err := p.Get(ctx, "other") // the generation is read and tracked
+	require.ErrorIs(t, err, cache.ErrNotFound)
+
+	src.set("k", 1)
+	gt := g.park(t, "k", 1)
+	first := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
+	gt.awaitParked(t, "the load of k")
+	src.set("k", 2)
+	_, err = p.Clear(ctx)
+	require.NoError(t, err)
+	second := inBackground(func(ctx context.Context) (int64, error) { return p.Get(ctx, "k") })
+	gt.free()
+	v, err := await(t, first, "the Get that began before the Clear")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), v)
+	v, err = await(t, second, "the Get that began after the Clear")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), v, "a read after the Clear took the value of a load that began before it")
+}

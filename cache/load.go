@@ -19,6 +19,7 @@ import (
 // together.
 type heldLoad[V any] struct {
 	lease   []byte
+	gen     uint64        // the namespace's generation its lease was taken in
 	done    chan struct{} // closed once e and err are set
 	written chan struct{} // closed once the write under the lease ended
 	e       *entry[V]
@@ -109,7 +110,7 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLo
 	r.gen = fs[0].gen // one round's
 	for j, f := range fs {
 		r.refs[j], r.fls[j] = f.keyRef, f.fl
-		loads[j].lease, loads[j].done, loads[j].written = f.lease, r.done, r.written
+		loads[j].lease, loads[j].gen, loads[j].done, loads[j].written = f.lease, f.gen, r.done, r.written
 		r.hs[j] = &loads[j]
 		if prev, ok := c.held.Swap(f.key, r.hs[j]); ok {
 			// Only the loads still writing: those that ended are not

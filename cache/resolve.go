@@ -178,16 +178,19 @@ func (c *Cache[K, V]) missing(ctx context.Context, r *round[K, V], f *fetch[K, V
 // read waits for its result, or visits again once it released a lease it
 // failed under), or another process's (the read waits for the key's push).
 // Redis still holding this process's lease proves that no change of the
-// key came since the load began.
+// key came since the load began — but a Clear, which leaves the key alone:
+// a load whose lease was taken in an older generation than the visit read
+// writes a cleared entry, which the read waits for and replaces.
 func (c *Cache[K, V]) leased(ctx context.Context, r *round[K, V], f *fetch[K, V], lease []byte, pttl int64) {
 	h := c.heldBy(f.key, lease)
 	switch {
 	case h == nil:
 		f.pttl = pttl
 		r.contended = append(r.contended, f)
-	case h.failed():
-		// Its lease is being released: this read loads anew, as a read
-		// after a failed load does.
+	case h.failed(), h.gen < f.gen:
+		// Its lease is being released, or its write will be cleared
+		// already: this read loads anew once it ended, as a read after a
+		// failed load does.
 		if err := c.awaitWrites(ctx, f.key); err != nil {
 			c.finish(ctx, f, nil, err)
 			return

@@ -46,12 +46,13 @@ const (
 	stalePrefix                      // InvalidatePrefix
 	staleTag                         // InvalidateTag of the key's tag
 	staleRelated                     // Client.Invalidate(Keys(c, k), Tags(c2, tag of j))
+	staleClear                       // Clear of the whole cache
 	staleOps
 )
 
 func (op staleOp) String() string {
 	return [...]string{"Set", "Invalidate", "Delete", "InvalidatePattern(exact)", "InvalidatePattern(glob)",
-		"InvalidatePrefix", "InvalidateTag", "Client.Invalidate(Keys, Tags)"}[op]
+		"InvalidatePrefix", "InvalidateTag", "Client.Invalidate(Keys, Tags)", "Clear"}[op]
 }
 
 // staleGlobs are the globs of stalePatternGlob, on the folded (lower-case)
@@ -422,6 +423,16 @@ func (r *staleRun) write(ctx context.Context) {
 			versions[j] = r.bump(k)
 		}
 		_, err := c.InvalidatePrefix(ctx, prefix)
+		r.done(ctx, p, c, op, keys, versions, err)
+		return
+	case staleClear:
+		keys = r.covered(func(string) bool { return true })
+		defer r.lockAll(keys)()
+		versions := make([]int64, len(keys))
+		for j, k := range keys {
+			versions[j] = r.bump(k)
+		}
+		_, err := c.Clear(ctx)
 		r.done(ctx, p, c, op, keys, versions, err)
 		return
 	case staleRelated:
