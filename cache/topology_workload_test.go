@@ -83,9 +83,11 @@ type topoRun struct {
 	phase atomic.Int32
 	stats [topoPhases]topoStats
 
-	ops  atomic.Int64 // operations ended, all phases
-	evMu sync.Mutex
-	ev   chan struct{} // closed and replaced when ops moves
+	ops    atomic.Int64 // operations ended, all phases
+	evMu   sync.Mutex
+	ev     chan struct{} // closed and replaced when ops moves
+	writ   chan struct{} // closed and replaced when a write ends
+	writes atomic.Int64  // writes ended, all phases
 
 	mu   sync.Mutex
 	bad  []string             // what failed the test, the first few
@@ -97,7 +99,7 @@ type topoRun struct {
 func newTopoRun(t *testing.T, opt rueidis.ClientOption, names []string, procs int, plain bool) *topoRun {
 	t.Helper()
 	r := &topoRun{t: t, ns: namespace(t), plain: plain, src: newSource(), names: names,
-		locks: make([]sync.Mutex, len(names)), ev: make(chan struct{})}
+		locks: make([]sync.Mutex, len(names)), ev: make(chan struct{}), writ: make(chan struct{})}
 	for _, n := range names {
 		r.src.set(n, 1)
 	}
@@ -121,6 +123,42 @@ func (r *topoRun) done() {
 	close(r.ev)
 	r.ev = make(chan struct{})
 	r.evMu.Unlock()
+}
+
+// wrote counts an ended write and wakes the readers that wait for one.
+func (r *topoRun) wrote() {
+	r.writes.Add(1)
+	r.evMu.Lock()
+	close(r.writ)
+	r.writ = make(chan struct{})
+	r.evMu.Unlock()
+}
+
+// readsPerWrite is how many reads a reader makes per write of the
+// workload at most: readers that spun freely (FailOpen answers from the
+// loader at once while the primary is dead) would starve the Sentinels of
+// CPU on a busy machine, which then enter TILT mode and fail over late.
+const readsPerWrite = 8
+
+// pace makes a reader that read readsPerWrite times since the write count
+// it last saw wait for the next write (or stop, or ctx's end).
+func (r *topoRun) pace(ctx context.Context, seen *int64, reads *int, stopped *atomic.Bool) {
+	if *reads < readsPerWrite {
+		return
+	}
+	for !stopped.Load() && ctx.Err() == nil {
+		r.evMu.Lock()
+		ch := r.writ
+		r.evMu.Unlock()
+		if n := r.writes.Load(); n != *seen {
+			*seen, *reads = n, 0
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // awaitOps waits until n more operations of the workload ended.
@@ -195,6 +233,7 @@ func (r *topoRun) writeFailed(what string, err error) {
 // write bumps a random key and writes it through a random process.
 func (r *topoRun) write(ctx context.Context) {
 	defer r.done()
+	defer r.wrote()
 	ph := r.now()
 	r.stats[ph].writes.Add(1)
 	p := r.procs[rand.IntN(len(r.procs))]
@@ -340,11 +379,14 @@ func (r *topoRun) run(ctx context.Context, writers, readers int, stop func() boo
 	}
 	for range readers {
 		wg.Go(func() {
+			seen, reads := r.writes.Load(), 0
 			for !stopped.Load() && ctx.Err() == nil {
 				r.read(ctx)
+				reads++
 				if stop() {
 					stopped.Store(true)
 				}
+				r.pace(ctx, &seen, &reads, &stopped)
 			}
 		})
 	}
