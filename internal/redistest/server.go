@@ -48,6 +48,8 @@ type Server struct {
 	port    int
 	certs   *certs // nil unless cfg.TLS
 	node    *nodeOptions
+	// sentinel, when set, makes the server a Sentinel (see sentinel.go).
+	sentinel *sentinelOptions
 
 	// mu serialises process control (Kill, Restart, Pause, Resume, Close) and
 	// guards the fields below. Do and the accessors of immutable fields do not
@@ -118,8 +120,9 @@ func Start(tb testing.TB, cfg Config) *Server {
 }
 
 // launch creates the server's directory and starts it, moving to other ports
-// when the chosen ones are taken. node is nil for a standalone server.
-func launch(cfg Config, c *certs, node *nodeOptions) (*Server, error) {
+// when the chosen ones are taken. node is nil for a standalone server. setup,
+// if any, runs on the new Server before it starts.
+func launch(cfg Config, c *certs, node *nodeOptions, setup ...func(*Server)) (*Server, error) {
 	bin, err := cfg.binary()
 	if err != nil {
 		return nil, err
@@ -135,6 +138,9 @@ func launch(cfg Config, c *certs, node *nodeOptions) (*Server, error) {
 		logPath: filepath.Join(dir, "redis.log"),
 		certs:   c,
 		node:    node,
+	}
+	for _, f := range setup {
+		f(s)
 	}
 	for attempt := 1; ; attempt++ {
 		if err = s.pickPorts(); err == nil {
@@ -225,7 +231,11 @@ func (s *Server) args() ([]string, error) {
 			"--cluster-announce-ip", "127.0.0.1",
 		)
 	}
-	return append(args, s.cfg.Args...), nil
+	args = append(args, s.cfg.Args...)
+	if s.sentinel != nil {
+		return s.sentinelArgs(args)
+	}
+	return args, nil
 }
 
 // start runs redis-server, waits until it answers PING and creates the ACL
