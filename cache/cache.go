@@ -90,7 +90,9 @@ type Cache[K comparable, V any] struct {
 
 	refreshMode    RefreshMode
 	refreshTimeout time.Duration
-	refreshSlots   chan struct{} // one token per running background refresh
+	// staleWhileReloading: Options.StaleWhileReloading (see reloading.go).
+	staleWhileReloading time.Duration
+	refreshSlots        chan struct{} // one token per running background refresh
 
 	// rec is Options.Recorder: nil, or told of the operations that leave
 	// process memory (see recorder.go).
@@ -114,25 +116,26 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	injected := opts.Now
 	o := opts.withDefaults()
 	c := &Cache[K, V]{
-		client:         client,
-		ns:             o.Namespace + ":",
-		gen:            newGeneration(o.Namespace),
-		keyFn:          o.Key,
-		codec:          o.Codec,
-		ttl:            o.TTL,
-		load:           o.Loader,
-		batch:          o.BatchLoader,
-		leaseTTL:       o.LeaseTTL,
-		leasePX:        strconv.FormatInt(ms(o.LeaseTTL), 10),
-		leaseWait:      o.LeaseWait,
-		maxValueBytes:  o.MaxValueBytes,
-		redisTimeout:   o.RedisTimeout,
-		maxSilence:     o.MaxSilence,
-		outage:         o.OutageStaleness,
-		refreshMode:    o.Refresh,
-		refreshTimeout: o.RefreshTimeout,
-		refreshSlots:   make(chan struct{}, o.RefreshConcurrency),
-		fallbackSlots:  make(chan struct{}, o.FallbackConcurrency),
+		client:              client,
+		ns:                  o.Namespace + ":",
+		gen:                 newGeneration(o.Namespace),
+		keyFn:               o.Key,
+		codec:               o.Codec,
+		ttl:                 o.TTL,
+		load:                o.Loader,
+		batch:               o.BatchLoader,
+		leaseTTL:            o.LeaseTTL,
+		leasePX:             strconv.FormatInt(ms(o.LeaseTTL), 10),
+		leaseWait:           o.LeaseWait,
+		maxValueBytes:       o.MaxValueBytes,
+		redisTimeout:        o.RedisTimeout,
+		maxSilence:          o.MaxSilence,
+		outage:              o.OutageStaleness,
+		refreshMode:         o.Refresh,
+		refreshTimeout:      o.RefreshTimeout,
+		staleWhileReloading: o.StaleWhileReloading,
+		refreshSlots:        make(chan struct{}, o.RefreshConcurrency),
+		fallbackSlots:       make(chan struct{}, o.FallbackConcurrency),
 		breaker: breaker{
 			threshold: o.BreakerThreshold,
 			cooldown:  o.BreakerCooldown,

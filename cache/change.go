@@ -34,7 +34,11 @@ import "strings"
 // an expiry change, a failed invalidation), changedWhere (every key a
 // pattern or prefix invalidation could have removed, whether or not its
 // SCAN met them: a key being loaded may be absent) and changedAll (a flush,
-// a dropped connection). The Client fans each out to every Cache of the
+// a dropped connection); a Clear of the namespace goes through cleared
+// (clear.go), which is changedAll without the outage stash. With
+// Options.StaleWhileReloading, a change Redis pushed keeps the copy, marked
+// stale with a deadline, instead of dropping it (reloading.go); every other
+// state of the key goes as usual. The Client fans each out to every Cache of the
 // key's namespace (Client.changed, Client.changedWhere). Two events clear
 // less, and say why: the echo of this process's own write (echoed: the copy
 // the write stored stays) and the write of this cache that stores its own
@@ -46,7 +50,13 @@ func (c *Cache[K, V]) changed(key string, pushed bool) {
 	if pushed {
 		c.stats.invalidations.Add(1)
 	}
-	c.local.invalidate(key)
+	if pushed && c.staleWhileReloading > 0 {
+		// Another process's change: the copy may be served while it
+		// reloads, for a bounded time (see reloading.go).
+		c.local.invalidateKeepStale(key, c.nanos()+int64(c.staleWhileReloading))
+	} else {
+		c.local.invalidate(key)
+	}
 	c.forget(key)
 }
 

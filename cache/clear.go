@@ -46,6 +46,9 @@ type generation struct {
 	key string
 	// known is the highest generation this cache has read.
 	known atomic.Uint64
+	// clears counts the Clears this cache handled (cleared): a load whose
+	// visit came before one keeps no copy of what it writes.
+	clears atomic.Uint64
 	// epoch moves with every push of the generation's key and every
 	// dropped connection: Redis then no longer tracks the key for the
 	// connection. tracked is the epoch in which a read of it last
@@ -124,6 +127,7 @@ func (c *Cache[K, V]) clear(ctx context.Context) error {
 // a push of its key): every copy, flight, refresh, stashed copy and wait
 // of the cache goes, as for a flush.
 func (c *Cache[K, V]) cleared(gen uint64) {
+	c.gen.clears.Add(1)
 	c.gen.lost()
 	c.raiseGen(gen)
 	c.local.invalidateAll()

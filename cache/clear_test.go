@@ -54,6 +54,7 @@ func TestClearEveryProcess(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, int64(2), v, "%s: a copy from before the Clear outlived its push", k)
 			}
+			require.NoError(t, cache.AwaitWrites(ctx, p, keys...))
 			exists, err := q.Exists(ctx, "c")
 			require.NoError(t, err)
 			assert.Equal(t, 1, exists, "c was read again since")

@@ -123,7 +123,10 @@ func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []in
 			r.res[j] = l
 			c.stats.discardedFills.Add(1)
 		}
-		if c.local.keeps() && c.tracks() && l.data != nil {
+		// A Clear since the visit: what is written is cleared already,
+		// and no copy of it may be kept (the snapshot below comes after
+		// the Clear moved the counters).
+		if c.local.keeps() && c.tracks() && l.data != nil && c.gen.clears.Load() == r.clears {
 			keep[t] = true
 			c.expectEchoes(key)
 			snaps[t] = c.local.snapshot(key)

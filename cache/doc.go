@@ -146,6 +146,15 @@
 //     [Connect] succeeds while Redis is unreachable and connects in the
 //     background.
 //
+// Two options trade G2 and G4 for a stated bound, and are tested against it:
+// [Options].OutageStaleness serves copies through an outage of Redis for at
+// most that long after Redis was last heard from; [Options].StaleWhileReloading
+// serves, after another process changed a key, the copy of its previous
+// value for at most that long after the change's push reached this process,
+// while one load reloads the key (a read may then return a value older than
+// a change that returned up to the bound plus the push delay before it
+// began). Both keep G1, G3 and G5.
+//
 // When the server refuses client tracking ([Client.Tracking] is false) no
 // copies are kept and no push comes: every Get visits Redis, and G2 and G3
 // hold the same way.

@@ -49,6 +49,7 @@ type fetch[K comparable, V any] struct {
 	waitUntil time.Time // when LeaseWait ends, once the key was seen leased
 	raw       []byte    // unreadable bytes found, to delete if unchanged
 	gen       uint64    // the namespace's generation the last visit read
+	clears    uint64    // the cache's count of Clears before the last visit
 	// handed: a load of this read's own runs in the background, and
 	// finishes the flight itself.
 	handed bool

@@ -107,7 +107,7 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLo
 		refs: make([]keyRef[K], len(fs)), fls: make([]*flight.Flight[*entry[V]], len(fs)),
 		hs: make([]*heldLoad[V], len(fs)), done: make(chan struct{}), written: make(chan struct{})}
 	loads := make([]heldLoad[V], len(fs))
-	r.gen = fs[0].gen // one round's
+	r.gen, r.clears = fs[0].gen, fs[0].clears // one round's
 	for j, f := range fs {
 		r.refs[j], r.fls[j] = f.keyRef, f.fl
 		loads[j].lease, loads[j].gen, loads[j].done, loads[j].written = f.lease, f.gen, r.done, r.written
@@ -141,6 +141,7 @@ type heldRun[K comparable, V any] struct {
 	fls      []*flight.Flight[*entry[V]] // nil entries when flights are not shared
 	hs       []*heldLoad[V]              // each holding its key's lease
 	gen      uint64                      // the generation the leases were taken in
+	clears   uint64                      // the cache's count of Clears before their visit
 	res      []loaded[V]
 	answered bool
 	// done and written are the channels of every load of hs.
@@ -171,7 +172,10 @@ func (r *heldRun[K, V]) loadOnly() {
 	lctx, cancel := c.detached(r.ctx, 0)
 	r.res = c.loadKeys(lctx, r.refs, true, r.gen)
 	cancel()
-	c.keepLoaded(r.refs, snaps, r.res)
+	if c.gen.clears.Load() == r.clears {
+		// (After a Clear since the visit, what was loaded is cleared.)
+		c.keepLoaded(r.refs, snaps, r.res)
+	}
 	r.answer()
 }
 

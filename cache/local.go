@@ -100,6 +100,11 @@ type entry[V any] struct {
 	src        Source // where the value was found when the entry was made
 	expireAt   int64  // Unix nanoseconds of the hard expiry; 0 = none known
 	softAt     int64  // Unix nanoseconds after which a refresh is due; 0 = never
+	// reloadBy is, for a copy kept after another process changed its key
+	// (Options.StaleWhileReloading), the Unix nanoseconds until which it
+	// may be served while one load reloads it; 0 for a current copy. Such
+	// a copy is stale too, so that the hit path hands it to serve.
+	reloadBy int64
 }
 
 // copied returns a new entry with e's value and fields, not yet refreshing.
@@ -296,6 +301,44 @@ func (l *local[K, V]) invalidate(key string) {
 	gen.Add(1)
 	l.drop(st, key)
 	st.mu.Unlock()
+}
+
+// invalidateKeepStale is invalidate for a cache that serves copies while
+// they reload (Options.StaleWhileReloading): a value's copy stays, marked
+// stale until until, unless it was marked already (its bound counts from
+// the first change it missed); other copies (not-found markers) go.
+func (l *local[K, V]) invalidateKeepStale(key string, until int64) {
+	st, gen := l.slot(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	gen.Add(1)
+	ks, ok := st.rev[key]
+	if !ok || l.items == nil {
+		return
+	}
+	kept := ks[:0:0]
+	for _, k := range ks {
+		l.items.ComputeIfPresent(k, func(old *entry[V]) (*entry[V], otter.ComputeOp) {
+			switch {
+			case old.key != key:
+				return old, otter.CancelOp
+			case old.notFound:
+				return nil, otter.InvalidateOp
+			case old.reloadBy != 0:
+				kept = append(kept, k)
+				return old, otter.CancelOp
+			}
+			e := old.copied()
+			e.stale, e.reloadBy = true, until
+			kept = append(kept, k)
+			return e, otter.WriteOp
+		})
+	}
+	if len(kept) == 0 {
+		delete(st.rev, key)
+	} else {
+		st.rev[key] = kept
+	}
 }
 
 // invalidateWhere drops the copies stored under every Redis key that match

@@ -114,6 +114,25 @@ type Options[K comparable, V any] struct {
 	// [Options].OnRedisDown says. Default: 0, off.
 	OutageStaleness time.Duration
 
+	// StaleWhileReloading, when positive, keeps another process's change
+	// of a key from holding this process's reads of it: when Redis pushes
+	// the change, the copy of the key's previous value stays in process
+	// memory, flagged stale, and for at most StaleWhileReloading after the
+	// push reached this process, reads get it at once (counted in
+	// Stats.StaleServed) while the first of them starts one load of the
+	// key in the background (the fleet's lease as usual: one load across
+	// the processes). Once that reload stored the new value, or the bound
+	// passed, reads get the new value as without this option. The trade:
+	// a read may return a value older than a change that returned up to
+	// StaleWhileReloading (plus the push delay) before it began; G2 and G4
+	// hold only past that bound. What stays: a load that read the source
+	// before a change never writes (G1); this process's own writes,
+	// invalidations and Clear are read by its next read at once (G3: only
+	// changes pushed by Redis keep a copy); one load per key (G5); a
+	// flush, a dropped connection or a Clear drops every copy as before;
+	// not-found markers are not kept. Default: 0, off.
+	StaleWhileReloading time.Duration
+
 	// FallbackConcurrency bounds the loader calls running at once because
 	// Redis is unavailable (FailOpen), so that a dead Redis does not become
 	// a flood on the source of truth; further Gets wait for a slot or their

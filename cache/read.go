@@ -177,6 +177,9 @@ func (c *Cache[K, V]) answer(ctx context.Context, k K, o outcome[V]) (V, error) 
 // serve returns what entry e holds, wherever it came from; a value past its
 // soft expiry goes through the refresh mode.
 func (c *Cache[K, V]) serve(ctx context.Context, k K, e *entry[V], now int64) (V, error) {
+	if e.reloadBy != 0 {
+		return c.whileReloading(ctx, k, e, now)
+	}
 	if e.due(now) {
 		return c.whenDue(ctx, k, e)
 	}

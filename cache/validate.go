@@ -65,6 +65,7 @@ func (o *Options[K, V]) validate() error {
 		{"LeaseWait", o.LeaseWait, 0},
 		{"RedisTimeout", o.RedisTimeout, time.Millisecond},
 		{"OutageStaleness", o.OutageStaleness, 0},
+		{"StaleWhileReloading", o.StaleWhileReloading, time.Millisecond},
 	} {
 		switch {
 		case f.d < 0:

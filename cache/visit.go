@@ -83,7 +83,9 @@ func failedVisit(err error) visited { return visited{err: err, refused: refusal(
 // namespace's generation (see clear.go), read first in the same round trip
 // (in envelope mode).
 func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, fs []*fetch[K, V]) ([]visited, uint64) {
+	clears := c.gen.clears.Load()
 	for _, f := range fs {
+		f.clears = clears
 		f.snap = c.local.snapshot(f.key)
 		f.lease = nil
 		if c.load != nil && !f.readOnly {

@@ -60,9 +60,11 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		return fmt.Errorf("cache: %s: %w", op, err)
 	}
 	keep := c.local.keeps() && c.tracks()
-	if keep && !c.plain && !c.gen.isTracked() {
-		// A Clear by another process must reach the copies kept.
-		keep = c.trackGen(ctx, rc)
+	if !c.plain && (!c.tracks() || !c.gen.isTracked()) {
+		// The value is written with the generation the process knows:
+		// read it unless a Clear would have pushed to this process (and a
+		// Clear by another process must reach the copies kept).
+		keep = c.trackGen(ctx, rc) && keep
 	}
 	b := setBatch[K, V]{c: c, op: op, keep: keep, gen: c.gen.known.Load(), arena: newExecArena(len(ks), writeExecStrings)}
 	for i, k := range ks {
