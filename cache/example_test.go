@@ -162,6 +162,27 @@ func ExampleCache_Invalidate() {
 	}
 }
 
+func ExampleNew_staleWhileReloading() {
+	client := connectLocal()
+	defer client.Close()
+	// A catalogue page that may show a price 50ms old, but must not wait for
+	// a reload each time another instance updates a product.
+	products, err := cache.New(client, cache.Options[int64, Product]{
+		Namespace:           "product",
+		Loader:              db.Product,
+		StaleWhileReloading: 50 * time.Millisecond,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var src cache.Source
+	p, err := products.Get(context.Background(), 7, cache.SourceOf(&src))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Name, "from", src)
+}
+
 func ExampleCache_Clear() {
 	client := connectLocal()
 	defer client.Close()
