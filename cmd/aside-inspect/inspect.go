@@ -71,6 +71,9 @@ type entryInfo struct {
 	// SoftIn is the time left to the soft expiry, negative once passed.
 	SoftIn     *int64 `json:"soft_in_ms,omitempty"`
 	LeaseToken string `json:"lease_token,omitempty"`
+	// Generation is the namespace's generation (moved by Cache.Clear) the
+	// entry was written under; 0 for a format-1 entry.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 type leaseKeyInfo struct {
@@ -181,7 +184,7 @@ func (in *inspector) describeString(r *report, raw []byte) {
 		r.Unreadable = explainEnvelope(raw, err)
 		return
 	}
-	e := &entryInfo{Version: int(raw[1]), Compressed: env.Compressed, Stale: env.Stale}
+	e := &entryInfo{Version: int(raw[1]), Compressed: env.Compressed, Stale: env.Stale, Generation: env.Gen}
 	r.Entry = e
 	if !env.SoftExpiry.IsZero() {
 		e.SoftExpiry = stamp(env.SoftExpiry)
@@ -197,7 +200,7 @@ func (in *inspector) describeString(r *report, raw []byte) {
 	default:
 		e.Kind = kindValue
 		if cut {
-			r.Payload = partial(env.Payload, int(r.Size)-envelope.HeaderSize)
+			r.Payload = partial(env.Payload, int(r.Size)-(len(raw)-len(env.Payload)))
 			r.Unreadable = fmt.Sprintf("value of %d bytes is over the read limit (-max-bytes %d); showing its first bytes", r.Size, in.maxBytes)
 			return
 		}

@@ -76,6 +76,9 @@ func (p printer) report(r *report) {
 		case e.Kind == kindValue:
 			p.line("flags", "none")
 		}
+		if e.Generation != 0 {
+			p.line("generation", "%d (written after the namespace's Clear of that generation)", e.Generation)
+		}
 		if e.SoftIn != nil {
 			p.line("soft expiry", "%s, at %s", relative(time.Duration(*e.SoftIn)*time.Millisecond), e.SoftExpiry)
 		} else if e.Kind == kindValue {
