@@ -37,18 +37,21 @@ test:
 
 # The core suites on each server of SERVERS (REDIS_SERVER=<its wrapper>, which
 # internal/redistest starts instead of redis-server): the root module's cache
-# and invalidation packages, and the short forms of the fault suite.
+# and invalidation packages, and the short forms of the fault suite. Every
+# server runs even when one fails; the last line names those that failed.
 test-servers:
 	@set -e; [ -n "$(strip $(SERVERS))" ] || exit 0; \
 	servers="$$(./scripts/ensure-servers $(SERVERS))"; \
+	failed=""; \
 	for s in $$servers; do \
 		name="$${s%%=*}"; bin="$${s#*=}"; \
 		echo "== $$name: $$("$$bin" --version)"; \
 		echo "== go test -race (cache, invalidation) on $$name"; \
-		REDIS_SERVER="$$bin" $(GO) test -race -count=1 ./cache/... ./invalidation/...; \
+		REDIS_SERVER="$$bin" $(GO) test -race -count=1 ./cache/... ./invalidation/... || failed="$$failed $$name(core)"; \
 		echo "== go test -race (faults) on $$name"; \
-		(cd faults && REDIS_SERVER="$$bin" $(GO) test -race -count=1 ./...); \
-	done
+		(cd faults && REDIS_SERVER="$$bin" $(GO) test -race -count=1 ./...) || failed="$$failed $$name(faults)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== test-servers failed on:$$failed"; exit 1; fi
 
 # Runs the guide, step by step, against REDIS_URL or a private redis-server.
 quickstart:
