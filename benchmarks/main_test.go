@@ -79,10 +79,16 @@ func printVersions() {
 	fmt.Println("Unit max-loads assume=exact")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Valkey reports the Redis version it is compatible with (7.2.4) as
+	// redis_version, and its own as valkey_version.
 	if info, err := srv.Do(ctx, "INFO", "server"); err == nil {
 		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
 				fmt.Printf("redis: %s\n", v)
+			}
+			if v, ok := strings.CutPrefix(line, "valkey_version:"); ok {
+				fmt.Printf("valkey: %s\n", v)
 			}
 		}
 	}

@@ -826,7 +826,7 @@ func performance(d *dataset) string {
 	var b strings.Builder
 	b.WriteString(topBegin + "\n\n")
 	var run []string
-	for _, k := range []string{"aside", "cores", "cpu", "go", "redis"} {
+	for _, k := range []string{"aside", "cores", "cpu", "go", "redis", "valkey"} {
 		if v, ok := conf[k]; ok {
 			switch k {
 			case "aside":
@@ -834,7 +834,12 @@ func performance(d *dataset) string {
 			case "cores":
 				v += " cores"
 			case "redis":
+				if _, valkey := conf["valkey"]; valkey {
+					continue // the version of Redis Valkey is compatible with
+				}
 				v = "Redis " + v
+			case "valkey":
+				v = "Valkey " + v
 			}
 			run = append(run, v)
 		}

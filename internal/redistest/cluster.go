@@ -307,7 +307,9 @@ func (c *Cluster) checkCreated(ctx context.Context) error {
 
 // Wait polls until every running node reports cluster_state:ok with all 16384
 // slots served, all of them return the same CLUSTER SLOTS map, every running
-// node appears in that map and every replica's link to its primary is up. Use it
+// node appears in that map, every node's CLUSTER SHARDS shows a client the
+// nodes of that map (see shards.go) and every replica's link to its primary is
+// up. Use it
 // after killing or restarting nodes. A paused node makes it wait until ctx ends.
 func (c *Cluster) Wait(ctx context.Context) error {
 	return c.poll(ctx, func(ctx context.Context) error {
@@ -362,6 +364,7 @@ func (c *Cluster) check(ctx context.Context) ([]slotRange, error) {
 			[]string{"CLUSTER", "INFO"},
 			[]string{"CLUSTER", "SLOTS"},
 			[]string{"INFO", "replication"},
+			[]string{"CLUSTER", "SHARDS"},
 		)
 		if err != nil {
 			return nil, err
@@ -382,6 +385,14 @@ func (c *Cluster) check(ctx context.Context) ([]slotRange, error) {
 		repl := fields(replies[2])
 		if repl["role"] == "slave" && repl["master_link_status"] != "up" {
 			return nil, fmt.Errorf("%s: replication link %s", s.Addr(), repl["master_link_status"])
+		}
+		// What a client reading CLUSTER SHARDS sees (see shards.go).
+		visible, err := shardsVisible(replies[3])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Addr(), err)
+		}
+		if want := slotMapNodes(ranges); !slices.Equal(visible, want) {
+			return nil, fmt.Errorf("%s: CLUSTER SHARDS shows %v to a client, CLUSTER SLOTS %v", s.Addr(), visible, want)
 		}
 	}
 	if agreed == nil {
