@@ -26,14 +26,14 @@ func shardsVisible(v any) ([]string, error) {
 	}
 	var visible []string
 	for _, sh := range shards {
-		nodes, ok := fields(sh)["nodes"].([]any)
+		nodes, ok := replyMap(sh)["nodes"].([]any)
 		if !ok {
 			return nil, fmt.Errorf("CLUSTER SHARDS: bad shard %v", sh)
 		}
 		var online []string
 		primary := false
 		for _, n := range nodes {
-			f := fields(n)
+			f := replyMap(n)
 			if asString(f["health"]) != "online" {
 				continue
 			}
@@ -65,9 +65,9 @@ func slotMapNodes(ranges []slotRange) []string {
 	return slices.Compact(nodes)
 }
 
-// fields reads a map reply (RESP3) or its RESP2 form, a flat array of keys
+// replyMap reads a map reply (RESP3) or its RESP2 form, a flat array of keys
 // and values.
-func fields(v any) map[string]any {
+func replyMap(v any) map[string]any {
 	l, _ := v.([]any)
 	m := make(map[string]any, len(l)/2)
 	for i := 0; i+1 < len(l); i += 2 {
