@@ -31,6 +31,20 @@ const (
 	// README's example uses a minute). Nothing invalidates that copy in other
 	// processes before then.
 	localTTL = time.Minute
+	// swrBound is asideSWR's Options.StaleWhileReloading: how long after
+	// another process's change reached it an instance may still serve the
+	// previous value, to the reads that come before its background reload
+	// stored the new one. The first read after the push is served stale
+	// however late it comes within the bound, so the oldest stale read of a
+	// run is about the bound plus the push's delay, whatever a reload takes.
+	// Five times the mixes' invalidationDelay, so that those reads are
+	// counted (a bound under 10 ms would hide every stale read it serves in
+	// that allowance); above a reload under load (a 1 ms load, a few round
+	// trips, a read p99.9 of several ms in the steady mix); and an order of
+	// magnitude under the oldest stale reads of the contenders that serve
+	// stale copies by design (go-redis-cache+LFU, sturdyc: hundreds of ms to
+	// over a second).
+	swrBound = 50 * time.Millisecond
 )
 
 // client is one instance of a contender (what one application process
@@ -79,6 +93,13 @@ var (
 	// asideRedis is aside on a client without client-side caching: every
 	// Get is a round trip.
 	asideRedis = contender{"aside", openAside(true)}
+	// asideSWR is asideLocal with Options.StaleWhileReloading (swrBound):
+	// after another instance's change it serves the previous value, counted
+	// stale by the mixes, until its reload stored the new one or swrBound
+	// passed. Its name keeps it out of the targets of aside's own row.
+	asideSWR = contender{"aside+SWR-" + swrBound.String(), openAsideWith(false, func(o *cache.Options[int64, User]) {
+		o.StaleWhileReloading = swrBound
+	})}
 	// rueidisDo is cache-aside written by hand on rueidis: GET (Do), decode;
 	// on a miss load, encode, SET PX.
 	rueidisDo = contender{"rueidis", openRueidis(false)}
@@ -104,6 +125,11 @@ var (
 type asideClient struct{ c *cache.Cache[int64, User] }
 
 func openAside(noClientSideCaching bool) func(testing.TB, env) client {
+	return openAsideWith(noClientSideCaching, nil)
+}
+
+// openAsideWith is openAside with the options changed by set (when not nil).
+func openAsideWith(noClientSideCaching bool, set func(*cache.Options[int64, User])) func(testing.TB, env) client {
 	return func(tb testing.TB, e env) client {
 		tb.Helper()
 		opt := redisOption()
@@ -113,11 +139,15 @@ func openAside(noClientSideCaching bool) func(testing.TB, env) client {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(cl.Close)
-		c, err := cache.New(cl, cache.Options[int64, User]{
+		opts := cache.Options[int64, User]{
 			Namespace:   e.ns,
 			Loader:      e.load,
 			BatchLoader: e.loadMany,
-		})
+		}
+		if set != nil {
+			set(&opts)
+		}
+		c, err := cache.New(cl, opts)
 		if err != nil {
 			tb.Fatal(err)
 		}
