@@ -51,7 +51,11 @@ func (b *blockingLoader) load(ctx context.Context, _ string) (int64, error) {
 	b.calls.Add(1)
 	if b.blocked.Load() {
 		b.entered <- struct{}{}
-		<-b.release
+		select {
+		case <-b.release:
+		case <-ctx.Done(): // a load cancelled when its caller left
+			return 0, ctx.Err()
+		}
 	}
 	return b.version.Load(), nil
 }
@@ -100,13 +104,15 @@ func TestSoftTimeoutServesTheValueAtHand(t *testing.T) {
 				read = append(read, cache.LoadTimeouts(20*time.Millisecond, 0))
 			}
 			var src cache.Source
-			v, err := a.Get(ctx, "k", append(read, cache.SourceOf(&src))...)
+			v, err := within(t, "a Get with a soft timeout", func(context.Context) (int64, error) {
+				return a.Get(ctx, "k", append(read, cache.SourceOf(&src))...)
+			})
 			require.NoError(t, err)
 			assert.EqualValues(t, 1, v, "the value at hand")
 			assert.Equal(t, cache.SourceStale, src)
 			assert.EqualValues(t, 1, a.Stats().StaleServed)
 
-			b.awaitEntered(t) // the refresh runs, and AwaitWrites sees it
+			b.awaitEntered(t) // the refresh runs (detached from the Get), and AwaitWrites sees it
 			b.free()
 			require.NoError(t, a.AwaitWrites(ctx, "k"))
 			assert.EqualValues(t, 1, a.Stats().Refreshes)
@@ -194,10 +200,11 @@ func TestHardTimeoutOnAMiss(t *testing.T) {
 func TestHardTimeoutWaitingForAnotherProcess(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t)
-	release, done := holdLease(t, ns, "k", 9)
+	release, done := holdLongLease(t, ns, "k", 9)
 	var calls atomic.Int64
 	a := versionCache(t, connect(t, shared), ns, nil, func(o *cache.Options[string, int64]) {
 		o.Loader = func(context.Context, string) (int64, error) { calls.Add(1); return 0, errors.New("not this one") }
+		o.LeaseTTL = time.Minute // the wait is not cut by a lease's expiry
 	})
 	_, err := within(t, "a Get waiting on a lease", func(ctx context.Context) (int64, error) {
 		return a.Get(ctx, "k", cache.LoadTimeouts(0, 20*time.Millisecond))
@@ -213,6 +220,82 @@ func TestHardTimeoutWaitingForAnotherProcess(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 9, v)
 	assert.Zero(t, calls.Load(), "the holder's value, not a load of this process")
+}
+
+// holdLongLease is holdLease with a lease of a minute, longer than the
+// test's patience: a wait that only the lease's expiry ends fails the test.
+func holdLongLease(t *testing.T, ns, key string, v int64) (release, done chan struct{}) {
+	t.Helper()
+	b := newBlockingLoader(t, v)
+	b.blocked.Store(true)
+	holder := versionCache(t, connect(t, shared), ns, nil, func(o *cache.Options[string, int64]) {
+		o.Loader = b.load
+		o.LeaseTTL = time.Minute
+	})
+	release, done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = holder.Get(context.Background(), key)
+		// The write behind the Get, before the test reads.
+		_ = holder.AwaitWrites(context.Background(), key)
+	}()
+	go func() {
+		<-release
+		b.free()
+	}()
+	b.awaitEntered(t)
+	return release, done
+}
+
+// TestHardTimeoutOfAJoiner: a read of a key that another read of the
+// process resolves without a timeout — loading it, or waiting on another
+// process's lease — waits for it at most its own hard timeout; the other
+// read gets the value.
+func TestHardTimeoutOfAJoiner(t *testing.T) {
+	t.Parallel()
+	for name, byLease := range map[string]bool{"own load": false, "another process's lease": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ns := namespace(t)
+			b := newBlockingLoader(t, 3)
+			b.blocked.Store(!byLease)
+			a := versionCache(t, connect(t, shared), ns, nil, func(o *cache.Options[string, int64]) {
+				o.Loader = b.load
+				o.LeaseTTL = time.Minute
+			})
+			var release, done chan struct{}
+			if byLease {
+				release, done = holdLongLease(t, ns, "k", 3)
+			}
+			first := inBackground(func(ctx context.Context) (int64, error) { return a.Get(ctx, "k") })
+			if byLease {
+				// Waiting on the lease, its flight stays open (no push
+				// comes before the holder writes): the next read joins it.
+				for a.Stats().LeaseWaits == 0 {
+					waitABit()
+				}
+			} else {
+				// Loading under its lease; the lease's own push made the
+				// next read start a flight of its own, which finds the
+				// process's lease and waits for that load.
+				b.awaitEntered(t)
+			}
+			_, err := within(t, "the read with a timeout", func(ctx context.Context) (int64, error) {
+				return a.Get(ctx, "k", cache.LoadTimeouts(0, 20*time.Millisecond))
+			})
+			require.ErrorIs(t, err, cache.ErrLoadTimeout)
+			if byLease {
+				close(release)
+				<-done
+			} else {
+				b.free()
+			}
+			v, err := await(t, first, "the read without one")
+			require.NoError(t, err)
+			assert.EqualValues(t, 3, v)
+			assert.EqualValues(t, map[bool]int64{false: 1, true: 0}[byLease], b.calls.Load())
+		})
+	}
 }
 
 // TestHardTimeoutOfALeaderAbandonsItsFlight: when the read that leads a
@@ -231,13 +314,18 @@ func TestHardTimeoutOfALeaderAbandonsItsFlight(t *testing.T) {
 			})
 			var release, done chan struct{}
 			if byLease {
-				release, done = holdLease(t, ns, "k", 5)
+				release, done = holdLongLease(t, ns, "k", 5)
 			}
 			leader := inBackground(func(ctx context.Context) (int64, error) {
-				return a.Get(ctx, "k", cache.LoadTimeouts(0, 200*time.Millisecond))
+				return a.Get(ctx, "k", cache.LoadTimeouts(0, time.Second))
 			})
-			if !byLease {
-				b.awaitEntered(t) // the leader holds the lease and loads
+			// The leader leads the key's flight before the joiner starts.
+			if byLease {
+				for a.Stats().LeaseWaits == 0 {
+					waitABit() // it waits on the other process's lease
+				}
+			} else {
+				b.awaitEntered(t) // it holds the lease and loads
 			}
 			joiner := inBackground(func(ctx context.Context) (int64, error) {
 				return a.Get(ctx, "k")
