@@ -55,7 +55,7 @@ func ExampleLoadTimeouts() {
 	_, err = reports.Get(ctx, "q3", cache.LoadTimeouts(0, 50*time.Millisecond))
 	fmt.Println("timed out:", errors.Is(err, cache.ErrLoadTimeout))
 
-	close(slow)                         // the load ends...
+	close(slow)                        // the load ends...
 	_ = reports.AwaitWrites(ctx, "q3") // ...and writes the report to Redis
 	r, err := reports.Get(ctx, "q3")
 	fmt.Println(r, err)

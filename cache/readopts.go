@@ -70,9 +70,10 @@ func SkipLocal() ReadOption { return ReadOption{skipLocal: true} }
 func Reload() ReadOption { return ReadOption{reload: true} }
 
 // SourceOf makes the read report in *s where its value came from. For
-// GetMany it reports the farthest source of any value returned: SourceLoader
-// if the loader produced one of them, else SourceRedis if Redis did, else
-// SourceLocal; SourceNone when it returned no value.
+// GetMany it reports the farthest source of any value returned: SourceStale
+// if one of them was served stale, else SourceLoader if the loader produced
+// one of them, else SourceRedis if Redis did, else SourceLocal; SourceNone
+// when it returned no value.
 func SourceOf(s *Source) ReadOption { return ReadOption{source: s} }
 
 // LoadTimeouts sets, for this read, how long it waits for a load or a

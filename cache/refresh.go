@@ -23,8 +23,10 @@ const (
 	// refresh fails, the value keeps being served until its hard expiry
 	// (stale-if-error), counted in [Stats].StaleServed.
 	RefreshBackground RefreshMode = iota
-	// RefreshSync refreshes before returning: the Get waits for the load,
-	// and a failing loader fails the Get instead of serving the old value.
+	// RefreshSync refreshes before returning: the Get waits for the load
+	// (at most [Options].SoftTimeout, then it returns the old value, stale),
+	// and a failing loader fails the Get instead of serving the old value,
+	// unless [Options].FailSafe is set.
 	RefreshSync
 )
 
