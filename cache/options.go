@@ -74,7 +74,11 @@ type Options[K comparable, V any] struct {
 	// and refreshed on a later hit. Default: 4.
 	RefreshConcurrency int
 
-	// RefreshTimeout bounds one background refresh. Default: LeaseTTL.
+	// RefreshTimeout bounds one refresh: a background one, and a
+	// synchronous one, which runs detached from its callers (one that stops
+	// waiting, its context ending or its SoftTimeout reached, leaves it
+	// running, to write for every process). Default: LeaseTTL, how long its
+	// claim keeps other processes from refreshing the value too.
 	RefreshTimeout time.Duration
 
 	// SoftTimeout bounds how long a read waits for a refresh when a
