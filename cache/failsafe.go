@@ -156,6 +156,28 @@ func (c *Cache[K, V]) capAge(ctx context.Context, rc rueidis.Client, key string,
 	}
 }
 
+// dropScript deletes KEYS[1] only if it holds exactly ARGV[1], the bytes a
+// refresh claimed. It reads the key first (see capScript).
+var dropScript = rueidis.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+	return 0
+end
+return redis.call('DEL', KEYS[1])`)
+
+// dropOld deletes the value of key that a refresh claimed (claimed) and
+// failed to refresh, too old to be served stale by any process (its TTL
+// could not be cut: its maximum age had passed when it was claimed). Best
+// effort, as capAge.
+func (c *Cache[K, V]) dropOld(ctx context.Context, rc rueidis.Client, key string, claimed []byte) {
+	cctx, cancel := c.detached(ctx, c.budgetFor(1))
+	defer cancel()
+	err := dropScript.Exec(cctx, rc, []string{key}, []string{rueidis.BinaryString(claimed)}).Error()
+	c.client.wrote(key)
+	if err != nil {
+		c.logEvent(slog.LevelWarn, "cache: a value past Options.FailSafeMaxAge whose refresh failed could not be deleted", err, []string{key})
+	}
+}
+
 // throttle moves the soft expiry of the value of key, claimed until next
 // (Unix milliseconds) by a refresh whose loader failed, to now plus
 // FailSafeThrottle, while that claim stands: no process refreshes it before.

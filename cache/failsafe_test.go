@@ -164,6 +164,8 @@ func TestFailSafeMaxAge(t *testing.T) {
 			require.ErrorIs(t, err, errSourceDown, "too old to be served stale")
 			assert.Equal(t, cache.SourceNone, from)
 			assert.Equal(t, calls+1, src.calls.Load(), "refreshed synchronously")
+			_, held := rawGet(t, rc, ns+":old")
+			assert.False(t, held, "its refresh failed: deleted, so that no process serves it")
 		})
 	}
 }

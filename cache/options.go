@@ -131,8 +131,10 @@ type Options[K comparable, V any] struct {
 	// process serves it either while a refresh is throttled or its
 	// refresher died, a refresh that claims a value also cuts the key's TTL
 	// in Redis to end FailSafeMaxAge after the value's soft expiry (a
-	// successful refresh writes a fresh TTL). Default: 0, a value may be
-	// served stale until its hard TTL.
+	// successful refresh writes a fresh TTL), and a failed refresh of a value
+	// past it deletes it. While a refresh runs, other processes serve the
+	// value it claimed, as always (at most RefreshTimeout). Default: 0, a
+	// value may be served stale until its hard TTL.
 	FailSafeMaxAge time.Duration
 
 	// RedisTimeout is the time budget of every Redis call a Get, GetMany or

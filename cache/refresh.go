@@ -106,7 +106,11 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, e *entry[V]) (V, error) 
 		// Keep serving the claimed value until its hard expiry; no
 		// process refreshes it again before the throttle ends.
 		c.stats.refreshErrors.Add(1)
-		c.throttle(ctx, rc, key, next)
+		if c.tooOld(e, now.UnixNano()) {
+			c.dropOld(ctx, rc, key, claimed)
+		} else {
+			c.throttle(ctx, rc, key, next)
+		}
 		return zero, l.err
 	}
 	if !l.e.notFound && l.data == nil {
