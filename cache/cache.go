@@ -93,6 +93,14 @@ type Cache[K comparable, V any] struct {
 	// staleWhileReloading: Options.StaleWhileReloading (see reloading.go).
 	staleWhileReloading time.Duration
 	refreshSlots        chan struct{} // one token per running background refresh
+	// refreshWrites lets AwaitWrites wait for the refreshes running.
+	refreshWrites refreshWrites
+
+	// The load timeouts and the fail-safe options (see failsafe.go).
+	timeouts         timeouts
+	failSafe         bool
+	failSafeThrottle time.Duration
+	failSafeMaxAge   time.Duration
 
 	// rec is Options.Recorder: nil, or told of the operations that leave
 	// process memory (see recorder.go).
@@ -150,6 +158,8 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 		now:      o.Now,
 	}
 	c.replaceUnreadable = o.ReplaceUnreadable
+	c.timeouts = timeouts{soft: o.SoftTimeout, hard: o.HardTimeout}
+	c.failSafe, c.failSafeThrottle, c.failSafeMaxAge = o.FailSafe, o.FailSafeThrottle, o.FailSafeMaxAge
 	c.background.closing = client.closing
 	switch {
 	case c.batch == nil && c.load != nil:

@@ -8,15 +8,20 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// AwaitWrites waits until the writes to Redis of this cache's loads of ks
-// that are still running have ended, or ctx ends: a Get returns its loaded
-// value as soon as the loader returns, and writes it behind its caller. A
-// test that then asserts what Redis holds (or what another process reads
-// from it) calls AwaitWrites first. Without keys it returns at once.
+// AwaitWrites waits until the writes to Redis of this cache's loads and
+// refreshes of ks that are still running have ended, or ctx ends: a Get
+// returns its loaded value as soon as the loader returns, and writes it
+// behind its caller (a refresh that a timeout left, or a background one,
+// goes on behind it too). A test that then asserts what Redis holds (or
+// what another process reads from it) calls AwaitWrites first. Without keys
+// it returns at once.
 func (c *Cache[K, V]) AwaitWrites(ctx context.Context, ks ...K) error {
 	keys := make([]string, len(ks))
 	for i, k := range ks {
 		keys[i] = c.Key(k)
+	}
+	if err := c.refreshWrites.await(ctx, keys...); err != nil {
+		return err
 	}
 	return c.awaitWritesFor(ctx, 0, keys...)
 }

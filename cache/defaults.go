@@ -47,6 +47,9 @@ func (o Options[K, V]) withDefaults() Options[K, V] {
 	if o.RefreshConcurrency == 0 {
 		o.RefreshConcurrency = 4
 	}
+	if o.FailSafeThrottle == 0 {
+		o.FailSafeThrottle = o.LeaseTTL
+	}
 	if o.RefreshTimeout == 0 {
 		o.RefreshTimeout = o.LeaseTTL
 	}

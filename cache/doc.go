@@ -59,13 +59,44 @@
 // as they are. A Get or GetMany fails for a key only with ErrNotFound, or
 // with a [*loader.KeyError] naming the key and wrapping one of:
 // ErrUnavailable (FailFast, or no loader), ErrCorrupt, the loader's own
-// error (loader.ErrPanic for a panic), a context error, or ErrInvalidOptions
-// for an invalid per-call option. Every error text names the package once,
+// error (loader.ErrPanic for a panic), [ErrLoadTimeout] (the wait for a load
+// reached [Options].HardTimeout), a context error, or ErrInvalidOptions for
+// an invalid per-call option. Every error text names the package once,
 // and the key once: "cache: get user:42: load: <the loader's error>",
 // "cache: get user:42: context canceled", "cache: get user:42: loader: not
 // found (a cached not-found marker)", "cache: ttl user:42: no such key",
 // "cache: connect: redis unavailable: dial tcp ...", "cache: set: invalid
 // options: WithTTL(0s): the TTL must be at least 1ms".
+//
+// # Slow and failing sources
+//
+// After FusionCache, a cache can bound what a slow or failing source costs
+// its readers, all off by default:
+//
+//   - Load timeouts ([Options].SoftTimeout and HardTimeout, or
+//     [LoadTimeouts] for one read). With a value of the key at hand — past
+//     its soft TTL under RefreshSync — a read waits for its refresh at most
+//     the soft timeout, then returns that value, reported as [SourceStale].
+//     With none, a read waits for the load at most the hard timeout, then
+//     fails with [ErrLoadTimeout]. Either way the load goes on in the
+//     background under its lease or claim, and writes for every process.
+//   - Fail-safe ([Options].FailSafe): under RefreshSync, a refresh whose
+//     loader fails serves the value at hand instead of failing the Get, as
+//     RefreshBackground does (stale-if-error).
+//   - A throttle ([Options].FailSafeThrottle): after a refresh failed, no
+//     process calls the loader for the key for that long; kept in Redis, in
+//     the value's soft expiry.
+//   - A maximum age ([Options].FailSafeMaxAge): a value past its soft expiry
+//     by more than that is never served stale; its refresh is synchronous
+//     and a failure fails the Get. A refresh that claims a value cuts its
+//     TTL in Redis to the end of its maximum age, for every process.
+//   - Conditional refresh: inside a loader called by a refresh, [Previous]
+//     returns the value being refreshed (with whatever validator, such as
+//     an ETag, the application keeps in it), and the loader returns an error
+//     wrapping [ErrNotModified] to keep it: its bytes are written again under
+//     the refresh's claim with a fresh soft expiry and TTL, not re-encoded.
+//
+// Stats counts each: StaleServed, FailSafeServed, NotModified, LoadTimeouts.
 //
 // # What Redis holds
 //

@@ -36,6 +36,21 @@ var (
 	// whose encoded form is larger than [Options].MaxValueBytes.
 	ErrTooLarge = errors.New("value too large")
 
+	// ErrLoadTimeout is wrapped by the error of a Get (or of a key of a
+	// GetMany) that waited for a load as long as [Options].HardTimeout (or
+	// [LoadTimeouts]) allows, with no value of the key at hand. The load
+	// goes on in the background under its lease, and writes its value for
+	// every process as usual.
+	ErrLoadTimeout = errors.New("load timed out")
+
+	// ErrNotModified is what a loader called by a refresh returns (wrapped)
+	// to say that the value being refreshed ([Previous]) is still current:
+	// the entry is rewritten with the same bytes, a fresh soft expiry and the
+	// policy's TTL, under the refresh's claim, and counted in
+	// [Stats].NotModified. Returned by a loader call that is not a refresh (a
+	// miss has no previous value), it is a load error like any other.
+	ErrNotModified = errors.New("not modified")
+
 	// ErrKeyMissing is returned by [Cache.TTL] for a key that does not
 	// exist in Redis (PTTL's -2).
 	ErrKeyMissing = errors.New("no such key")

@@ -56,6 +56,10 @@ type fetch[K comparable, V any] struct {
 	// load is a load of this process the read waits for: its own
 	// (handed), or another flight's, whose result it then passes on.
 	load *heldLoad[V]
+	// hard is the read's hard timeout, and loadBy when it ends: the
+	// waits for a load end there (see failsafe.go). Zero: none.
+	hard   time.Duration
+	loadBy time.Time
 }
 
 // outcome is what resolving one key came to: an entry (a value or a
@@ -122,7 +126,7 @@ func (c *Cache[K, V]) fetchAll(ctx context.Context, fs []*fetch[K, V]) {
 		}
 		var again []*fetch[K, V]
 		for _, f := range joined {
-			e, err := f.fl.Wait(ctx)
+			e, err := c.waitJoined(ctx, f)
 			if errors.Is(err, errAbandoned) {
 				again = append(again, f)
 				continue
@@ -137,7 +141,8 @@ func (c *Cache[K, V]) fetchAll(ctx context.Context, fs []*fetch[K, V]) {
 func (c *Cache[K, V]) finish(ctx context.Context, f *fetch[K, V], e *entry[V], err error) {
 	f.out, f.answer = outcome[V]{e, err}, true
 	if f.fl != nil {
-		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if err != nil && (ctx.Err() != nil && errors.Is(err, ctx.Err()) || errors.Is(err, ErrLoadTimeout)) {
+			// The reads that joined try again, under their own timeouts.
 			err = errAbandoned
 		}
 		f.fl.Finish(e, err)

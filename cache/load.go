@@ -82,6 +82,9 @@ type loaded[V any] struct {
 	data []byte
 	ttl  time.Duration
 	tags []string // to index the key under before it is written (Adapt)
+	// notModified: the loader of a refresh said the value it replaces
+	// (Previous) is current (ErrNotModified); nothing else is set.
+	notModified bool
 }
 
 // loadHeld loads the keys of fs, whose leases (f.lease) their visit took,
@@ -89,7 +92,8 @@ type loaded[V any] struct {
 // that joined those keys must not fail because this one went away, and the
 // leases must be written or released whatever happens. The loader runs on a
 // background goroutine, or on the caller's when its context can never end
-// (the caller could not have left earlier anyway). It finishes the keys'
+// and the read has no hard timeout (the caller could not have left earlier
+// anyway). It finishes the keys'
 // flights as soon as the loader returned, then writes each result under its
 // lease on a background goroutine. It returns one heldLoad per key, to wait
 // on.
@@ -118,7 +122,7 @@ func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLo
 			r.hs[j].prev.Store(prev.(*heldLoad[V]).running())
 		}
 	}
-	if ctx.Done() == nil {
+	if ctx.Done() == nil && !anyBound(fs) {
 		// The caller can never leave before the loader returns: it loads
 		// on its own goroutine, which spares a hand-over of the load and of
 		// its answer, and only the writes go to the background.
@@ -269,10 +273,15 @@ func (c *Cache[K, V]) loadKeys(ctx context.Context, refs []keyRef[K], encode boo
 		ctx, end = c.start(ctx, OpLoad, len(refs), 0)
 		defer func() { end(loadResult(out)) }()
 	}
+	ctx, refresh := c.scopePrevious(ctx, refs)
 	ad := &adaptation{}
 	ctx = context.WithValue(ctx, adaptKey{}, ad)
 	if len(refs) == 1 {
 		v, err := c.safeLoad(ctx, refs[0].k)
+		if errors.Is(err, ErrNotModified) && refresh {
+			out[0].notModified = true
+			return out
+		}
 		found := err == nil || errors.Is(err, loader.NoCache)
 		c.keyResult(&out[0], refs[0].key, v, found, err, true, encode, gen, ad.of(refs[0].k))
 		return out

@@ -74,8 +74,68 @@ type Options[K comparable, V any] struct {
 	// and refreshed on a later hit. Default: 4.
 	RefreshConcurrency int
 
-	// RefreshTimeout bounds one background refresh. Default: LeaseTTL.
+	// RefreshTimeout bounds one refresh: a background one, and a
+	// synchronous one, which runs detached from its callers (one that stops
+	// waiting, its context ending or its SoftTimeout reached, leaves it
+	// running, to write for every process). Default: LeaseTTL, how long its
+	// claim keeps other processes from refreshing the value too.
 	RefreshTimeout time.Duration
+
+	// SoftTimeout bounds how long a read waits for a refresh when a
+	// previous value of the key is at hand: a value past its soft TTL under
+	// RefreshSync (or one [Options].FailSafe could serve). Past it, the Get
+	// returns that value, reported as [SourceStale] and counted in
+	// [Stats].StaleServed, while the refresh goes on in the background under
+	// its claim and writes its value for every process as usual. A value
+	// too old to be served stale ([Options].FailSafeMaxAge) is not at hand:
+	// HardTimeout bounds its wait instead. Default: 0, wait for the refresh
+	// (with HardTimeout set, at most HardTimeout, and then the value at hand
+	// is served the same way). [LoadTimeouts] sets it for one read.
+	SoftTimeout time.Duration
+
+	// HardTimeout bounds how long a read waits for a load when no value of
+	// the key is at hand: the load this read holds the lease of, a load of
+	// the process it joined, or another process's load it waits for (its
+	// lease in Redis). Counted from the start of the Get, past it the key
+	// fails with an error wrapping [ErrLoadTimeout] (counted in
+	// [Stats].LoadTimeouts); the load goes on in the background under its
+	// lease, and its value is written to Redis and reaches every process as
+	// usual, so a later Get finds it. A load that writes nothing (Redis
+	// unavailable under FailOpen, or after LeaseWait) runs on the caller's
+	// context, which bounds it instead. Default: 0, wait as long as the
+	// caller's context allows. [LoadTimeouts] sets it for one read.
+	HardTimeout time.Duration
+
+	// FailSafe, under RefreshSync, makes a refresh whose loader fails serve
+	// the value at hand instead of failing the Get, as RefreshBackground
+	// always does (stale-if-error): the value is within its hard TTL, and
+	// within FailSafeMaxAge of its soft expiry. Such Gets are counted in
+	// [Stats].FailSafeServed (and StaleServed) and report [SourceStale]. A
+	// loader that says the record is gone ([ErrNotFound]) is no failure: the
+	// value goes. Default: false, a failing refresh fails the Get.
+	FailSafe bool
+
+	// FailSafeThrottle is how long, after a refresh of a key failed (in
+	// either refresh mode), no process of the fleet calls the loader for
+	// that key again: the failed refresh moves the value's soft expiry in
+	// Redis to the failure's time plus FailSafeThrottle (only if its claim
+	// still stands), and the value at hand is served meanwhile, until its
+	// hard TTL. Default: LeaseTTL, which is where the refresh's claim moved
+	// the soft expiry already.
+	FailSafeThrottle time.Duration
+
+	// FailSafeMaxAge bounds how long past its soft expiry a value may be
+	// served stale. A value whose soft expiry passed more than FailSafeMaxAge
+	// ago is refreshed synchronously, in either refresh mode, its wait
+	// bounded by HardTimeout, and a failure fails the Get. So that no
+	// process serves it either while a refresh is throttled or its
+	// refresher died, a refresh that claims a value also cuts the key's TTL
+	// in Redis to end FailSafeMaxAge after the value's soft expiry (a
+	// successful refresh writes a fresh TTL), and a failed refresh of a value
+	// past it deletes it. While a refresh runs, other processes serve the
+	// value it claimed, as always (at most RefreshTimeout). Default: 0, a
+	// value may be served stale until its hard TTL.
+	FailSafeMaxAge time.Duration
 
 	// RedisTimeout is the time budget of every Redis call a Get, GetMany or
 	// write makes (one round trip: a command, a script, or a pipeline, which
@@ -197,7 +257,8 @@ type Options[K comparable, V any] struct {
 	// find is loaded again by the next Get), no soft TTL, so no
 	// refresh-ahead and no stale-if-error refresh (New refuses a TTL
 	// policy with a soft TTL, in a ttlpolicy.ByPrefix rule too, and
-	// Refresh, RefreshConcurrency and RefreshTimeout; a soft TTL that a
+	// Refresh, RefreshConcurrency, RefreshTimeout, SoftTimeout and the
+	// FailSafe options; a soft TTL that a
 	// ttlpolicy.ValuePolicy decides from a value is not stored), and Set
 	// refuses a value whose encoding begins with
 	// the envelope's magic byte 0xC1 (only raw bytes or invalid UTF-8

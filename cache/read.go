@@ -15,8 +15,10 @@ import (
 // and is remembered as absent for the policy's negative TTL. Any other
 // failure is a [*loader.KeyError] naming k (find it with errors.As), which
 // wraps the cause: [ErrUnavailable] when Redis is unavailable (and the policy
-// is [FailFast]), the loader's error, or a context error. When Redis is
-// unavailable the result follows [Options].OnRedisDown.
+// is [FailFast]), the loader's error, [ErrLoadTimeout] when the wait for a
+// load reached [Options].HardTimeout, [ErrInvalidOptions] for an invalid
+// ReadOption, or a context error. When Redis is unavailable the result
+// follows [Options].OnRedisDown.
 //
 // Get is GetMany of one key: the two answer alike for every outcome.
 func (c *Cache[K, V]) Get(ctx context.Context, k K, opts ...ReadOption) (V, error) {
@@ -45,26 +47,23 @@ func (c *Cache[K, V]) localCopy(k K, now int64) (*entry[V], bool) {
 // getSlow is Get for a key process memory does not hold: GetMany's machinery
 // for one key.
 func (c *Cache[K, V]) getSlow(ctx context.Context, k K) (V, error) {
-	v, _, err := c.getSlowFrom(ctx, k)
+	v, _, err := c.getSlowFrom(ctx, k, c.timeouts)
 	return v, err
 }
 
 // getSlowFrom is getSlow that also says where the value came from; it is
 // reported to the recorder, if any.
-func (c *Cache[K, V]) getSlowFrom(ctx context.Context, k K) (V, Source, error) {
+func (c *Cache[K, V]) getSlowFrom(ctx context.Context, k K, tm timeouts) (V, Source, error) {
 	var end func(Result)
 	if c.rec != nil {
 		ctx, end = c.start(ctx, OpGet, 1, 0)
 	}
-	f := &fetch[K, V]{keyRef: keyRef[K]{k, c.Key(k)}}
-	c.fetchAll(ctx, []*fetch[K, V]{f})
-	v, err := c.answer(ctx, k, f.out)
+	fs := []*fetch[K, V]{{keyRef: keyRef[K]{k, c.Key(k)}}}
+	bound(fs, tm)
+	c.fetchAll(ctx, fs)
+	v, src, err := c.answer(ctx, k, fs[0].out, tm)
 	if end != nil {
 		endErr(end, err)
-	}
-	src := SourceNone
-	if err == nil && f.out.e != nil {
-		src = f.out.e.src
 	}
 	return v, src, err
 }
@@ -72,24 +71,28 @@ func (c *Cache[K, V]) getSlowFrom(ctx context.Context, k K) (V, Source, error) {
 // getWith is Get with options.
 func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, error) {
 	ro := mergeReadOptions(opts)
+	var zero V
+	if ro.err != nil {
+		return zero, c.getErr(k, c.Key(k), ro.err)
+	}
 	if ro.reload {
-		var zero V
 		if err := c.Invalidate(ctx, k); err != nil {
 			return zero, err
 		}
 	}
+	tm := c.timeoutsOf(&ro)
 	if !ro.skipLocal && !ro.reload {
 		now := c.nanos()
 		if e, ok := c.localCopy(k, now); ok {
 			c.stats.localHits.Add(1)
-			v, err := c.serve(ctx, k, e, now)
+			v, src, err := c.serveFrom(ctx, k, e, now, tm)
 			if err == nil {
-				ro.report(SourceLocal)
+				ro.report(or(src, SourceLocal))
 			}
 			return v, err
 		}
 	}
-	v, src, err := c.getSlowFrom(ctx, k)
+	v, src, err := c.getSlowFrom(ctx, k, tm)
 	ro.report(src)
 	return v, err
 }
@@ -109,6 +112,14 @@ func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, e
 // same. A key named twice is read once.
 func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption) (map[K]V, error) {
 	ro := mergeReadOptions(opts)
+	if ro.err != nil {
+		errs := make([]error, 0, len(keys))
+		for _, k := range unique(keys) {
+			errs = append(errs, c.getErr(k, c.Key(k), ro.err))
+		}
+		return map[K]V{}, errors.Join(errs...)
+	}
+	tm := c.timeoutsOf(&ro)
 	if ro.reload {
 		if err := c.Invalidate(ctx, keys...); err != nil {
 			return map[K]V{}, err
@@ -131,9 +142,9 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 					ro.report(SourceLocal)
 					continue
 				}
-				v, err := c.serve(ctx, k, e, now)
+				v, src, err := c.serveFrom(ctx, k, e, now, tm)
 				if err == nil {
-					ro.report(SourceLocal)
+					ro.report(or(src, SourceLocal))
 				}
 				errs = collect(out, k, v, err, errs)
 				continue
@@ -150,11 +161,12 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 		ctx, end = c.start(ctx, OpGetMany, len(keys), len(keys)-len(rest))
 	}
 	fs := c.newFetches(unique(rest))
+	bound(fs, tm)
 	c.fetchAll(ctx, fs)
 	for _, f := range fs {
-		v, err := c.answer(ctx, f.k, f.out)
-		if err == nil && f.out.e != nil {
-			ro.report(f.out.e.src)
+		v, src, err := c.answer(ctx, f.k, f.out, tm)
+		if err == nil {
+			ro.report(src)
 		}
 		errs = collect(out, f.k, v, err, errs)
 	}
@@ -165,60 +177,138 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 	return out, err
 }
 
-// answer turns an outcome into what Get returns.
-func (c *Cache[K, V]) answer(ctx context.Context, k K, o outcome[V]) (V, error) {
+// answer turns an outcome into what Get returns, and where its value came
+// from.
+func (c *Cache[K, V]) answer(ctx context.Context, k K, o outcome[V], tm timeouts) (V, Source, error) {
 	if o.err != nil {
 		var zero V
-		return zero, c.getErr(k, c.Key(k), o.err)
+		return zero, SourceNone, c.getErr(k, c.Key(k), o.err)
 	}
-	return c.serve(ctx, k, o.e, c.nanos())
+	v, src, err := c.serveFrom(ctx, k, o.e, c.nanos(), tm)
+	return v, or(src, o.e.src), err
 }
 
 // serve returns what entry e holds, wherever it came from; a value past its
 // soft expiry goes through the refresh mode.
 func (c *Cache[K, V]) serve(ctx context.Context, k K, e *entry[V], now int64) (V, error) {
+	v, _, err := c.serveFrom(ctx, k, e, now, c.timeouts)
+	return v, err
+}
+
+// serveFrom is serve under the timeouts tm, which also says where the value
+// came from when it is not where e was found: SourceStale for a value past
+// its soft TTL, SourceLoader for a value refreshed; SourceNone otherwise.
+func (c *Cache[K, V]) serveFrom(ctx context.Context, k K, e *entry[V], now int64, tm timeouts) (V, Source, error) {
 	if e.reloadBy != 0 {
-		return c.whileReloading(ctx, k, e, now)
+		return c.whileReloading(ctx, k, e, now, tm)
 	}
 	if e.due(now) {
-		return c.whenDue(ctx, k, e)
+		return c.whenDue(ctx, k, e, now, tm)
 	}
+	src := SourceNone
 	if e.stale {
 		c.stats.staleServed.Add(1)
+		src = SourceStale
 	}
 	if e.notFound {
 		c.stats.notFoundHits.Add(1)
 		var zero V
-		return zero, &getError{key: e.key, err: errNotFoundMarker}
+		return zero, SourceNone, &getError{key: e.key, err: errNotFoundMarker}
 	}
-	if c.clone != nil {
-		return c.clone(e.v), nil
-	}
-	return e.v, nil
+	return c.cloned(e.v), src, nil
 }
 
-// whenDue serves e, past its soft expiry: RefreshSync refreshes it first,
-// sharing the refresh with the process's other Gets of the key, and returns
-// the current value when another process holds the claim (it is within its
-// hard TTL, and its refresh is under way); RefreshBackground returns it at
-// once and refreshes it in the background.
-func (c *Cache[K, V]) whenDue(ctx context.Context, k K, e *entry[V]) (V, error) {
-	if c.refreshMode == RefreshBackground {
+// or is s, or else when s is SourceNone.
+func or(s, otherwise Source) Source {
+	if s == SourceNone {
+		return otherwise
+	}
+	return s
+}
+
+// whenDue serves e, past its soft expiry at now.
+//
+// RefreshBackground returns it at once and refreshes it in the background.
+// RefreshSync refreshes it first, sharing the refresh with the process's
+// other Gets of the key, and waits for it at most the timeout of a read
+// with a value at hand (tm.atHand), past which the value is served stale
+// and the refresh goes on; it returns the current value when another
+// process holds the claim (it is within its hard TTL, and its refresh is
+// under way), and when the refresh fails under FailSafe. A value too old to
+// be served stale (FailSafeMaxAge) is refreshed as RefreshSync does in
+// either mode, its wait bounded by the hard timeout, and is never served.
+func (c *Cache[K, V]) whenDue(ctx context.Context, k K, e *entry[V], now int64, tm timeouts) (V, Source, error) {
+	var zero V
+	old := c.tooOld(e, now)
+	if c.refreshMode == RefreshBackground && !old {
 		c.stats.staleServed.Add(1)
 		c.refreshInBackground(ctx, k, e)
-		return c.cloned(e.v), nil
+		return c.cloned(e.v), SourceStale, nil
 	}
-	v, _, err := c.refreshes.Do(ctx, e.key, func(ctx context.Context) (V, error) {
-		return c.refresh(ctx, k, e.key, e.softAt)
+	wait := tm.atHand()
+	if old {
+		wait = tm.hard
+	}
+	wctx := ctx
+	if wait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	v, _, err := c.refreshes.Do(wctx, e.key, func(fctx context.Context) (V, error) {
+		// Detached: callers that stop waiting (a timeout) leave the
+		// refresh running, under its claim, to write for everyone.
+		rctx, cancel := c.detached(fctx, c.refreshTimeout)
+		defer cancel()
+		return c.refresh(rctx, k, e)
 	})
 	switch {
+	case err == nil:
+		return c.cloned(v), SourceLoader, nil
+	case errors.Is(err, errNotClaimed) && old:
+		// Another process refreshes it, or it changed, or Redis could
+		// not be asked: not to be served, it is loaded around.
+		return c.loadAround(ctx, k, e.key, tm)
 	case errors.Is(err, errNotClaimed):
-		return c.cloned(e.v), nil
-	case err != nil:
-		var zero V
-		return zero, c.getErr(k, e.key, err)
+		c.stats.staleServed.Add(1)
+		return c.cloned(e.v), SourceStale, nil
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && wctx.Err() != nil:
+		// The wait ended; the refresh goes on.
+		if old {
+			c.stats.loadTimeouts.Add(1)
+			return zero, SourceNone, c.getErr(k, e.key, errLoadTimeout(wait))
+		}
+		c.stats.staleServed.Add(1)
+		return c.cloned(e.v), SourceStale, nil
+	case !old && c.failSafeServes(ctx, e, err, now):
+		c.stats.failSafeServed.Add(1)
+		c.stats.staleServed.Add(1)
+		return c.cloned(e.v), SourceStale, nil
 	}
-	return c.cloned(v), nil
+	return zero, SourceNone, c.getErr(k, e.key, err)
+}
+
+// loadAround loads k for a read that may not serve the value at hand, nor
+// could refresh it: from the loader, without writing (as after LeaseWait),
+// its wait bounded by the hard timeout.
+func (c *Cache[K, V]) loadAround(ctx context.Context, k K, key string, tm timeouts) (V, Source, error) {
+	var zero V
+	lctx := ctx
+	if tm.hard > 0 {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, tm.hard)
+		defer cancel()
+	}
+	l := c.loadKeys(lctx, []keyRef[K]{{k, key}}, false, 0)[0]
+	e, err := l.result()
+	switch {
+	case err != nil && ctx.Err() == nil && lctx.Err() != nil:
+		c.stats.loadTimeouts.Add(1)
+		return zero, SourceNone, c.getErr(k, key, errLoadTimeout(tm.hard))
+	case err != nil:
+		return zero, SourceNone, c.getErr(k, key, err)
+	}
+	return c.cloned(e.v), SourceLoader, nil
 }
 
 // collect puts the outcome of one key of a batch in out (a value), nowhere

@@ -1,25 +1,39 @@
 package cache
 
+import (
+	"fmt"
+	"time"
+)
+
 // Source is where a read found the value it returned.
 type Source uint8
 
 const (
 	// SourceNone: no value was returned (an error, or a key not found).
 	SourceNone Source = iota
-	// SourceLocal: a copy in process memory (a copy served stale through an
-	// outage included).
+	// SourceLocal: a fresh copy in process memory.
 	SourceLocal
 	// SourceRedis: Redis, read by this call or by the read it joined, or
 	// after waiting for another process's load.
 	SourceRedis
 	// SourceLoader: the loader, called for this read or for the load it
-	// joined.
+	// joined (a synchronous refresh's included).
 	SourceLoader
+	// SourceStale: a value past its soft TTL, wherever it was read: served
+	// while its refresh runs (RefreshBackground, or past
+	// [Options].SoftTimeout, or while another process refreshes it), after
+	// its refresh failed (stale-if-error, [Options].FailSafe), or during a
+	// refresh's throttle ([Options].FailSafeThrottle); and a copy served
+	// through an outage of Redis ([Options].OutageStaleness), which may be
+	// older than the source too. Each is counted in [Stats].StaleServed.
+	SourceStale
 )
 
-// String returns "none", "local", "redis" or "loader".
+// String returns "none", "local", "redis", "loader" or "stale".
 func (s Source) String() string {
 	switch s {
+	case SourceStale:
+		return "stale"
 	case SourceLocal:
 		return "local"
 	case SourceRedis:
@@ -36,6 +50,8 @@ type ReadOption struct {
 	skipLocal bool
 	reload    bool
 	source    *Source
+	timeouts  *timeouts // nil: the cache's
+	err       error     // an invalid option
 }
 
 // SkipLocal makes the read ignore the copies in process memory: it visits
@@ -54,10 +70,26 @@ func SkipLocal() ReadOption { return ReadOption{skipLocal: true} }
 func Reload() ReadOption { return ReadOption{reload: true} }
 
 // SourceOf makes the read report in *s where its value came from. For
-// GetMany it reports the farthest source of any value returned: SourceLoader
-// if the loader produced one of them, else SourceRedis if Redis did, else
-// SourceLocal; SourceNone when it returned no value.
+// GetMany it reports the farthest source of any value returned: SourceStale
+// if one of them was served stale, else SourceLoader if the loader produced
+// one of them, else SourceRedis if Redis did, else SourceLocal; SourceNone
+// when it returned no value.
 func SourceOf(s *Source) ReadOption { return ReadOption{source: s} }
+
+// LoadTimeouts sets, for this read, how long it waits for a load or a
+// refresh: soft when a previous value of the key is at hand (it is then
+// served, reported as [SourceStale]), hard when none is (the key then fails
+// with an error wrapping [ErrLoadTimeout]), in place of [Options].SoftTimeout
+// and [Options].HardTimeout; 0 turns either off for this read. Either way
+// the load goes on in the background and writes its value. A negative
+// duration fails the read with an error wrapping [ErrInvalidOptions] that
+// names LoadTimeouts.
+func LoadTimeouts(soft, hard time.Duration) ReadOption {
+	if soft < 0 || hard < 0 {
+		return ReadOption{err: fmt.Errorf("%w: LoadTimeouts(%v, %v): a timeout is negative", ErrInvalidOptions, soft, hard)}
+	}
+	return ReadOption{timeouts: &timeouts{soft: soft, hard: hard}}
+}
 
 // mergeReadOptions merges a read's options into one.
 func mergeReadOptions(opts []ReadOption) ReadOption {
@@ -67,6 +99,12 @@ func mergeReadOptions(opts []ReadOption) ReadOption {
 		ro.reload = ro.reload || o.reload
 		if o.source != nil {
 			ro.source = o.source
+		}
+		if o.timeouts != nil {
+			ro.timeouts = o.timeouts
+		}
+		if ro.err == nil {
+			ro.err = o.err
 		}
 	}
 	if ro.source != nil {

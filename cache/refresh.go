@@ -23,8 +23,10 @@ const (
 	// refresh fails, the value keeps being served until its hard expiry
 	// (stale-if-error), counted in [Stats].StaleServed.
 	RefreshBackground RefreshMode = iota
-	// RefreshSync refreshes before returning: the Get waits for the load,
-	// and a failing loader fails the Get instead of serving the old value.
+	// RefreshSync refreshes before returning: the Get waits for the load
+	// (at most [Options].SoftTimeout, then it returns the old value, stale),
+	// and a failing loader fails the Get instead of serving the old value,
+	// unless [Options].FailSafe is set.
 	RefreshSync
 )
 
@@ -57,13 +59,17 @@ func be64(ms int64) string {
 // or Redis could not be asked: the value in hand is served.
 var errNotClaimed = errors.New("value not claimed for refresh")
 
-// refresh claims the value of key whose soft expiry it saw, loads it and
-// writes it under the claim. It returns the loaded value, or errNotClaimed
-// when it could not claim.
-func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64) (V, error) {
+// refresh claims the value of e (its soft expiry as e saw it), loads it and
+// writes it under the claim. It returns the loaded value (e's, when the
+// loader said it is not modified), or errNotClaimed when it could not
+// claim. AwaitWrites waits for it.
+func (c *Cache[K, V]) refresh(ctx context.Context, k K, e *entry[V]) (V, error) {
 	var zero V
-	softMs := softAt / int64(time.Millisecond)
-	next := c.now().Add(c.leaseTTL).UnixMilli()
+	key := e.key
+	defer c.refreshWrites.begin(key)()
+	softMs := e.softAt / int64(time.Millisecond)
+	now := c.now()
+	next := now.Add(c.leaseTTL).UnixMilli()
 	rc, err := c.redis()
 	if err != nil {
 		return zero, fmt.Errorf("%w: %w", errNotClaimed, err)
@@ -86,12 +92,27 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, key string, softAt int64
 	}
 	c.client.wrote(key)
 	c.stats.refreshes.Add(1)
+	if c.failSafeMaxAge > 0 && !e.stale {
+		// e's soft expiry is the value's own, not a claim's: the age
+		// of the value counts from it.
+		c.capAge(ctx, rc, key, claimed, e.softAt, now)
+	}
 	// Written with the generation of the value claimed: a Clear since
 	// makes the refreshed value cleared too.
-	l := c.loadKeys(ctx, []keyRef[K]{{k, key}}, true, claimedGen(claimed))[0]
-	if l.err != nil {
-		// Keep serving the claimed value until its hard expiry.
+	l := c.loadKeys(c.withPrevious(ctx, key, e.v), []keyRef[K]{{k, key}}, true, claimedGen(claimed))[0]
+	switch {
+	case l.notModified:
+		c.renew(ctx, rc, key, claimed, e.v)
+		return e.v, nil
+	case l.err != nil:
+		// Keep serving the claimed value until its hard expiry; no
+		// process refreshes it again before the throttle ends.
 		c.stats.refreshErrors.Add(1)
+		if c.tooOld(e, now.UnixNano()) {
+			c.dropOld(ctx, rc, key, claimed)
+		} else {
+			c.throttle(ctx, rc, key, next)
+		}
 		return zero, l.err
 	}
 	if !l.e.notFound && l.data == nil {
@@ -150,14 +171,18 @@ func (c *Cache[K, V]) refreshInBackground(ctx context.Context, k K, e *entry[V])
 		e.refreshing.Store(false)
 		return
 	}
+	// Recorded for AwaitWrites before it starts: a caller that got the
+	// value at hand may wait for the refresh at once.
+	end := c.refreshWrites.begin(e.key)
 	started := c.spawn(func() {
 		defer func() { <-c.refreshSlots }()
+		defer end()
 		// The caller's values, not its cancellation: the caller has its
 		// value already. Bounded by its own timeout, and by the client's
 		// Close.
 		rctx, cancel := c.detached(ctx, c.refreshTimeout)
 		defer cancel()
-		if _, err := c.refresh(rctx, k, e.key, e.softAt); err != nil {
+		if _, err := c.refresh(rctx, k, e); err != nil {
 			if !errors.Is(err, errNotClaimed) && !errors.Is(err, ErrNotFound) {
 				c.logEvent(slog.LevelWarn, "cache: background refresh failed: the value in hand is served until its hard TTL", err, []string{e.key})
 			}
@@ -167,6 +192,7 @@ func (c *Cache[K, V]) refreshInBackground(ctx context.Context, k K, e *entry[V])
 		}
 	})
 	if !started {
+		end()
 		<-c.refreshSlots
 		e.refreshing.Store(false)
 	}

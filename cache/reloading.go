@@ -22,14 +22,14 @@ import (
 // whileReloading serves e, a copy kept after another process changed its
 // key, at now: its value while within its bound, starting a reload; past
 // the bound, what a read without the copy gets.
-func (c *Cache[K, V]) whileReloading(ctx context.Context, k K, e *entry[V], now int64) (V, error) {
+func (c *Cache[K, V]) whileReloading(ctx context.Context, k K, e *entry[V], now int64, tm timeouts) (V, Source, error) {
 	if now >= e.reloadBy {
 		c.local.evict(k, e)
-		return c.getSlow(ctx, k)
+		return c.getSlowFrom(ctx, k, tm)
 	}
 	c.stats.staleServed.Add(1)
 	c.reloadInBackground(ctx, k, e)
-	return c.cloned(e.v), nil
+	return c.cloned(e.v), SourceStale, nil
 }
 
 // reloadInBackground reads k around its stale copy e, once per copy at a

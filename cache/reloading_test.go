@@ -40,9 +40,11 @@ func TestStaleWhileReloading(t *testing.T) {
 	w.await(t, "q's invalidation handled by p", func() bool { return p.Stats().Invalidations > pushed })
 	loads := g.loadsOf("k")
 	for range 3 {
-		v, err := p.Get(ctx, "k")
+		var src cache.Source
+		v, err := p.Get(ctx, "k", cache.SourceOf(&src))
 		require.NoError(t, err)
 		assert.Equal(t, int64(1), v, "the previous value, at once, while the reload runs")
+		assert.Equal(t, cache.SourceStale, src)
 	}
 	gt.awaitParked(t, "the reload")
 	assert.Equal(t, loads+1, g.loadsOf("k"), "one reload for every read")

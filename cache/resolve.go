@@ -263,6 +263,18 @@ func (c *Cache[K, V]) act(ctx context.Context, r *round[K, V]) []*fetch[K, V] {
 		next = append(next, again...)
 	}
 	if len(r.contended) > 0 {
+		// A read whose hard timeout ended stops waiting for the load.
+		now, waiting := time.Now(), r.contended[:0]
+		for _, f := range r.contended {
+			if f.hard > 0 && !now.Before(f.loadBy) {
+				c.timedOut(ctx, f)
+				continue
+			}
+			waiting = append(waiting, f)
+		}
+		r.contended = waiting
+	}
+	if len(r.contended) > 0 {
 		ready, timedOut, err := c.awaitLeases(ctx, r.contended)
 		if err != nil {
 			c.finishAll(ctx, r.contended, err)
@@ -281,11 +293,26 @@ func (c *Cache[K, V]) act(ctx context.Context, r *round[K, V]) []*fetch[K, V] {
 // for, when it ends, or with ctx's error.
 func (c *Cache[K, V]) awaitLoad(ctx context.Context, f *fetch[K, V]) {
 	var o outcome[V]
+	var expired <-chan time.Time
+	if f.hard > 0 {
+		t := time.NewTimer(time.Until(f.loadBy))
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-f.load.done:
 		o = outcome[V]{f.load.e, f.load.err}
 	case <-ctx.Done():
 		o.err = ctx.Err()
+	case <-expired:
+		// The load goes on, and writes for everyone.
+		select {
+		case <-f.load.done:
+			o = outcome[V]{f.load.e, f.load.err}
+		default:
+			c.stats.loadTimeouts.Add(1)
+			o.err = errLoadTimeout(f.hard)
+		}
 	}
 	if f.handed {
 		// Its own load finished the flight.

@@ -49,9 +49,22 @@ type Stats struct {
 	// claimed the value); RefreshErrors those whose load failed.
 	Refreshes, RefreshErrors uint64
 	// StaleServed counts Gets that returned a value past its soft TTL,
-	// within its hard TTL: while its refresh ran, or after the refresh
-	// failed (stale-if-error).
+	// within its hard TTL: while its refresh ran (RefreshBackground, or
+	// past Options.SoftTimeout, or while another process refreshed it),
+	// after the refresh failed (stale-if-error, Options.FailSafe), or during
+	// a refresh's throttle; and copies served through an outage
+	// (Options.OutageStaleness). Each such Get reports SourceStale.
 	StaleServed uint64
+	// FailSafeServed counts the Gets under RefreshSync with
+	// Options.FailSafe whose refresh failed and that served the value at
+	// hand instead (counted in StaleServed too).
+	FailSafeServed uint64
+	// NotModified counts refreshes whose loader returned ErrNotModified:
+	// the value was kept, with a fresh soft expiry and TTL.
+	NotModified uint64
+	// LoadTimeouts counts the keys of reads that failed with
+	// ErrLoadTimeout (Options.HardTimeout).
+	LoadTimeouts uint64
 	// RedisErrors counts the reads (and Set or SetMany calls) that found
 	// Redis unavailable.
 	RedisErrors uint64
@@ -108,6 +121,7 @@ type counters struct {
 	refreshes, refreshErrors, staleServed     atomic.Uint64
 	redisErrors, shortCircuits                atomic.Uint64
 	refusals, failedInvalidations, tooLarge   atomic.Uint64
+	failSafeServed, notModified, loadTimeouts atomic.Uint64
 }
 
 // shardedCounter is a counter spread over cache-line-sized shards, so that
@@ -172,6 +186,9 @@ func (c *Cache[K, V]) Stats() Stats {
 		Refreshes:      c.stats.refreshes.Load(),
 		RefreshErrors:  c.stats.refreshErrors.Load(),
 		StaleServed:    c.stats.staleServed.Load(),
+		FailSafeServed: c.stats.failSafeServed.Load(),
+		NotModified:    c.stats.notModified.Load(),
+		LoadTimeouts:   c.stats.loadTimeouts.Load(),
 		RedisErrors:    c.stats.redisErrors.Load(),
 		ShortCircuits:  c.stats.shortCircuits.Load(),
 		BreakerTrips:   c.breaker.trips.Load(),

@@ -66,6 +66,10 @@ func (o *Options[K, V]) validate() error {
 		{"RedisTimeout", o.RedisTimeout, time.Millisecond},
 		{"OutageStaleness", o.OutageStaleness, 0},
 		{"StaleWhileReloading", o.StaleWhileReloading, time.Millisecond},
+		{"SoftTimeout", o.SoftTimeout, time.Millisecond},
+		{"HardTimeout", o.HardTimeout, time.Millisecond},
+		{"FailSafeThrottle", o.FailSafeThrottle, time.Millisecond},
+		{"FailSafeMaxAge", o.FailSafeMaxAge, time.Millisecond},
 	} {
 		switch {
 		case f.d < 0:
@@ -93,6 +97,14 @@ func (o *Options[K, V]) validatePlain() error {
 		return invalid("RefreshConcurrency", "refresh-ahead %s", why)
 	case o.RefreshTimeout != 0:
 		return invalid("RefreshTimeout", "refresh-ahead %s", why)
+	case o.SoftTimeout != 0:
+		return invalid("SoftTimeout", "serving the value at hand %s", why)
+	case o.FailSafe:
+		return invalid("FailSafe", "serving the value at hand %s", why)
+	case o.FailSafeThrottle != 0:
+		return invalid("FailSafeThrottle", "throttling refreshes %s", why)
+	case o.FailSafeMaxAge != 0:
+		return invalid("FailSafeMaxAge", "the age of a value past its soft TTL %s", why)
 	}
 	return nil
 }

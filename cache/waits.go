@@ -26,6 +26,9 @@ func (c *Cache[K, V]) awaitLeases(ctx context.Context, fs []*fetch[K, V]) (ready
 			}
 			d = min(d, f.waitUntil.Sub(now))
 		}
+		if f.hard > 0 {
+			d = min(d, max(0, f.loadBy.Sub(now)))
+		}
 		if f.pttl > 0 {
 			if e := time.Duration(f.pttl)*time.Millisecond + time.Millisecond; e <= d {
 				d, expiring, expiry = e, f, e

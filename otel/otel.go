@@ -28,6 +28,9 @@
 //	aside.cache.not_found_hits  counter  {request}  hits (local or redis) that were not-found markers
 //	aside.cache.fallbacks       counter  {request}  reads loaded directly because Redis was down
 //	aside.cache.stale_served    counter  {request}  values served past their soft TTL
+//	aside.cache.fail_safe_served counter {request}  of those, served because their refresh failed (Options.FailSafe)
+//	aside.cache.not_modified    counter  {refresh}  refreshes whose loader said not modified (cache.ErrNotModified)
+//	aside.cache.load.timeouts   counter  {key}      reads that gave up on a load (Options.HardTimeout)
 //	aside.cache.redis.errors    counter  {error}    aside.cache.error.class = unavailable | short_circuit | decode | write
 //	aside.cache.load.duration   histogram s         aside.cache.load.outcome = ok | not_found | error
 //	aside.cache.load.errors     counter  {key}      keys whose load failed
@@ -134,6 +137,7 @@ type Recorder struct {
 	requests, notFound, fallbacks, stale, redisErrors  metric.Int64ObservableCounter
 	loadErrors, refreshes, refreshErrors, invalidation metric.Int64ObservableCounter
 	leaseWaits, leaseTimeouts, discarded, trips        metric.Int64ObservableCounter
+	failSafe, notModified, loadTimeouts                metric.Int64ObservableCounter
 	open                                               metric.Int64ObservableGauge
 	entries, usage                                     metric.Int64ObservableUpDownCounter
 }
@@ -172,6 +176,9 @@ func New(opts ...Option) (*Recorder, error) {
 	r.notFound = counter("aside.cache.not_found_hits", "{request}", "Hits, local or Redis, that were not-found markers.")
 	r.fallbacks = counter("aside.cache.fallbacks", "{request}", "Reads loaded directly because Redis was unavailable.")
 	r.stale = counter("aside.cache.stale_served", "{request}", "Values served past their soft TTL.")
+	r.failSafe = counter("aside.cache.fail_safe_served", "{request}", "Values served past their soft TTL because their refresh failed (FailSafe).")
+	r.notModified = counter("aside.cache.not_modified", "{refresh}", "Refreshes whose loader said the value is not modified.")
+	r.loadTimeouts = counter("aside.cache.load.timeouts", "{key}", "Reads that gave up waiting for a load (HardTimeout).")
 	r.redisErrors = counter("aside.cache.redis.errors", "{error}", "Redis failures by class.")
 	r.loadErrors = counter("aside.cache.load.errors", "{key}", "Keys whose load failed.")
 	r.refreshes = counter("aside.cache.refreshes", "{refresh}", "Refreshes ahead of expiry this process ran.")
@@ -196,7 +203,7 @@ func New(opts ...Option) (*Recorder, error) {
 	r.reg, err = m.RegisterCallback(r.observe,
 		r.requests, r.notFound, r.fallbacks, r.stale, r.redisErrors, r.loadErrors, r.refreshes,
 		r.refreshErrors, r.invalidation, r.leaseWaits, r.leaseTimeouts, r.discarded, r.trips,
-		r.open, r.entries, r.usage)
+		r.failSafe, r.notModified, r.loadTimeouts, r.open, r.entries, r.usage)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +255,9 @@ func (r *Recorder) observe(_ context.Context, obs metric.Observer) error {
 			s.NotFoundHits += t.NotFoundHits
 			s.Fallbacks += t.Fallbacks
 			s.StaleServed += t.StaleServed
+			s.FailSafeServed += t.FailSafeServed
+			s.NotModified += t.NotModified
+			s.LoadTimeouts += t.LoadTimeouts
 			s.RedisErrors += t.RedisErrors
 			s.ShortCircuits += t.ShortCircuits
 			s.DecodeErrors += t.DecodeErrors
@@ -279,6 +289,9 @@ func (r *Recorder) observe(_ context.Context, obs metric.Observer) error {
 		obs.ObserveInt64(r.notFound, n(s.NotFoundHits), nsOnly)
 		obs.ObserveInt64(r.fallbacks, n(s.Fallbacks), nsOnly)
 		obs.ObserveInt64(r.stale, n(s.StaleServed), nsOnly)
+		obs.ObserveInt64(r.failSafe, n(s.FailSafeServed), nsOnly)
+		obs.ObserveInt64(r.notModified, n(s.NotModified), nsOnly)
+		obs.ObserveInt64(r.loadTimeouts, n(s.LoadTimeouts), nsOnly)
 		obs.ObserveInt64(r.loadErrors, n(s.LoadErrors), nsOnly)
 		obs.ObserveInt64(r.refreshes, n(s.Refreshes), nsOnly)
 		obs.ObserveInt64(r.refreshErrors, n(s.RefreshErrors), nsOnly)
