@@ -30,3 +30,23 @@ func TestLeaseKeyRoundTrips(t *testing.T) {
 		t.Errorf("Tag = %q", got)
 	}
 }
+
+func TestClearKey(t *testing.T) {
+	t.Parallel()
+	if got := keyname.Clear("app"); got != "app#clear" {
+		t.Fatalf("Clear(app) = %q", got)
+	}
+	for key, want := range map[string]string{
+		"app#clear":          "app",
+		"my-app.v2#clear":    "my-app.v2",
+		"#clear":             "",
+		"app:x#clear":        "", // a value key of namespace app
+		"app#lease{x}#clear": "",
+		"app#clearx":         "",
+	} {
+		ns, ok := keyname.NamespaceCleared(key)
+		if ok != (want != "") || ns != want {
+			t.Errorf("NamespaceCleared(%q) = %q, %v; want %q", key, ns, ok, want)
+		}
+	}
+}
