@@ -91,6 +91,16 @@ func (g *generation) read(rc rueidis.Client) (rueidis.Completed, uint64) {
 //
 // A Clear that fails with [ErrUnavailable] may have been applied; this
 // process drops its copies either way. Retry it until it succeeds.
+//
+// Limits: the generation lives in one Redis key. If Redis loses it (a flush
+// of its node alone on a cluster, a restart without persistence, eviction
+// under an allkeys policy), entries cleared before become readable again,
+// and a Set under way across a FLUSHALL may write a generation above the
+// reset one, which later Clears do not clear until they pass it. A process
+// that cannot read the key (an ACL without "<Namespace>#clear", or its
+// cluster node down) compares entries with the generation it knows, and
+// may read entries cleared since. TTL, Expire, ExpireAt, Persist and Delete
+// still see a cleared entry until it is replaced or expires.
 func (c *Cache[K, V]) Clear(ctx context.Context) (int64, error) {
 	if c.plain {
 		return c.InvalidatePrefix(ctx, "")

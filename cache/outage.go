@@ -111,7 +111,9 @@ func (c *Cache[K, V]) outageCopy(k K) *entry[V] {
 		}
 		s.mu.Unlock()
 	}
-	if e == nil || e.expireAt != 0 && nanos >= e.expireAt {
+	if e == nil || e.expireAt != 0 && nanos >= e.expireAt || e.reloadBy != 0 && nanos >= e.reloadBy {
+		// Expired, or superseded by a change longer ago than
+		// StaleWhileReloading allows.
 		return nil
 	}
 	// Served as stale, and never refreshed from here.

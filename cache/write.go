@@ -66,7 +66,10 @@ func (c *Cache[K, V]) set(ctx context.Context, op string, ks []K, vs []V, opts [
 		// Clear by another process must reach the copies kept).
 		keep = c.trackGen(ctx, rc) && keep
 	}
-	b := setBatch[K, V]{c: c, op: op, keep: keep, gen: c.gen.known.Load(), arena: newExecArena(len(ks), writeExecStrings)}
+	// A Clear between the generation read here and the snapshots of the
+	// keys would let the write keep a copy of an entry it clears.
+	clears := c.gen.clears.Load()
+	b := setBatch[K, V]{c: c, op: op, keep: keep, clears: clears, gen: c.gen.known.Load(), arena: newExecArena(len(ks), writeExecStrings)}
 	for i, k := range ks {
 		b.add(rc, k, vs[i], co)
 	}
@@ -98,6 +101,7 @@ type setBatch[K comparable, V any] struct {
 	op     string
 	keep   bool   // the values written stay in process memory
 	gen    uint64 // the namespace's generation the values are written in
+	clears uint64 // the cache's count of Clears before gen was read
 	writes []setWrite[K, V]
 	cmds   rueidis.Commands
 	execs  []rueidis.LuaExec // the writeScript execution of each write
@@ -214,6 +218,13 @@ func (b *setBatch[K, V]) done(ctx context.Context, j int, results []rueidis.Redi
 		return err
 	}
 	c.client.pending.confirmed(w.key, 0)
+	if b.keep && c.gen.clears.Load() != b.clears {
+		// A Clear came since the generation was read: the entry written
+		// may be cleared, and no copy of it is kept.
+		c.client.cancelEcho(w.key)
+		c.client.wrote(w.key)
+		return nil
+	}
 	if !b.keep {
 		c.client.wrote(w.key)
 		return nil
