@@ -94,13 +94,14 @@ func TestClientBuilder(t *testing.T) {
 
 	// Another client writes k: Redis pushes the invalidation to the wrapped
 	// client, whose hook is aside's, and the copy goes.
-	// (Waiting for a push of k is not enough: the echo of P's own write
-	// may come after warmCopy returned; Invalidations counts only pushes
-	// that are not echoes.)
+	// A read of Redis on P's connection first: its reply comes after every
+	// push of P's own commands, so the next push of k is Q's.
+	_, err = p.Get(ctx, "k", cache.SkipLocal())
+	require.NoError(t, err)
 	src.set("k", 2)
-	pushed := p.Stats().Invalidations
+	m := pw.mark(p.Key("k"))
 	require.NoError(t, q.Set(ctx, "k", 2))
-	pw.await(t, "the wrapped client hears of Q's Set", func() bool { return p.Stats().Invalidations > pushed })
+	pw.awaitPushOf(t, m, "the wrapped client hears of Q's Set")
 	st := p.Stats()
 	v, err := p.Get(ctx, "k")
 	require.NoError(t, err)
