@@ -187,19 +187,22 @@ func (c *Cache[K, V]) Exists(ctx context.Context, ks ...K) (int, error) {
 		return n, fmt.Errorf("cache: exists: %w", err)
 	}
 	var errs []error
-	// The namespace's generation first: an entry of an older one was
-	// cleared (see clear.go).
-	cmds := make(rueidis.Commands, 1+len(rest))
-	cmds[0], _ = c.gen.read(rc)
-	for i, key := range rest {
-		cmds[1+i] = rc.B().Get().Key(key).Build()
+	// In envelope mode, the namespace's generation first: an entry of an
+	// older one was cleared (see clear.go).
+	cmds := make(rueidis.Commands, 0, 1+len(rest))
+	if !c.plain {
+		genCmd, _ := c.gen.read(rc)
+		cmds = append(cmds, genCmd)
+	}
+	for _, key := range rest {
+		cmds = append(cmds, rc.B().Get().Key(key).Build())
 	}
 	results := c.doMulti(ctx, rc, cmds...)
-	gen := c.gen.known.Load()
+	var gen uint64
 	if !c.plain {
-		gen = c.learnGen(results[0], 0)
+		gen, results = c.learnGen(results[0], 0), results[1:]
 	}
-	for i, res := range results[1:] {
+	for i, res := range results {
 		raw, err := res.AsBytes()
 		switch {
 		case err == nil:
