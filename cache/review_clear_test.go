@@ -129,10 +129,12 @@ func TestStaleCopyPastBoundNotServedInOutage(t *testing.T) {
 	src.set("k", 1)
 	require.Equal(t, int64(1), warmCopy(t, p, "k"))
 
+	_, err := p.Get(ctx, "k", cache.SkipLocal()) // every push of p's own commands has come
+	require.NoError(t, err)
 	src.set("k", 2)
-	pushed := p.Stats().Invalidations
+	mark := w.mark(p.Key("k"))
 	require.NoError(t, q.Set(ctx, "k", 2))
-	w.await(t, "q's Set handled by p", func() bool { return p.Stats().Invalidations > pushed })
+	w.awaitPushOf(t, mark, "q's Set")
 	clock.Add(2 * bound) // the copy is past its bound; nobody read it
 
 	require.NoError(t, srv.Kill())
