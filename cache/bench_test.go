@@ -2,15 +2,19 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/aside-go/aside/cache"
+	"github.com/aside-go/aside/internal/redistest"
 )
 
 // The benchmarks use the package's private redis-server on loopback and a
@@ -354,4 +358,75 @@ return {v, redis.call('PTTL', KEYS[1])}`)
 			return rc.Do(ctx, rc.B().Set().Key(key).Value("lease").Nx().Get().PxMilliseconds(5000).Build()).Error()
 		})
 	})
+}
+
+// BenchmarkWriteForms is BenchmarkGetMany100Miss (and a single miss) with
+// the write under the lease as the script and as the compare-and-set
+// transaction (on a server that has it: run with REDIS_SERVER naming a
+// Valkey 9), with the Redis CPU each miss costs, visit and write, per key.
+func BenchmarkWriteForms(b *testing.B) {
+	for _, keys := range []int{1, 100} {
+		for _, form := range []string{"script", "cas"} {
+			b.Run(fmt.Sprintf("keys=%d/%s", keys, form), func(b *testing.B) {
+				ctx := context.Background()
+				client := connect(b, shared)
+				if setIfEq, _ := cache.CompareAndSet(client); !setIfEq && form == "cas" {
+					b.Skip("the server has no compare-and-set")
+				}
+				if form == "script" {
+					cache.NoCompareAndSet(client)
+				}
+				c, err := cache.New(client, cache.Options[int64, User]{
+					Namespace: namespace(b),
+					BatchLoader: func(_ context.Context, ids []int64) (map[int64]User, error) {
+						out := make(map[int64]User, len(ids))
+						for _, id := range ids {
+							out[id] = sampleUser(id)
+						}
+						return out, nil
+					},
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids := make([]int64, keys)
+				var next int64
+				cpu0 := redisCPU(b, shared)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					for i := range ids {
+						next++
+						ids[i] = next
+					}
+					if got, err := c.GetMany(ctx, ids); err != nil || len(got) != keys {
+						b.Fatal(len(got), err)
+					}
+				}
+				b.StopTimer()
+				if err := cache.AwaitWrites(ctx, c, ids...); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric((redisCPU(b, shared)-cpu0).Seconds()*1e6/float64(b.N*keys), "redis-µs/key")
+			})
+		}
+	}
+}
+
+// redisCPU is the CPU time srv has used, user and system.
+func redisCPU(b *testing.B, srv *redistest.Server) time.Duration {
+	b.Helper()
+	text, err := srv.Do(context.Background(), "INFO", "cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for line := range strings.Lines(text) {
+		name, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if name == "used_cpu_user" || name == "used_cpu_sys" {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }

@@ -100,6 +100,40 @@ type connection struct {
 	rc       rueidis.Client // raw: for Rueidis and Close
 	guarded  rueidis.Client // rc through the client's in-flight guard
 	tracking bool
+	// cas is the compare-and-set commands the server has (a casForm; see
+	// cas.go): found at Connect, dropped when the server refuses one.
+	cas atomic.Uint32
+	// blockingPipeline is the ClientOption's BlockingPipeline: rueidis
+	// sends a pipeline of that many commands or more on a connection of
+	// its own, not the one the keys were tracked on (0: no such limit).
+	blockingPipeline int
+}
+
+// cas returns the compare-and-set commands the caches may use for a
+// pipeline of n transactions of up to perTx commands each: none when rueidis
+// would send it on another connection than the one that tracks the keys,
+// where the echoes of its writes would come back as changes.
+func (c *Client) cas(n, perTx int) casForm {
+	conn := c.conn.Load()
+	if conn == nil || conn.blockingPipeline > 0 && n*perTx >= conn.blockingPipeline {
+		return 0
+	}
+	return casForm(conn.cas.Load())
+}
+
+// noCAS stops the use of the compare-and-set commands of form (and of all
+// of them when that is SET IFEQ): the server refused one.
+func (c *Client) noCAS(form casForm) {
+	conn := c.conn.Load()
+	if conn == nil {
+		return
+	}
+	if form&casSetIfEq != 0 {
+		form = casSetIfEq | casDelIfEq
+	}
+	if old := casForm(conn.cas.And(^uint32(form))); old&form != 0 {
+		c.log.Info("cache: the server refused a compare-and-set command (SET IFEQ or DELIFEQ); those writes under a lease are scripts from now on")
+	}
 }
 
 // guarded is the rueidis client the caches use: every command passes the

@@ -138,11 +138,11 @@ func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []in
 		}
 		execs[t] = c.underLease(arena, key, r.hs[j].lease, l.data, l.ttl)
 	}
-	var results []rueidis.RedisResult
+	var results []writeResult
 	sent := c.now() // a copy's expiry counts from here (see expiryFrom)
 	rc, err := c.redis()
 	if err == nil {
-		results = c.evalUnderLease(wctx, rc, execs)
+		results = c.writeUnder(wctx, rc, execs)
 	}
 	var own ownMoves // of the counters of the keys kept, when there are several
 	if len(todo) > 1 {
@@ -153,7 +153,7 @@ func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []in
 		var wrote bool
 		var pttl int64
 		if results != nil {
-			wrote, pttl, err = writeReply(results[t])
+			wrote, pttl, err = results[t].wrote, results[t].pttl, results[t].err
 		}
 		if err != nil && wctx.Err() == nil && retryable(err) {
 			if keep[t] {
@@ -306,8 +306,8 @@ func (c *Cache[K, V]) releaseOnce(ctx context.Context, todo []heldLease) (again 
 	}
 	bctx, cancel := context.WithTimeout(ctx, c.budgetFor(len(execs)))
 	defer cancel()
-	for j, res := range c.evalUnderLease(bctx, rc, execs) {
-		deleted, _, err := writeReply(res)
+	for j, res := range c.writeUnder(bctx, rc, execs) {
+		deleted, err := res.wrote, res.err
 		switch {
 		case err != nil && ctx.Err() == nil && (retryable(err) || bctx.Err() != nil):
 			again = append(again, todo[j])
@@ -337,10 +337,10 @@ func (c *Cache[K, V]) deleteUnreadable(ctx context.Context, fs []*fetch[K, V]) (
 	}
 	rctx, cancel := c.budget(ctx, len(execs))
 	defer cancel()
-	for j, res := range evalMany(rctx, rc, writeScript, writeSHA, execs) {
+	for j, res := range c.casWrites(rctx, rc, execs) {
 		f := fs[j]
 		c.client.wrote(f.key)
-		if _, ok := rueidis.IsRedisErr(res.Error()); ok {
+		if _, ok := rueidis.IsRedisErr(res.err); ok {
 			refused = append(refused, f)
 			continue
 		}

@@ -203,7 +203,12 @@ func (c *Client) dial(opt rueidis.ClientOption) (*connection, error) {
 		return nil, err
 	}
 	dialAll(rc, opt.PipelineMultiplex)
-	return &connection{rc: rc, tracking: !opt.DisableCache}, nil
+	conn := &connection{rc: rc, tracking: !opt.DisableCache, blockingPipeline: opt.BlockingPipeline}
+	if conn.blockingPipeline == 0 {
+		conn.blockingPipeline = rueidis.DefaultBlockingPipeline
+	}
+	conn.cas.Store(uint32(serverCAS(rc)))
+	return conn, nil
 }
 
 // newClient builds a rueidis client with the application's builder.

@@ -217,7 +217,8 @@ func (c *Cache[K, V]) renew(ctx context.Context, rc rueidis.Client, key string, 
 	data := envelope.EncodeGen(envelope.Value, env.Compressed, soft, env.Gen, env.Payload)
 	wctx, cancel := c.detached(ctx, c.budgetFor(1))
 	defer cancel()
-	wrote, _, err := writeReply(writeScript.Exec(wctx, rc, []string{key}, writeArgs(new(execArena), claimed, data, ttls.Hard)))
+	w := c.casWrites(wctx, rc, []rueidis.LuaExec{writeExec(newExecArena(1, writeExecStrings), key, claimed, data, ttls.Hard)})[0]
+	wrote, err := w.wrote, w.err
 	c.client.wrote(key)
 	switch {
 	case err != nil:

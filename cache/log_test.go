@@ -105,10 +105,10 @@ func TestLogger(t *testing.T) {
 	const secret = "secret-key-4f1c"
 
 	// A user who may read and take leases (plain commands) but not run
-	// scripts: the load's write, a script, is refused.
+	// scripts nor transactions: the load's write, a script, is refused.
 	ns := namespace(t)
 	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
-		Name: "noscript", Password: "pw", Rules: append(redistest.CacheUserRules(ns), "-evalsha", "-eval"),
+		Name: "noscript", Password: "pw", Rules: append(redistest.CacheUserRules(ns), "-evalsha", "-eval", "-multi"),
 	}}})
 	opt := srv.ClientOption()
 	opt.Username, opt.Password = "noscript", "pw"
@@ -206,7 +206,7 @@ func TestLoggerDefault(t *testing.T) {
 	ctx := testContext(t)
 	ns := namespace(t)
 	srv := redistest.Start(t, redistest.Config{Users: []redistest.User{{
-		Name: "noscript", Password: "pw", Rules: append(redistest.CacheUserRules(ns), "-evalsha", "-eval"),
+		Name: "noscript", Password: "pw", Rules: append(redistest.CacheUserRules(ns), "-evalsha", "-eval", "-multi"),
 	}}})
 	opt := srv.ClientOption()
 	opt.Username, opt.Password = "noscript", "pw"

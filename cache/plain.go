@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"time"
 
 	"github.com/aside-go/aside/internal/keyname"
@@ -162,12 +161,4 @@ func (c *Cache[K, V]) underLease(a *execArena, key string, lease, data []byte, t
 		return c.plainWriteExec(a, key, lease, data, ttl)
 	}
 	return writeExec(a, key, lease, data, ttl)
-}
-
-// evalUnderLease runs the writes made by underLease in one pipeline.
-func (c *Cache[K, V]) evalUnderLease(ctx context.Context, rc rueidis.Client, execs []rueidis.LuaExec) []rueidis.RedisResult {
-	if c.plain {
-		return evalMany(ctx, rc, plainWriteScript, plainWriteSHA, execs)
-	}
-	return evalMany(ctx, rc, writeScript, writeSHA, execs)
 }

@@ -134,7 +134,8 @@ func (c *Cache[K, V]) refresh(ctx context.Context, k K, e *entry[V]) (V, error) 
 			}
 		}
 	}
-	wrote, _, err := writeReply(writeScript.Exec(wctx, rc, []string{key}, writeArgs(new(execArena), claimed, l.data, l.ttl)))
+	w := c.casWrites(wctx, rc, []rueidis.LuaExec{writeExec(newExecArena(1, writeExecStrings), key, claimed, l.data, l.ttl)})[0]
+	wrote, err := w.wrote, w.err
 	c.client.wrote(key)
 	switch {
 	case err != nil:

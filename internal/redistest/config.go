@@ -86,5 +86,5 @@ func CacheUserRules(namespaces ...string) []string {
 }
 
 const cacheCommands = "resetchannels -@all +@connection -@admin -@dangerous " +
-	"+evalsha +eval +get +set +incr +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
+	"+evalsha +eval +multi +exec +get +set +incr +pttl +del +unlink +exists +pexpire +pexpireat +persist " +
 	"+sadd +sscan +srem +srandmember +scan +role +cluster|slots +cluster|shards"
