@@ -13,7 +13,7 @@ MODULES = . azure faults otel examples/webapp
 # The extra servers of the matrix (scripts/ensure-servers unpacks them from
 # Debian's newer suites into .servers/, without touching the system). Empty
 # (make test SERVERS=) runs the machine's redis-server alone.
-SERVERS ?= redis-8 valkey-9
+SERVERS ?= redis-8 redis-86 valkey-9
 
 # The README's test command: installs redis-server (and redis-py, for the
 # interop test, and PostgreSQL's server binaries, for examples/webapp's

@@ -42,8 +42,11 @@ const casCommands = 5
 type casForm uint32
 
 const (
-	casSetIfEq casForm = 1 << iota // SET key value IFEQ old (Valkey 8.1)
+	casSetIfEq casForm = 1 << iota // SET key value IFEQ old (Valkey 8.1, Redis 8.4)
 	casDelIfEq                     // DELIFEQ key old (Valkey 9.0)
+	casDelEx                       // DELEX key IFEQ old (Redis 8.4)
+
+	casDel = casDelIfEq | casDelEx // either deletion
 )
 
 // serverCAS returns the compare-and-set commands every node of rc has, from
@@ -51,8 +54,7 @@ const (
 // user run a transaction (MULTI and EXEC are allowed by its ACL): a MULTI
 // refused would leave the commands after it to run one by one. A node that
 // does not answer, or a server not known to have the commands, leaves them
-// unused. Redis 8.4 has SET ... IFEQ and DELEX; they are not used there
-// yet: no Redis 8.4 server was at hand to test them.
+// unused.
 func serverCAS(rc rueidis.Client) casForm {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -60,7 +62,7 @@ func serverCAS(rc rueidis.Client) casForm {
 	if len(nodes) == 0 {
 		return 0
 	}
-	form := casSetIfEq | casDelIfEq
+	form := casSetIfEq | casDel
 	for _, n := range nodes {
 		hello, err := n.Do(ctx, n.B().Hello().Build()).AsMap()
 		if err != nil {
@@ -85,17 +87,16 @@ func serverCAS(rc rueidis.Client) casForm {
 // casOf is the compare-and-set commands of the server of that name and
 // version.
 func casOf(name, version string) casForm {
-	if name != "valkey" {
-		return 0
-	}
 	major, minor, ok := majorMinor(version)
 	switch {
 	case !ok:
 		return 0
-	case major >= 9:
+	case name == "valkey" && major >= 9:
 		return casSetIfEq | casDelIfEq
-	case major == 8 && minor >= 1:
+	case name == "valkey" && major == 8 && minor >= 1:
 		return casSetIfEq
+	case name == "redis" && (major > 8 || major == 8 && minor >= 4):
+		return casSetIfEq | casDelEx
 	}
 	return 0
 }
@@ -202,24 +203,27 @@ func appendCAS(rc rueidis.Client, cmds rueidis.Commands, e rueidis.LuaExec, form
 	ttl, err := strconv.ParseInt(ttlArg, 10, 64)
 	switch {
 	case len(e.Keys) != 1 || old == "" || err != nil,
-		deletes && form&casDelIfEq == 0,
+		deletes && form&casDel == 0,
 		!deletes && form&casSetIfEq == 0:
 		return append(cmds, evalCmd(rc, writeSHA, e))
 	}
 	cmds = append(cmds, rc.B().Multi().Build(), rc.B().Pttl().Key(key).Build())
-	if deletes {
+	switch {
+	case deletes && form&casDelIfEq != 0:
 		cmds = append(cmds, rc.B().Delifeq().Key(key).Value(old).Build())
-	} else {
+	case deletes:
+		cmds = append(cmds, rc.B().Delex().Key(key).Ifeq(old).Build())
+	default:
 		cmds = append(cmds, rc.B().Set().Key(key).Value(data).Ifeq(old).PxMilliseconds(ttl).Build(),
 			rc.B().Pttl().Key(key).Build())
 	}
 	return append(cmds, rc.B().Exec().Build())
 }
 
-// casNeeded is the command the transaction of e needs.
+// casNeeded is the commands the transaction of e may need.
 func casNeeded(e rueidis.LuaExec) casForm {
 	if e.Args[2] == "0" {
-		return casDelIfEq
+		return casDel
 	}
 	return casSetIfEq
 }
@@ -254,7 +258,7 @@ func casResult(out []rueidis.RedisResult) (r writeResult, refused bool) {
 			return writeResult{err: err}, false
 		}
 	}
-	if len(arr) == 2 { // PTTL, DELIFEQ
+	if len(arr) == 2 { // PTTL, DELIFEQ or DELEX
 		n, err := arr[1].AsInt64()
 		if err != nil {
 			return writeResult{err: err}, false

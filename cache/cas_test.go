@@ -3,9 +3,9 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,36 +15,48 @@ import (
 	"github.com/aside-go/aside/internal/redistest"
 )
 
-// valkeyBinary is a Valkey 9 server (which has SET ... IFEQ and DELIFEQ):
-// the one REDIS_SERVER names when it is one, else the one
-// scripts/ensure-servers installs beside the project (CI installs it).
-func valkeyBinary(t *testing.T) string {
+// casServers are the servers with compare-and-set that scripts/ensure-servers
+// installs beside the project (CI installs them): Valkey 9 (SET IFEQ,
+// DELIFEQ) and Redis 8.6 (SET IFEQ, DELEX), by name.
+func casServers(t *testing.T) map[string]string {
 	t.Helper()
-	if s := os.Getenv("REDIS_SERVER"); strings.Contains(s, "valkey") {
-		return s
+	out := map[string]string{}
+	for name, bin := range map[string]string{"valkey-9": "valkey-server", "redis-86": "redis-server"} {
+		path, err := filepath.Abs(filepath.Join("../.servers", name, "bin", bin))
+		require.NoError(t, err)
+		if _, err := os.Stat(path); err == nil {
+			out[name] = path
+		}
 	}
-	installed, err := filepath.Abs("../.servers/valkey-9/bin/valkey-server")
-	require.NoError(t, err)
-	if _, err := os.Stat(installed); err != nil {
-		t.Skip("no Valkey 9 server: run scripts/ensure-servers")
+	if len(out) == 0 {
+		t.Skip("no server with compare-and-set: run scripts/ensure-servers")
 	}
-	return installed
+	return out
 }
 
-// On Valkey 9 a load's write is the compare-and-set transaction, not the
-// script, and keeps every property of the script's: the value lands only
-// under the load's own lease, its echo is the one push that comes back (the
-// copy stays), the key is tracked again after it (another process's change
-// reaches the copy), and a failed load's release deletes only its own lease.
+// On Valkey 9 and Redis 8.6 a load's write is the compare-and-set
+// transaction, not the script, and keeps every property of the script's:
+// the value lands only under the load's own lease, its echo is the one push
+// that comes back (the copy stays), the key is tracked again after it
+// (another process's change reaches the copy), and a failed load's release
+// deletes only its own lease.
 func TestCompareAndSetWrite(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Config{Binary: valkeyBinary(t)})
+	for name, bin := range casServers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			compareAndSetWrite(t, redistest.Start(t, redistest.Config{Binary: bin}))
+		})
+	}
+}
+
+func compareAndSetWrite(t *testing.T, srv *redistest.Server) {
 	ctx := testContext(t)
 	ns := namespace(t)
 	src, g := gatedSource()
 	pc, w := watchedClient(t, srv.ClientOption())
 	setIfEq, delIfEq := cache.CompareAndSet(pc)
-	require.True(t, setIfEq && delIfEq, "Valkey 9 has SET IFEQ and DELIFEQ")
+	require.True(t, setIfEq && delIfEq, "the server has SET IFEQ, and DELIFEQ or DELEX")
 	p := versionCache(t, pc, ns, src)
 	q := versionCache(t, connect(t, srv), ns, src)
 
@@ -92,7 +104,7 @@ func TestCompareAndSetWrite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), v, "the load that read before the invalidation wrote nothing")
 
-	// A failed load releases its own lease with DELIFEQ.
+	// A failed load releases its own lease with DELIFEQ or DELEX.
 	boom := errors.New("boom")
 	failing := versionCache(t, pc, ns, src, func(o *cache.Options[string, int64]) {
 		o.Loader = func(context.Context, string) (int64, error) { return 0, boom }
@@ -101,7 +113,8 @@ func TestCompareAndSetWrite(t *testing.T) {
 	_, err = failing.Get(ctx, "f")
 	require.ErrorIs(t, err, boom)
 	require.NoError(t, cache.AwaitWrites(ctx, failing, "f"))
-	assert.Equal(t, before["delifeq"]+1, commandCalls(t, srv)["delifeq"], "the release is one DELIFEQ")
+	after = commandCalls(t, srv)
+	assert.Equal(t, before["delifeq"]+before["delex"]+1, after["delifeq"]+after["delex"], "the release is one DELIFEQ or DELEX")
 	n, err := srv.Do(ctx, "EXISTS", p.Key("f"))
 	require.NoError(t, err)
 	assert.Equal(t, "0", n, "the lease is gone")
@@ -138,31 +151,42 @@ func TestCompareAndSetFallsBackToTheScript(t *testing.T) {
 	assert.Equal(t, int64(1), v)
 	assert.Zero(t, q.Stats().Loads)
 
-	// A release meets the same refusal.
-	cache.ForceCompareAndSet(client)
+	// A release meets the same refusal, of DELIFEQ or DELEX.
 	boom := errors.New("boom")
 	failing := versionCache(t, client, ns, src, func(o *cache.Options[string, int64]) {
 		o.Loader = func(context.Context, string) (int64, error) { return 0, boom }
 	})
-	_, err = failing.Get(ctx, "f")
-	require.ErrorIs(t, err, boom)
-	require.NoError(t, cache.AwaitWrites(ctx, failing, "f"))
-	n, err := srv.Do(ctx, "EXISTS", p.Key("f"))
-	require.NoError(t, err)
-	assert.Equal(t, "0", n, "the lease is gone")
-	_, delIfEq = cache.CompareAndSet(client)
-	assert.False(t, delIfEq, "the client stopped sending DELIFEQ")
+	for i, force := range []func(*cache.Client){cache.ForceCompareAndSet, cache.ForceDelEx} {
+		force(client)
+		key := fmt.Sprintf("f%d", i)
+		_, err = failing.Get(ctx, key)
+		require.ErrorIs(t, err, boom)
+		require.NoError(t, cache.AwaitWrites(ctx, failing, key))
+		n, err := srv.Do(ctx, "EXISTS", p.Key(key))
+		require.NoError(t, err)
+		assert.Equal(t, "0", n, "the lease is gone")
+		_, delIfEq = cache.CompareAndSet(client)
+		assert.False(t, delIfEq, "the client stopped sending the deletion")
+	}
 }
 
-// A user whose ACL allows transactions but not DELIFEQ (the README's line,
-// which Redis 7 could not take with +delifeq): writes stay transactions,
-// releases go back to the script.
-func TestCompareAndSetWithoutDelIfEqPermission(t *testing.T) {
+// A user whose ACL allows transactions but not DELIFEQ or DELEX (the
+// README's line, which Redis 7 could not take with +delifeq or +delex):
+// writes stay transactions, releases go back to the script.
+func TestCompareAndSetWithoutDeletePermission(t *testing.T) {
 	t.Parallel()
-	ns := namespace(t)
-	srv := redistest.Start(t, redistest.Config{Binary: valkeyBinary(t), Users: []redistest.User{{
-		Name: "app", Password: "secret", Rules: redistest.CacheUserRules(ns),
-	}}})
+	for name, bin := range casServers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ns := namespace(t)
+			compareAndSetWithoutDeletePermission(t, ns, redistest.Start(t, redistest.Config{Binary: bin, Users: []redistest.User{{
+				Name: "app", Password: "secret", Rules: redistest.CacheUserRules(ns),
+			}}}))
+		})
+	}
+}
+
+func compareAndSetWithoutDeletePermission(t *testing.T, ns string, srv *redistest.Server) {
 	ctx := testContext(t)
 	opt := srv.ClientOption()
 	opt.Username, opt.Password = "app", "secret"

@@ -129,10 +129,10 @@ func (c *Client) noCAS(form casForm) {
 		return
 	}
 	if form&casSetIfEq != 0 {
-		form = casSetIfEq | casDelIfEq
+		form = casSetIfEq | casDel
 	}
 	if old := casForm(conn.cas.And(^uint32(form))); old&form != 0 {
-		c.log.Info("cache: the server refused a compare-and-set command (SET IFEQ or DELIFEQ); those writes under a lease are scripts from now on")
+		c.log.Info("cache: the server refused a compare-and-set command (SET IFEQ, DELIFEQ or DELEX); those writes under a lease are scripts from now on")
 	}
 }
 

@@ -16,16 +16,22 @@ func LeaseKey(ns, key string) string { return leaseKey(ns+":", key) }
 func ValueKeyOf(key string) (valueKey, ns string, ok bool) { return valueKeyOf(key) }
 
 // CompareAndSet reports which compare-and-set commands the client's writes
-// under a lease use: SET ... IFEQ and DELIFEQ (see cas.go).
+// under a lease use: SET ... IFEQ, and DELIFEQ or DELEX (see cas.go).
 func CompareAndSet(c *Client) (setIfEq, delIfEq bool) {
 	f := c.cas(1, 1)
-	return f&casSetIfEq != 0, f&casDelIfEq != 0
+	return f&casSetIfEq != 0, f&casDel != 0
 }
 
 // ForceCompareAndSet makes the client's writes under a lease use the
 // compare-and-set commands whether the server has them or not.
 func ForceCompareAndSet(c *Client) {
 	c.conn.Load().cas.Store(uint32(casSetIfEq | casDelIfEq))
+
+}
+
+// ForceDelEx is ForceCompareAndSet with DELEX (Redis 8.4) for releases.
+func ForceDelEx(c *Client) {
+	c.conn.Load().cas.Store(uint32(casSetIfEq | casDelEx))
 }
 
 // NoCompareAndSet makes the client's writes under a lease scripts.
