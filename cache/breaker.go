@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // breaker is a circuit breaker in front of Redis for one cache.
@@ -88,6 +90,11 @@ func (b *breaker) record(err error) {
 		b.probing = false
 		b.mu.Unlock()
 		return
+	case tryAgain(err):
+		// A slot of a cluster half moved: its node answered, and the
+		// call may be retried, but Redis is up.
+		b.record(nil)
+		return
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 	default:
 		// Redis answered, with an error of its own: it is up.
@@ -115,4 +122,11 @@ func (b *breaker) record(err error) {
 	case reopened:
 		logEvent(b.log, slog.LevelDebug, "cache: Redis-down breaker probe failed: open for another cooldown", b.namespace, err, nil)
 	}
+}
+
+// tryAgain reports whether err is Redis' TRYAGAIN: a command of several keys
+// of a slot being moved, when only some of them are on the node.
+func tryAgain(err error) bool {
+	var re *rueidis.RedisError
+	return errors.As(err, &re) && re.IsTryAgain()
 }

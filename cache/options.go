@@ -159,6 +159,9 @@ type Options[K comparable, V any] struct {
 	// unavailable after which the cache stops asking it for
 	// BreakerCooldown, so that requests do not each pay a timeout; then one
 	// read probes it. Default: 5. A negative value turns the breaker off.
+	// A TRYAGAIN (a command of several keys of a cluster slot being moved)
+	// fails its call with ErrUnavailable but does not count: the node
+	// answered.
 	BreakerThreshold int
 
 	// BreakerCooldown is how long the breaker stays open. Default: 1s.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aside-go/aside/cache"
 	"github.com/aside-go/aside/internal/keyname"
 	"github.com/aside-go/aside/internal/redistest"
 )
@@ -100,4 +101,51 @@ func TestReshardWorkload(t *testing.T) {
 			assert.Empty(t, left, "leases left behind once every load's write ended")
 		})
 	}
+}
+
+// A slot half moved answers TRYAGAIN to a command of several of its keys
+// when only some of them are on the node, as a plain-mode Set (the value
+// key, which exists, and its lease key, which does not) meets. Redis
+// answered: the call fails with ErrUnavailable, to be retried, but the
+// breaker, which is for a Redis that does not answer, stays closed, and the
+// client's other keys are served.
+func TestTryAgainDoesNotTripTheBreaker(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	cl := redistest.StartCluster(t, redistest.ClusterConfig{Primaries: 3})
+	c := versionCache(t, connectWith(t, cl.ClientOption()), namespace(t), newSource(), func(o *cache.Options[string, int64]) {
+		o.Plain = true
+	})
+	require.NoError(t, c.Set(ctx, "{m}k", 1))
+	require.NoError(t, c.Set(ctx, "{o}k", 1))
+	slot := int(keyname.Slot(c.Key("{m}k")))
+	require.NotEqual(t, slot, int(keyname.Slot(c.Key("{o}k"))))
+	primaries := cl.Primaries()
+	from, err := cl.SlotOwner(ctx, primaries[0], slot)
+	require.NoError(t, err)
+	to := primaries[(slices.Index(primaries, from)+1)%len(primaries)]
+	tries := 0
+	err = cl.MoveSlot(ctx, slot, to, redistest.MoveOptions{Between: func(ctx context.Context) error {
+		if tries > 0 {
+			return nil // the key moved: the rest of the move
+		}
+		// The slot is MIGRATING, every key still on the source.
+		for range 15 { // three times the default BreakerThreshold
+			tries++
+			err := c.Set(ctx, "{m}k", 2)
+			require.ErrorIs(t, err, cache.ErrUnavailable)
+			require.ErrorContains(t, err, "TRYAGAIN")
+		}
+		st := c.Stats()
+		assert.False(t, st.BreakerOpen, "TRYAGAIN opened the breaker")
+		assert.Zero(t, st.BreakerTrips)
+		assert.NoError(t, c.Set(ctx, "{o}k", 2), "a key of another slot")
+		return nil
+	}})
+	require.NoError(t, err)
+	require.NoError(t, cl.Wait(ctx))
+	require.NoError(t, c.Set(ctx, "{m}k", 3), "once the slot moved")
+	v, err := c.Get(ctx, "{m}k", cache.SkipLocal())
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), v)
 }
