@@ -437,3 +437,69 @@ func TestBatchWritesAfterScriptFlush(t *testing.T) {
 		})
 	}
 }
+
+// GetManyInto: every place of a key gets its value, whether it came from
+// process memory, Redis or the loader; a key not found and a key that
+// failed are not found, the failure named in the error; slices shorter
+// than the keys are refused; what a reused slice held before is cleared.
+func TestGetManyInto(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	src, g := gatedSource()
+	boom := errors.New("boom")
+	ns := namespace(t)
+	c := versionCache(t, connect(t, shared), ns, src, func(o *cache.Options[string, int64]) {
+		load := o.Loader
+		o.Loader = func(ctx context.Context, k string) (int64, error) {
+			if k == "bad" {
+				return 0, boom
+			}
+			return load(ctx, k)
+		}
+	})
+	src.set("local", 1)
+	src.set("redis", 2)
+	src.set("loaded", 3)
+	warmCopy(t, c, "local")
+	other := versionCache(t, connect(t, shared), ns, src)
+	_, err := other.Get(ctx, "redis") // in Redis, not in c's memory
+	require.NoError(t, err)
+	require.NoError(t, cache.AwaitWrites(ctx, other, "redis"))
+
+	keys := []string{"loaded", "local", "absent", "redis", "bad", "local", "loaded"}
+	vals := []int64{9, 9, 9, 9, 9, 9, 9, 9}
+	found := []bool{true, true, true, true, true, true, true, true}
+	err = c.GetManyInto(ctx, keys, vals, found)
+	require.ErrorIs(t, err, boom)
+	assert.NotErrorIs(t, err, cache.ErrNotFound, "a key not found is no error")
+	assert.Equal(t, []int64{3, 1, 0, 2, 0, 1, 3, 9}, vals)
+	assert.Equal(t, []bool{true, true, false, true, false, true, true, true}, found, "the place past the keys is left alone")
+	assert.Equal(t, 1, g.loadsOf("loaded"), "a key named twice is loaded once")
+
+	// Without process memory (SkipLocal): the same, from Redis.
+	err = c.GetManyInto(ctx, keys[:4], vals, found, cache.SkipLocal())
+	require.NoError(t, err)
+	assert.Equal(t, []int64{3, 1, 0, 2}, vals[:4])
+	assert.Equal(t, []bool{true, true, false, true}, found[:4])
+
+	err = c.GetManyInto(ctx, keys, vals[:3], found)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "7 keys, but 3 vals")
+}
+
+func TestGetManyIntoAllLocalAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	c := userCache(t, nil, namespace(t), nil)
+	keys := make([]int64, 100)
+	for i := range keys {
+		keys[i] = int64(i)
+		warm(t, c, keys[i])
+	}
+	vals, found := make([]User, len(keys)), make([]bool, len(keys))
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := c.GetManyInto(ctx, keys, vals, found); err != nil || !found[99] {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs)
+}

@@ -153,6 +153,25 @@ func BenchmarkGetMany100Local(b *testing.B) {
 	}
 }
 
+// BenchmarkGetManyInto100Local is BenchmarkGetMany100Local into the
+// caller's slices instead of a map.
+func BenchmarkGetManyInto100Local(b *testing.B) {
+	ctx := context.Background()
+	c := userCache(b, nil, namespace(b), nil)
+	keys := hundredKeys()
+	for _, k := range keys {
+		warm(b, c, k)
+	}
+	vals, found := make([]User, len(keys)), make([]bool, len(keys))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.GetManyInto(ctx, keys, vals, found); err != nil || !found[99] {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkGet100SequentialLocal(b *testing.B) {
 	ctx := context.Background()
 	c := userCache(b, nil, namespace(b), nil)

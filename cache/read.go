@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Get returns the value of k: from process memory when a fresh copy is
@@ -111,34 +112,81 @@ func (c *Cache[K, V]) getWith(ctx context.Context, k K, opts []ReadOption) (V, e
 // [*loader.KeyError] per key; the keys that succeeded are returned all the
 // same. A key named twice is read once.
 func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption) (map[K]V, error) {
+	out := make(mapSink[K, V], len(keys))
+	err := getMany(c, ctx, keys, opts, out)
+	return out, err
+}
+
+// GetManyInto reads keys as GetMany does, into the caller's slices instead
+// of a map: vals[i] is the value of keys[i] and found[i] says whether it was
+// found; a key not found, or failed (named in the returned error), has
+// found[i] false and vals[i] the zero value. A key named twice is read once
+// and set at each of its places. vals and found must be at least as long as
+// keys. Reusing them, a read whose keys are all in process memory allocates
+// nothing.
+func (c *Cache[K, V]) GetManyInto(ctx context.Context, keys []K, vals []V, found []bool, opts ...ReadOption) error {
+	if len(vals) < len(keys) || len(found) < len(keys) {
+		return fmt.Errorf("cache: get many into: %d keys, but %d vals and %d found", len(keys), len(vals), len(found))
+	}
+	var zero V
+	for i := range keys {
+		vals[i], found[i] = zero, false
+	}
+	return getMany(c, ctx, keys, opts, sliceSink[K, V]{vals, found})
+}
+
+// manySink receives the values GetMany or GetManyInto read: put(i, k, v)
+// says that keys[i], k, has the value v.
+type manySink[K comparable, V any] interface {
+	put(i int, k K, v V)
+	byPlace() bool // put wants every place of a key, not the key once
+}
+
+// mapSink is GetMany's result.
+type mapSink[K comparable, V any] map[K]V
+
+func (m mapSink[K, V]) put(_ int, k K, v V) { m[k] = v }
+func (mapSink[K, V]) byPlace() bool         { return false }
+
+// sliceSink is GetManyInto's result.
+type sliceSink[K comparable, V any] struct {
+	vals  []V
+	found []bool
+}
+
+func (s sliceSink[K, V]) put(i int, _ K, v V) { s.vals[i], s.found[i] = v, true }
+func (sliceSink[K, V]) byPlace() bool         { return true }
+
+// getMany is GetMany and GetManyInto, which differ in where the values go.
+func getMany[K comparable, V any, S manySink[K, V]](c *Cache[K, V], ctx context.Context, keys []K, opts []ReadOption, out S) error {
 	ro := mergeReadOptions(opts)
 	if ro.err != nil {
 		errs := make([]error, 0, len(keys))
 		for _, k := range unique(keys) {
 			errs = append(errs, c.getErr(k, c.Key(k), ro.err))
 		}
-		return map[K]V{}, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
 	tm := c.timeoutsOf(&ro)
 	if ro.reload {
 		if err := c.Invalidate(ctx, keys...); err != nil {
-			return map[K]V{}, err
+			return err
 		}
 	}
-	out := make(map[K]V, len(keys))
 	var errs []error
 	rest := keys
+	var places []int // of the keys of rest in keys, when out wants them
 	if !ro.skipLocal && !ro.reload && c.client.heardWithin(c.maxSilence) {
 		rest = nil
 		now := c.nanos()
 		var hits uint64
 		asIs := c.clone == nil // values are returned as they are held
-		for _, k := range keys {
+		for i, k := range keys {
 			if e, ok := c.local.get(k, now); ok {
 				hits++
 				if asIs && e.softAt == 0 && !e.stale && !e.notFound {
 					// Get's hit path: a value with nothing to check.
-					out[k] = e.v
+					out.put(i, k, e.v)
 					ro.report(SourceLocal)
 					continue
 				}
@@ -146,15 +194,23 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 				if err == nil {
 					ro.report(or(src, SourceLocal))
 				}
-				errs = collect(out, k, v, err, errs)
+				errs = collect(out, i, k, v, err, errs)
 				continue
 			}
 			rest = append(rest, k)
+			if out.byPlace() {
+				places = append(places, i)
+			}
 		}
 		c.stats.localHits.Add(hits)
+	} else if out.byPlace() {
+		places = make([]int, len(keys))
+		for i := range places {
+			places[i] = i
+		}
 	}
 	if len(rest) == 0 {
-		return out, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
 	var end func(Result)
 	if c.rec != nil {
@@ -163,18 +219,51 @@ func (c *Cache[K, V]) GetMany(ctx context.Context, keys []K, opts ...ReadOption)
 	fs := c.newFetches(unique(rest))
 	bound(fs, tm)
 	c.fetchAll(ctx, fs)
-	for _, f := range fs {
+	var of map[K]int // the fetch of each key of rest, when out wants places
+	if places != nil && len(fs) < len(rest) {
+		of = make(map[K]int, len(fs))
+		for j, f := range fs {
+			of[f.k] = j
+		}
+	}
+	var answers []answered[V]
+	if places != nil {
+		answers = make([]answered[V], len(fs))
+	}
+	for j, f := range fs {
 		v, src, err := c.answer(ctx, f.k, f.out, tm)
 		if err == nil {
 			ro.report(src)
 		}
-		errs = collect(out, f.k, v, err, errs)
+		if places == nil {
+			errs = collect(out, 0, f.k, v, err, errs)
+			continue
+		}
+		answers[j] = answered[V]{v, err}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	for r, i := range places {
+		j := r
+		if of != nil {
+			j = of[rest[r]]
+		}
+		if a := answers[j]; a.err == nil {
+			out.put(i, rest[r], a.v)
+		}
 	}
 	err := errors.Join(errs...)
 	if end != nil {
 		end(Result{Err: err})
 	}
-	return out, err
+	return err
+}
+
+// answered is a key's value, or its error.
+type answered[V any] struct {
+	v   V
+	err error
 }
 
 // answer turns an outcome into what Get returns, and where its value came
@@ -313,10 +402,10 @@ func (c *Cache[K, V]) loadAround(ctx context.Context, k K, key string, tm timeou
 
 // collect puts the outcome of one key of a batch in out (a value), nowhere
 // (not found), or errs (a failure).
-func collect[K comparable, V any](out map[K]V, k K, v V, err error, errs []error) []error {
+func collect[K comparable, V any, S manySink[K, V]](out S, i int, k K, v V, err error, errs []error) []error {
 	switch {
 	case err == nil:
-		out[k] = v
+		out.put(i, k, v)
 	case errors.Is(err, ErrNotFound):
 	default:
 		errs = append(errs, err)
