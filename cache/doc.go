@@ -265,7 +265,9 @@
 // # Where each guarantee is kept
 //
 //   - G1: the write scripts replace a key only if it holds the load's own
-//     lease (lease.go writeScript, plain.go plainWriteScript); every
+//     lease (lease.go writeScript, plain.go plainWriteScript), and so does
+//     the compare-and-set transaction that takes writeScript's place on
+//     Valkey 8.1+ and Redis 8.4+ (cas.go); every
 //     invalidation deletes the lease (related.go, keys.go, pattern.go), and
 //     in plain mode a Set too (write.go setExec).
 //   - G2: the visit tracks the key before it reads it (visit.go); a change

@@ -17,7 +17,10 @@ package cache
 //
 // A write that leaves a copy of what it wrote in process memory (Set, and a
 // load's write under its lease) runs writeScript, which reads the key before
-// writing it: Redis therefore tracks the key for the writing connection when
+// writing it (so does the compare-and-set transaction that replaces the
+// script on servers that have SET IFEQ, with its first PTTL: cas.go, and
+// rueidis sends it on the connection that tracks the keys, see Client.cas):
+// Redis therefore tracks the key for the writing connection when
 // the write happens, and pushes its invalidation back to this process after
 // the reply — always, and at most a push delay later. That push, the echo,
 // must not drop the copy just stored. The writer calls expectEcho before it
