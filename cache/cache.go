@@ -3,7 +3,6 @@ package cache
 import (
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,9 +68,9 @@ type Cache[K comparable, V any] struct {
 	// load when there is one) between the Gets of the process. Only with
 	// tracking: a push forgets the flight of a key that changed.
 	flights flight.Group[*entry[V]]
-	// held maps a Redis key to the load this process runs under its lease
-	// (*heldLoad[V]); a read that finds that very lease waits for it.
-	held sync.Map
+	// held maps a Redis key to the load this process runs under its lease;
+	// a read that finds that very lease waits for it.
+	held *heldTable[V]
 	// refreshes shares a synchronous refresh between the Gets of a key.
 	refreshes flight.Group[V]
 	stats     counters
@@ -126,6 +125,7 @@ func New[K comparable, V any](client *Client, opts Options[K, V]) (*Cache[K, V],
 	c := &Cache[K, V]{
 		client:              client,
 		ns:                  o.Namespace + ":",
+		held:                newHeldTable[V](),
 		gen:                 newGeneration(o.Namespace),
 		keyFn:               o.Key,
 		codec:               o.Codec,

@@ -47,7 +47,7 @@ func (c *Cache[K, V]) awaitWritesFor(ctx context.Context, d time.Duration, keys 
 		}
 	}()
 	for _, key := range keys {
-		v, ok := c.held.Load(key)
+		held, ok := c.held.load(key)
 		if !ok {
 			continue
 		}
@@ -55,7 +55,7 @@ func (c *Cache[K, V]) awaitWritesFor(ctx context.Context, d time.Duration, keys 
 			t = time.NewTimer(d)
 			expired = t.C
 		}
-		for h := v.(*heldLoad[V]); h != nil; h = h.prev.Load() {
+		for h := held; h != nil; h = h.prev.Load() {
 			select {
 			case <-h.written:
 			case <-expired:

@@ -65,10 +65,8 @@ func (l loaded[V]) result() (*entry[V], error) {
 // heldBy returns this process's load of key under exactly lease, if one is
 // running.
 func (c *Cache[K, V]) heldBy(key string, lease []byte) *heldLoad[V] {
-	if v, ok := c.held.Load(key); ok {
-		if h := v.(*heldLoad[V]); bytes.Equal(h.lease, lease) {
-			return h
-		}
+	if h, ok := c.held.load(key); ok && bytes.Equal(h.lease, lease) {
+		return h
 	}
 	return nil
 }
@@ -107,19 +105,29 @@ type loaded[V any] struct {
 // wait for the write's invalidation, as they always do.
 func (c *Cache[K, V]) loadHeld(ctx context.Context, fs []*fetch[K, V]) []*heldLoad[V] {
 	c.stats.misses.Add(uint64(len(fs)))
-	r := &heldRun[K, V]{c: c, ctx: ctx,
-		refs: make([]keyRef[K], len(fs)), fls: make([]*flight.Flight[*entry[V]], len(fs)),
-		hs: make([]*heldLoad[V], len(fs)), done: make(chan struct{}), written: make(chan struct{})}
-	loads := make([]heldLoad[V], len(fs))
+	var r *heldRun[K, V]
+	var loads []heldLoad[V]
+	if len(fs) == 1 {
+		// A single miss, the most common: one allocation for the run and
+		// its slices.
+		one := &heldOne[K, V]{}
+		one.run.refs, one.run.fls, one.run.hs, one.run.snaps = one.ref[:], one.fl[:], one.h[:], one.snap[:]
+		r, loads = &one.run, one.load[:]
+	} else {
+		r = &heldRun[K, V]{refs: make([]keyRef[K], len(fs)), fls: make([]*flight.Flight[*entry[V]], len(fs)),
+			hs: make([]*heldLoad[V], len(fs)), snaps: make([]uint64, len(fs))}
+		loads = make([]heldLoad[V], len(fs))
+	}
+	r.c, r.ctx, r.done, r.written = c, ctx, make(chan struct{}), make(chan struct{})
 	r.gen, r.clears = fs[0].gen, fs[0].clears // one round's
 	for j, f := range fs {
 		r.refs[j], r.fls[j] = f.keyRef, f.fl
 		loads[j].lease, loads[j].gen, loads[j].done, loads[j].written = f.lease, f.gen, r.done, r.written
 		r.hs[j] = &loads[j]
-		if prev, ok := c.held.Swap(f.key, r.hs[j]); ok {
+		if prev, ok := c.held.swap(f.key, r.hs[j]); ok {
 			// Only the loads still writing: those that ended are not
 			// waited for, and must not keep their batch in memory.
-			r.hs[j].prev.Store(prev.(*heldLoad[V]).running())
+			r.hs[j].prev.Store(prev.running())
 		}
 	}
 	if ctx.Done() == nil && !anyBound(fs) {
@@ -146,10 +154,21 @@ type heldRun[K comparable, V any] struct {
 	hs       []*heldLoad[V]              // each holding its key's lease
 	gen      uint64                      // the generation the leases were taken in
 	clears   uint64                      // the cache's count of Clears before their visit
+	snaps    []uint64                    // of the keys' invalidation counters, before the load
 	res      []loaded[V]
 	answered bool
 	// done and written are the channels of every load of hs.
 	done, written chan struct{}
+}
+
+// heldOne is the heldRun of one key, with its slices' arrays.
+type heldOne[K comparable, V any] struct {
+	run  heldRun[K, V]
+	ref  [1]keyRef[K]
+	fl   [1]*flight.Flight[*entry[V]]
+	h    [1]*heldLoad[V]
+	load [1]heldLoad[V]
+	snap [1]uint64
 }
 
 // run loads, then writes.
@@ -169,7 +188,7 @@ func (r *heldRun[K, V]) loadOnly() {
 	c := r.c
 	// Taken before the loader reads the source: a change the snapshots miss
 	// was applied before that read.
-	snaps := make([]uint64, len(r.refs))
+	snaps := r.snaps
 	for j, ref := range r.refs {
 		snaps[j] = c.local.snapshot(ref.key)
 	}
@@ -222,11 +241,7 @@ func (r *heldRun[K, V]) end() {
 		// A load this one replaced may still be writing: it takes the
 		// key's place again, for awaitWrites.
 		key := r.refs[j].key
-		if p := h.prev.Load().running(); p != nil {
-			r.c.held.CompareAndSwap(key, h, p)
-		} else {
-			r.c.held.CompareAndDelete(key, h)
-		}
+		r.c.held.end(key, h, h.prev.Load().running())
 	}
 }
 

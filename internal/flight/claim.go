@@ -31,13 +31,23 @@ func (g *Group[V]) Claim(key string) (*Flight[V], bool) {
 	// The leader counts as a waiter that never leaves early, so callers
 	// that join and leave never cancel a load they do not run; cancel is a
 	// no-op for the same reason.
-	f := &flight[V]{done: make(chan struct{}), waiters: 1, cancel: func() {}}
+	// The leader's handle and the flight in one allocation.
+	l := &led[V]{f: flight[V]{done: make(chan struct{}), waiters: 1, cancel: noCancel}}
+	l.fl = Flight[V]{g: g, key: key, f: &l.f, leader: true}
 	if g.flights == nil {
 		g.flights = make(map[string]*flight[V])
 	}
-	g.flights[key] = f
-	return &Flight[V]{g: g, key: key, f: f, leader: true}, true
+	g.flights[key] = &l.f
+	return &l.fl, true
 }
+
+// led is a flight with its leader's handle.
+type led[V any] struct {
+	fl Flight[V]
+	f  flight[V]
+}
+
+func noCancel() {}
 
 // Finish publishes the result of a flight the caller leads. Calls after the
 // first, and calls on a flight the caller does not lead, do nothing.
