@@ -31,6 +31,9 @@ const (
 	mixInstances = 4
 	// mixParallelism is the number of goroutines per GOMAXPROCS.
 	mixParallelism = 16
+	// mixWideParallelism is the number of goroutines per GOMAXPROCS of
+	// the wide mixes (128 on 2 cores): the load of a busy service.
+	mixWideParallelism = 64
 	// mixLoad is how long the loader takes after reading the record: a
 	// query. A load that read the record before an update may finish after
 	// it, which is how a cache can be handed an old value to store.
@@ -65,7 +68,13 @@ var mixContenders = []contender{asideLocal, asideSWR, rueidisDoCache, rueidisAsi
 // (max-stale-ms). Run it with a fixed count (-benchtime=100000x) so that
 // every contender does the same work from the same cold start.
 func BenchmarkMix(b *testing.B) {
-	run(b, mixContenders, func(b *testing.B, c contender) { benchMix(b, c, false) })
+	run(b, mixContenders, func(b *testing.B, c contender) { benchMix(b, c, false, mixParallelism) })
+}
+
+// BenchmarkMixWide is scenario 6 from mixWideParallelism × GOMAXPROCS
+// goroutines.
+func BenchmarkMixWide(b *testing.B) {
+	run(b, mixContenders, func(b *testing.B, c contender) { benchMix(b, c, false, mixWideParallelism) })
 }
 
 // BenchmarkMixSteady is scenario 7: the mix of BenchmarkMix at steady state.
@@ -79,10 +88,22 @@ func BenchmarkMix(b *testing.B) {
 // read-p50-µs, read-p99-µs, read-p99.9-µs, update-p50-µs, update-p99-µs,
 // update-p99.9-µs.
 func BenchmarkMixSteady(b *testing.B) {
-	run(b, mixContenders, func(b *testing.B, c contender) { benchMix(b, c, true) })
+	run(b, mixContenders, func(b *testing.B, c contender) { benchMix(b, c, true, mixParallelism) })
 }
 
-func benchMix(b *testing.B, c contender, steady bool) {
+// BenchmarkMixSteadyWide is scenario 7 from mixWideParallelism ×
+// GOMAXPROCS goroutines.
+func BenchmarkMixSteadyWide(b *testing.B) {
+	run(b, mixContenders, func(b *testing.B, c contender) { benchMix(b, c, true, mixWideParallelism) })
+}
+
+// benchMix runs a mix from parallelism × GOMAXPROCS goroutines. Besides its
+// metrics (see BenchmarkMix) it reports what an operation cost, from probes
+// around the timed run: the CPU time of the benchmark process (app-µs/op:
+// the contender's instances, and the mix's own work, alike for every
+// contender), Redis' CPU time (redis-µs/op) and the commands Redis ran
+// (redis-cmds/op).
+func benchMix(b *testing.B, c contender, steady bool, parallelism int) {
 	if fixedCountProbe(b) {
 		return
 	}
@@ -98,13 +119,15 @@ func benchMix(b *testing.B, c contender, steady bool) {
 		l.warming.Store(false)
 		l.loads.Store(0)
 	}
-	w := newMixWork(src, cls, int64(b.N), mixParallelism*runtime.GOMAXPROCS(0), mixSeed, steady)
+	w := newMixWork(src, cls, int64(b.N), parallelism*runtime.GOMAXPROCS(0), mixSeed, steady)
+	before := takeProbe(b)
 	b.ResetTimer()
 	err := w.run(ctx)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
 	}
+	before.report(b, takeProbe(b), b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 	b.ReportMetric(hitPercent(w.reads.Load(), l.loads.Load()), "hit-%")
 	b.ReportMetric(float64(w.stale.Load()), "stale-reads")
