@@ -115,7 +115,20 @@ const writeExecStrings = 5
 // newExecArena returns an arena sized for n executions of up to
 // strsPerExec keys and arguments each, and one number.
 func newExecArena(n, strsPerExec int) *execArena {
+	if n == 1 && strsPerExec <= writeExecStrings {
+		// One write, as a single miss makes: one allocation.
+		a := &oneExecArena{}
+		a.strs, a.nums = a.s[:0], a.b[:0]
+		return &a.execArena
+	}
 	return &execArena{strs: make([]string, 0, n*strsPerExec), nums: make([]byte, 0, n*20)}
+}
+
+// oneExecArena is an execArena for one execution, with its arrays.
+type oneExecArena struct {
+	execArena
+	s [writeExecStrings]string
+	b [20]byte
 }
 
 // strings returns a slice holding s.
