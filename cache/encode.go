@@ -74,7 +74,13 @@ type entryBytes struct {
 // encodeValue encodes v with the TTLs the policy gives it, in an entry of
 // generation gen (see clear.go).
 func (c *Cache[K, V]) encodeValue(key string, v V, gen uint64) entryBytes {
-	payload, err := c.codec.Marshal(v)
+	var payload, entry []byte // entry: payload after room for the header
+	var err error
+	if pm, ok := c.codec.(codec.PrefixMarshaler[V]); ok && !c.plain {
+		entry, err = pm.MarshalAfter(envelope.HeaderLen(gen), v)
+	} else {
+		payload, err = c.codec.Marshal(v)
+	}
 	if err != nil {
 		return entryBytes{err: fmt.Errorf("cache: encode %s: %w", key, err)}
 	}
@@ -98,7 +104,12 @@ func (c *Cache[K, V]) encodeValue(key string, v V, gen uint64) entryBytes {
 		// comes due when a copy decoded from Redis would.
 		softAt = time.UnixMilli(soft.UnixMilli()).UnixNano()
 	}
-	return c.bounded(key, entryBytes{data: envelope.EncodeGen(envelope.Value, false, soft, gen, payload), ttl: ttls.Hard, softAt: softAt})
+	if entry != nil {
+		envelope.PutHeader(entry, envelope.Value, false, soft, gen)
+	} else {
+		entry = envelope.EncodeGen(envelope.Value, false, soft, gen, payload)
+	}
+	return c.bounded(key, entryBytes{data: entry, ttl: ttls.Hard, softAt: softAt})
 }
 
 // bounded is eb, or its error when its data is larger than MaxValueBytes.

@@ -18,6 +18,16 @@ type Codec[V any] interface {
 	Unmarshal(data []byte, v *V) error
 }
 
+// PrefixMarshaler is implemented by a Codec that can leave room before its
+// encoding: MarshalAfter returns prefix bytes the caller fills, then the
+// encoding of v, in one slice the caller owns. The cache writes its header
+// there instead of copying the encoding after it: one allocation per value
+// written instead of two. Codecs that do not implement it are used through
+// Marshal.
+type PrefixMarshaler[V any] interface {
+	MarshalAfter(prefix int, v V) ([]byte, error)
+}
+
 var (
 	// ErrDecode is wrapped by every error Unmarshal returns for a payload
 	// it cannot decode: corrupt or truncated bytes, bytes of another

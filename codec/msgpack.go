@@ -78,7 +78,10 @@ var decodePool = sync.Pool{New: func() any {
 	return st
 }}
 
-func (msgPackCodec[V]) Marshal(v V) ([]byte, error) {
+func (c msgPackCodec[V]) Marshal(v V) ([]byte, error) { return c.MarshalAfter(0, v) }
+
+// MarshalAfter implements [PrefixMarshaler].
+func (msgPackCodec[V]) MarshalAfter(prefix int, v V) ([]byte, error) {
 	st := encodePool.Get().(*encodeState)
 	st.buf.Reset()
 	st.enc.Reset(&st.buf) // also clears options a previous user may have set
@@ -88,7 +91,8 @@ func (msgPackCodec[V]) Marshal(v V) ([]byte, error) {
 	if err == nil {
 		// Copy out so the pooled buffer can be reused: one exact-size
 		// allocation instead of the growth steps of a fresh buffer.
-		out = bytes.Clone(st.buf.Bytes())
+		out = make([]byte, prefix+st.buf.Len())
+		copy(out[prefix:], st.buf.Bytes())
 	}
 	if st.buf.Cap() <= maxPooled {
 		encodePool.Put(st)

@@ -282,3 +282,21 @@ func TestMsgPackErrorsNameTheCodecOnce(t *testing.T) {
 		t.Errorf("encode error %q names msgpack %d times", err, got)
 	}
 }
+
+// MarshalAfter is Marshal after room for a header: prefix bytes, zero, then
+// the very bytes Marshal returns.
+func TestMsgPackMarshalAfter(t *testing.T) {
+	c := codec.MsgPack[map[string]int]()
+	pm, ok := c.(codec.PrefixMarshaler[map[string]int])
+	require.True(t, ok, "the MessagePack codec leaves room for the cache's header")
+	v := map[string]int{"a": 1}
+	want, err := c.Marshal(v)
+	require.NoError(t, err)
+	for _, prefix := range []int{0, 11, 19} {
+		got, err := pm.MarshalAfter(prefix, v)
+		require.NoError(t, err)
+		require.Len(t, got, prefix+len(want))
+		assert.Equal(t, make([]byte, prefix), got[:prefix])
+		assert.Equal(t, want, got[prefix:])
+	}
+}

@@ -162,6 +162,20 @@ func EncodeGen(kind Kind, compressed bool, softExpiry time.Time, gen uint64, pay
 	return AppendGen(make([]byte, 0, size+len(payload)), kind, compressed, softExpiry, gen, payload)
 }
 
+// HeaderLen is the size of the header AppendGen writes for generation gen.
+func HeaderLen(gen uint64) int {
+	if gen != 0 {
+		return GenHeaderSize
+	}
+	return HeaderSize
+}
+
+// PutHeader writes, in the first HeaderLen(gen) bytes of entry, the header
+// AppendGen would write before the payload that follows them.
+func PutHeader(entry []byte, kind Kind, compressed bool, softExpiry time.Time, gen uint64) {
+	AppendGen(entry[:0:HeaderLen(gen)], kind, compressed, softExpiry, gen, nil)
+}
+
 // Encode returns a new entry holding a header and payload.
 func Encode(kind Kind, compressed bool, softExpiry time.Time, payload []byte) []byte {
 	return Append(make([]byte, 0, HeaderSize+len(payload)), kind, compressed, softExpiry, payload)

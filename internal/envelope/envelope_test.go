@@ -186,3 +186,24 @@ func TestGeneration(t *testing.T) {
 		assert.ErrorIs(t, err, envelope.ErrCorrupt, name)
 	}
 }
+
+// PutHeader writes in place the header AppendGen writes before a payload.
+func TestPutHeader(t *testing.T) {
+	soft := time.UnixMilli(1_700_000_000_123)
+	payload := []byte("payload")
+	for _, gen := range []uint64{0, 7} {
+		for _, compressed := range []bool{false, true} {
+			want := envelope.AppendGen(nil, envelope.Value, compressed, soft, gen, payload)
+			got := make([]byte, envelope.HeaderLen(gen)+len(payload))
+			copy(got[envelope.HeaderLen(gen):], payload)
+			envelope.PutHeader(got, envelope.Value, compressed, soft, gen)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("gen %d, compressed %v: PutHeader gave %x, AppendGen %x", gen, compressed, got, want)
+			}
+			e, err := envelope.Decode(got)
+			if err != nil || e.Gen != gen || !bytes.Equal(e.Payload, payload) {
+				t.Fatalf("gen %d: decoded %+v, %v", gen, e, err)
+			}
+		}
+	}
+}
