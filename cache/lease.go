@@ -79,6 +79,27 @@ func newLease() []byte {
 	return envelope.Encode(envelope.Lease, false, time.Time{}, token[:])
 }
 
+// leaseSize is the size of a lease envelope.
+const leaseSize = envelope.HeaderSize + envelope.LeaseTokenSize
+
+// newLeases returns n leases as newLease does, drawn with one read of
+// crypto/rand into one array (a batch's leases live and go together).
+func newLeases(n int) func() []byte {
+	if n == 1 {
+		return newLease
+	}
+	buf := make([]byte, n*leaseSize)
+	tokens := make([]byte, n*envelope.LeaseTokenSize)
+	_, _ = rand.Read(tokens) // never fails (crypto/rand, Go 1.24+)
+	next := 0
+	return func() []byte {
+		lease := envelope.Append(buf[next*leaseSize:next*leaseSize:(next+1)*leaseSize], envelope.Lease, false, time.Time{},
+			tokens[next*envelope.LeaseTokenSize:(next+1)*envelope.LeaseTokenSize])
+		next++
+		return lease
+	}
+}
+
 // writeExec is writeScript's execution: data for ttl in place of old (any
 // bytes when old is nil), or a deletion when data is nil. Its slices come
 // from a (see execArena).

@@ -84,12 +84,16 @@ func failedVisit(err error) visited { return visited{err: err, refused: refusal(
 // (in envelope mode).
 func (c *Cache[K, V]) visit(ctx context.Context, rc rueidis.Client, fs []*fetch[K, V]) ([]visited, uint64) {
 	clears := c.gen.clears.Load()
+	var lease func() []byte
+	if c.load != nil {
+		lease = newLeases(len(fs))
+	}
 	for _, f := range fs {
 		f.clears = clears
 		f.snap = c.local.snapshot(f.key)
 		f.lease = nil
-		if c.load != nil && !f.readOnly {
-			f.lease = newLease()
+		if lease != nil && !f.readOnly {
+			f.lease = lease()
 		}
 	}
 	out := make([]visited, len(fs))
