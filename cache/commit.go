@@ -176,7 +176,7 @@ func (r *heldRun[K, V]) commitOnce(wctx context.Context, todo []int) (again []in
 			c.client.wrote(ref.key)
 			continue
 		}
-		if err != nil || !wrote {
+		if err != nil || !wrote || results[t].untracked {
 			c.cancelEchoes(ref.key)
 			c.client.wrote(ref.key)
 			continue

@@ -207,7 +207,15 @@ func (c *Client) dial(opt rueidis.ClientOption) (*connection, error) {
 	if conn.blockingPipeline == 0 {
 		conn.blockingPipeline = rueidis.DefaultBlockingPipeline
 	}
-	conn.cas.Store(uint32(serverCAS(rc)))
+	if rc.Mode() != rueidis.ClientModeCluster {
+		// Not on a cluster: rueidis sends a pipeline that holds a
+		// transaction to one node only (every key of one slot), and while
+		// a slot moves, Valkey answers -ASK to the EXEC of a key already
+		// moved, which rueidis then sends alone to the target ("EXEC
+		// without MULTI"): the write would fail and leave its lease, where
+		// the script is redirected whole.
+		conn.cas.Store(uint32(serverCAS(rc)))
+	}
 	return conn, nil
 }
 
