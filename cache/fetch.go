@@ -110,16 +110,7 @@ func (c *Cache[K, V]) fetchAll(ctx context.Context, fs []*fetch[K, V]) {
 		}
 		lead, joined := pending, []*fetch[K, V](nil)
 		if share {
-			lead = nil
-			for _, f := range pending {
-				fl, leader := c.flights.Claim(f.key)
-				f.fl = fl
-				if leader {
-					lead = append(lead, f)
-				} else {
-					joined = append(joined, f)
-				}
-			}
+			lead = c.claimAll(pending, &joined)
 		}
 		if len(lead) > 0 {
 			c.resolve(ctx, lead)
@@ -135,6 +126,35 @@ func (c *Cache[K, V]) fetchAll(ctx context.Context, fs []*fetch[K, V]) {
 		}
 		pending = again
 	}
+}
+
+// claimAll claims the flight of each key of fs (f.fl; see
+// flight.Group.Claim), and returns those it leads; it appends the others to
+// *joined.
+func (c *Cache[K, V]) claimAll(fs []*fetch[K, V], joined *[]*fetch[K, V]) (lead []*fetch[K, V]) {
+	if len(fs) == 1 {
+		var leader bool
+		if fs[0].fl, leader = c.flights.Claim(fs[0].key); leader {
+			return fs
+		}
+		*joined = append(*joined, fs[0])
+		return nil
+	}
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.key
+	}
+	fls, leads := make([]*flight.Flight[*entry[V]], len(fs)), make([]bool, len(fs))
+	c.flights.ClaimAll(keys, fls, leads)
+	for i, f := range fs {
+		f.fl = fls[i]
+		if leads[i] {
+			lead = append(lead, f)
+		} else {
+			*joined = append(*joined, f)
+		}
+	}
+	return lead
 }
 
 // finish answers f, and the reads that joined its flight.

@@ -23,6 +23,23 @@ type Flight[V any] struct {
 func (g *Group[V]) Claim(key string) (*Flight[V], bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.claim(key, new(led[V]))
+}
+
+// ClaimAll is Claim of each of keys, in one critical section, with the
+// flights it starts allocated together: fls[i] and leads[i] are what
+// Claim(keys[i]) would return. fls and leads must be as long as keys.
+func (g *Group[V]) ClaimAll(keys []string, fls []*Flight[V], leads []bool) {
+	ls := make([]led[V], len(keys))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, key := range keys {
+		fls[i], leads[i] = g.claim(key, &ls[i])
+	}
+}
+
+// claim is Claim with g.mu held, l the room for a flight it starts.
+func (g *Group[V]) claim(key string, l *led[V]) (*Flight[V], bool) {
 	if f, ok := g.flights[key]; ok {
 		f.waiters++
 		f.joined = true
@@ -30,9 +47,9 @@ func (g *Group[V]) Claim(key string) (*Flight[V], bool) {
 	}
 	// The leader counts as a waiter that never leaves early, so callers
 	// that join and leave never cancel a load they do not run; cancel is a
-	// no-op for the same reason.
-	// The leader's handle and the flight in one allocation.
-	l := &led[V]{f: flight[V]{done: make(chan struct{}), waiters: 1, cancel: noCancel}}
+	// no-op for the same reason. The leader's handle and the flight share
+	// l's allocation.
+	l.f = flight[V]{done: make(chan struct{}), waiters: 1, cancel: noCancel}
 	l.fl = Flight[V]{g: g, key: key, f: &l.f, leader: true}
 	if g.flights == nil {
 		g.flights = make(map[string]*flight[V])
