@@ -88,3 +88,29 @@ func TestClaimAfterForgetStartsANewFlight(t *testing.T) {
 	require.True(t, ok, "the old flight's Finish left the table alone")
 	third.Finish(3, nil)
 }
+
+// ClaimAll is Claim of each key: it leads the keys not in flight, joins the
+// one that is, and its flights are finished one by one.
+func TestClaimAll(t *testing.T) {
+	t.Parallel()
+	var g flight.Group[string]
+	busy, ok := g.Claim("b")
+	require.True(t, ok)
+	keys := []string{"a", "b", "c"}
+	fls, leads := make([]*flight.Flight[string], 3), make([]bool, 3)
+	g.ClaimAll(keys, fls, leads)
+	assert.Equal(t, []bool{true, false, true}, leads)
+	again, ok := g.Claim("a")
+	require.False(t, ok, "a is in flight")
+	fls[0].Finish("A", nil)
+	v, err := again.Wait(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "A", v)
+	busy.Finish("B", nil)
+	v, err = fls[1].Wait(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "B", v, "the joined flight gets its leader's result")
+	fls[2].Finish("", errors.New("c failed"))
+	_, ok = g.Claim("c")
+	assert.True(t, ok, "a finished flight leaves the table")
+}
