@@ -467,7 +467,13 @@ func drawScatter(b *bytes.Buffer, d *dataset, p panel) {
 		if i%2 == 1 {
 			dy = 14
 		}
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" font-size="10" font-weight="%s" fill="%s">%s</text>`+"\n", cx+6, cy+dy, weight, textColor, esc(pt.lib))
+		// On the right half, the label goes left of its point: it stays in
+		// the panel.
+		tx, anchor := cx+6, "start"
+		if cx > left+w/2 {
+			tx, anchor = cx-6, "end"
+		}
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" font-size="10" font-weight="%s" fill="%s" text-anchor="%s">%s</text>`+"\n", tx, cy+dy, weight, textColor, anchor, esc(pt.lib))
 	}
 }
 
