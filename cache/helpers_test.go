@@ -696,9 +696,10 @@ func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 	require.NoError(t, err)
 	var out []string
 	inMulti := map[string]int{} // client address -> its open block in out
-	// A read's visit is PTTL, SET or GET, PTTL from one client: one entry,
+	// A read's visit is PTTL, SET or GET, PTTL from one client, after the
+	// GET of the namespace's generation in envelope mode: one entry,
 	// "visit". inVisit holds, per client, the entry of a visit begun and
-	// how many of its commands were seen.
+	// how many of its commands were seen (0: the generation's GET alone).
 	type partial struct{ at, seen int }
 	inVisit := map[string]partial{}
 	for {
@@ -737,6 +738,10 @@ func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 		if v, ok := inVisit[from]; ok {
 			delete(inVisit, from)
 			switch {
+			case v.seen == 0 && name == "pttl":
+				out[v.at] += " " + name
+				inVisit[from] = partial{v.at, 1}
+				continue
 			case v.seen == 1 && (name == "set" || name == "get"):
 				out[v.at] += " " + name
 				inVisit[from] = partial{v.at, 2}
@@ -746,7 +751,10 @@ func (m *monitor) visits(t testing.TB, srv *redistest.Server) []string {
 				continue
 			}
 		}
-		if name == "pttl" {
+		switch name {
+		case "get":
+			inVisit[from] = partial{len(out), 0}
+		case "pttl":
 			inVisit[from] = partial{len(out), 1}
 		}
 		out = append(out, name)
