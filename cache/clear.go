@@ -99,8 +99,11 @@ func (g *generation) read(rc rueidis.Client) (rueidis.Completed, uint64) {
 // reset one, which later Clears do not clear until they pass it. A process
 // that cannot read the key (an ACL without "<Namespace>#clear", or its
 // cluster node down) compares entries with the generation it knows, and
-// may read entries cleared since. TTL, Expire, ExpireAt, Persist and Delete
-// still see a cleared entry until it is replaced or expires.
+// may read entries cleared since.
+//
+// Exists, TTL, Expire, ExpireAt, Persist and Delete see a cleared entry as
+// a missing key (Delete removes it without counting it), as they see a
+// not-found marker.
 func (c *Cache[K, V]) Clear(ctx context.Context) (int64, error) {
 	if c.plain {
 		return c.InvalidatePrefix(ctx, "")

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +282,60 @@ func TestClearDoesNotJoinOwnOlderLoad(t *testing.T) {
 	v, err = await(t, second, "the Get that began after the Clear")
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), v, "a read after the Clear took the value of a load that began before it")
+}
+
+// TTL, Expire, ExpireAt, Persist and Delete see a cleared value as missing,
+// as Exists and Get do: in the process that cleared, in another process
+// that hears of the Clear, and in one without tracking, which reads the
+// generation first. A value written after the Clear is seen.
+func TestClearedKeysAreMissingToKeyOperations(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	ns := namespace(t)
+	p := versionCache(t, connect(t, shared), ns, newSource())
+	q := versionCache(t, connect(t, shared), ns, newSource())
+	opt := shared.ClientOption()
+	opt.DisableCache = true
+	untracked := versionCache(t, connectWith(t, opt), ns, newSource())
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		require.NoError(t, p.Set(ctx, k, 1, cache.WithTTL(time.Hour)))
+	}
+	ttl, err := q.TTL(ctx, "a")
+	require.NoError(t, err)
+	require.Positive(t, ttl)
+	_, err = p.Clear(ctx)
+	require.NoError(t, err)
+
+	for name, c := range map[string]*cache.Cache[string, int64]{"p": p, "q": q, "untracked": untracked} {
+		_, err = c.TTL(ctx, "a")
+		assert.ErrorIs(t, err, cache.ErrKeyMissing, "%s: TTL of a cleared value", name)
+		ok, err := c.Expire(ctx, "b", time.Minute)
+		require.NoError(t, err)
+		assert.False(t, ok, "%s: Expire of a cleared value", name)
+		ok, err = c.ExpireAt(ctx, "c", time.Now().Add(time.Minute))
+		require.NoError(t, err)
+		assert.False(t, ok, "%s: ExpireAt of a cleared value", name)
+		ok, err = c.Persist(ctx, "d")
+		require.NoError(t, err)
+		assert.False(t, ok, "%s: Persist of a cleared value", name)
+	}
+	n, err := untracked.Delete(ctx, "e", "a")
+	require.NoError(t, err)
+	assert.Zero(t, n, "Delete counted cleared values")
+	left, err := shared.Do(ctx, "EXISTS", p.Key("e"), p.Key("a"))
+	require.NoError(t, err)
+	assert.Equal(t, "0", left, "Delete removes cleared entries all the same")
+	pttl, err := shared.Do(ctx, "PTTL", p.Key("b"))
+	require.NoError(t, err)
+	assert.NotEqual(t, "-1", pttl, "the cleared entry kept its expiry")
+
+	require.NoError(t, q.Set(ctx, "a", 2, cache.WithTTL(time.Hour)))
+	for name, c := range map[string]*cache.Cache[string, int64]{"p": p, "q": q, "untracked": untracked} {
+		ttl, err := c.TTL(ctx, "a")
+		require.NoError(t, err, "%s: a value written after the Clear", name)
+		assert.Positive(t, ttl)
+	}
+	n, err = p.Delete(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
 }

@@ -21,7 +21,8 @@ const NoExpiry time.Duration = math.MaxInt64
 
 // Markers are not values. A key that holds a not-found marker (the loader
 // said the record does not exist, and the cache remembers it for the
-// policy's negative TTL) or a lease (a process is loading it) holds no value,
+// policy's negative TTL), a lease (a process is loading it) or an entry a
+// Clear cleared (see Cache.Clear) holds no value,
 // and every operation below treats it as a key that does not exist: Exists
 // does not count it, TTL returns [ErrKeyMissing], Expire, ExpireAt and
 // Persist return false and leave it as it is, and Delete removes it (so that
@@ -34,19 +35,21 @@ const NoExpiry time.Duration = math.MaxInt64
 // keys hold and count what Redis removed, markers included.
 
 // keyOpScript runs one operation of a cache on KEYS[1] as the rule above
-// says: ARGV[1] names it (del, pttl, pexpire, pexpireat, persist) and ARGV[2]
-// is its argument. A key of another type than string is not a marker (GET's
-// error is a table, not bytes). It returns the command's integer reply, or
-// what the command would reply for a missing key when KEYS[1] holds a
-// marker: del deletes it and returns 0, pttl returns -2, the others 0
-// without touching it.
+// says: ARGV[1] names it (del, pttl, pexpire, pexpireat, persist), ARGV[2]
+// is its argument, and ARGV[3] the namespace's generation (see clear.go): an
+// entry of an older one was cleared, and is handled as a marker. A key of
+// another type than string is not a marker (GET's error is a table, not
+// bytes). It returns the command's integer reply, or what the command would
+// reply for a missing key when KEYS[1] holds a marker: del deletes it and
+// returns 0, pttl returns -2, the others 0 without touching it.
 var (
 	keyOpScript = rueidis.NewLuaScript(keyOpSrc)
 	keyOpSHA    = scriptSHA(keyOpSrc)
 )
 
-var keyOpSrc = envelope.MarkerLua + `
-local marker = is_marker(redis.pcall('GET', KEYS[1]))
+var keyOpSrc = envelope.MarkerLua + envelope.ClearedLua + `
+local v = redis.pcall('GET', KEYS[1])
+local marker = is_marker(v) or is_cleared(v, tonumber(ARGV[3]))
 local op = ARGV[1]
 if op == 'del' then
 	local n = redis.call('DEL', KEYS[1])
@@ -72,8 +75,24 @@ elseif op == 'persist' then
 end
 return redis.error_reply('aside: unknown key operation ' .. op)`
 
-func keyOpExec(key, op, arg string) rueidis.LuaExec {
-	return rueidis.LuaExec{Keys: []string{key}, Args: []string{op, arg}}
+// keyOpExec is keyOpScript's execution of op with arg on key, gen the
+// namespace's generation as keyOpGen gives it.
+func keyOpExec(key, op, arg, gen string) rueidis.LuaExec {
+	return rueidis.LuaExec{Keys: []string{key}, Args: []string{op, arg, gen}}
+}
+
+// keyOpGen is the namespace's generation for keyOpScript: the one this
+// process knows when a Clear would have pushed to it (as Set does, see
+// trackGen), read from Redis otherwise; "0" (nothing is cleared) in plain
+// mode, whose values carry no generation.
+func (c *Cache[K, V]) keyOpGen(ctx context.Context, rc rueidis.Client) string {
+	if c.plain {
+		return "0"
+	}
+	if !c.tracks() || !c.gen.isTracked() {
+		c.trackGen(ctx, rc)
+	}
+	return strconv.FormatUint(c.gen.known.Load(), 10)
 }
 
 // Delete removes keys and returns how many held a value, as DEL counts
@@ -100,13 +119,16 @@ func (c *Cache[K, V]) delete(ctx context.Context, ks ...K) (int, error) {
 		return 0, fmt.Errorf("cache: delete: %w", err)
 	}
 	keys := make([]string, len(ks))
-	execs := make([]rueidis.LuaExec, len(ks))
 	for i, k := range ks {
 		keys[i] = c.Key(k)
-		execs[i] = keyOpExec(keys[i], "del", "")
 	}
 	if err := c.awaitWrites(ctx, keys...); err != nil {
 		return 0, fmt.Errorf("cache: delete: %w", err)
+	}
+	gen := c.keyOpGen(ctx, rc)
+	execs := make([]rueidis.LuaExec, len(ks))
+	for i, key := range keys {
+		execs[i] = keyOpExec(key, "del", "", gen)
 	}
 	var errs []error
 	var leaseFailed map[int]bool
@@ -254,7 +276,7 @@ func (c *Cache[K, V]) expiryOp(ctx context.Context, op, key, scriptOp, arg strin
 	if err := c.awaitWrites(ctx, key); err != nil {
 		return false, fmt.Errorf("cache: %s %s: %w", op, key, err)
 	}
-	n, err := c.evalOne(ctx, rc, keyOpScript, keyOpExec(key, scriptOp, arg)).AsInt64()
+	n, err := c.evalOne(ctx, rc, keyOpScript, keyOpExec(key, scriptOp, arg, c.keyOpGen(ctx, rc))).AsInt64()
 	// An expiry change is a write: it may delete the key (a TTL of zero or
 	// a past instant) or shorten its life below the copy's.
 	c.client.wrote(key)
@@ -276,7 +298,7 @@ func (c *Cache[K, V]) TTL(ctx context.Context, k K) (time.Duration, error) {
 	if err := c.awaitWrites(ctx, key); err != nil {
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, err)
 	}
-	n, err := c.evalOne(ctx, rc, keyOpScript, keyOpExec(key, "pttl", "")).AsInt64()
+	n, err := c.evalOne(ctx, rc, keyOpScript, keyOpExec(key, "pttl", "", c.keyOpGen(ctx, rc))).AsInt64()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("cache: ttl %s: %w", key, c.redisErr(ctx, err))

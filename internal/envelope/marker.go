@@ -1,6 +1,9 @@
 package envelope
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // IsMarker reports whether data is one of aside's markers, a not-found marker
 // or a lease placeholder, which stand for the absence of a value: every
@@ -27,3 +30,43 @@ local function is_marker(v)
 	return k == %[5]d or k == %[6]d
 end
 `, HeaderSize, magic, Version, kindMask, NotFound, Lease, GenVersion)
+
+// IsCleared reports whether data is an entry of aside's of a generation
+// older than gen (a Clear of the namespace came since it was written): a
+// version-1 entry is of generation 0. With gen 0 nothing is cleared.
+func IsCleared(data []byte, gen uint64) bool {
+	if gen == 0 || len(data) < HeaderSize || data[0] != magic {
+		return false
+	}
+	switch data[1] {
+	case Version:
+		return true
+	case GenVersion:
+		return len(data) >= GenHeaderSize && binary.BigEndian.Uint64(data[genOffset:GenHeaderSize]) < gen
+	}
+	return false
+}
+
+// ClearedLua is the Lua source of a function is_cleared(v, gen) that answers
+// [IsCleared] for the bytes v of a GET inside a script and a generation gen
+// (a number), built from the layout's constants. Generations are compared
+// as Lua numbers: exact below 2^53 Clears.
+var ClearedLua = fmt.Sprintf(`
+local function is_cleared(v, gen)
+	if gen == 0 or type(v) ~= 'string' or string.len(v) < %[1]d or string.byte(v, 1) ~= %[2]d then
+		return false
+	end
+	local version = string.byte(v, 2)
+	if version == %[3]d then
+		return true
+	end
+	if version ~= %[4]d or string.len(v) < %[5]d then
+		return false
+	end
+	local g = 0
+	for i = %[6]d, %[5]d do
+		g = g * 256 + string.byte(v, i)
+	end
+	return g < gen
+end
+`, HeaderSize, magic, Version, GenVersion, GenHeaderSize, genOffset+1)

@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -59,4 +60,45 @@ return 0`)
 	n, err := script.Exec(ctx, rc, []string{"marker:missing"}, nil).AsInt64()
 	require.NoError(t, err)
 	assert.Zero(t, n, "a missing key is not a marker")
+}
+
+// TestClearedLuaAgreesWithIsCleared runs ClearedLua's is_cleared in a real
+// Redis on entries of every version and generation, and on other bytes: it
+// answers as IsCleared does.
+func TestClearedLuaAgreesWithIsCleared(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Config{})
+	opt := srv.ClientOption()
+	opt.DisableCache = true
+	rc, err := rueidis.NewClient(opt)
+	require.NoError(t, err)
+	t.Cleanup(rc.Close)
+	ctx := context.Background()
+	script := rueidis.NewLuaScript(envelope.ClearedLua + `
+if is_cleared(redis.pcall('GET', KEYS[1]), tonumber(ARGV[1])) then return 1 end
+return 0`)
+	entries := map[string][]byte{
+		"v1 value":            envelope.Encode(envelope.Value, false, time.Time{}, []byte("p")),
+		"gen 1 value":         envelope.EncodeGen(envelope.Value, false, time.Time{}, 1, []byte("p")),
+		"gen 300 value":       envelope.EncodeGen(envelope.Value, false, time.Time{}, 300, []byte("p")),
+		"gen 2^40 value":      envelope.EncodeGen(envelope.Value, false, time.Time{}, 1<<40, nil),
+		"gen 5 short":         envelope.EncodeGen(envelope.Value, false, time.Time{}, 5, nil)[:envelope.GenHeaderSize-1],
+		"foreign text":        []byte("hello, a value of another program"),
+		"an empty string":     {},
+		"a not-found marker":  envelope.Encode(envelope.NotFound, false, time.Time{}, nil),
+		"a newer version (3)": append([]byte{envelope.Encode(envelope.Value, false, time.Time{}, nil)[0], 3}, make([]byte, 30)...),
+	}
+	for name, data := range entries {
+		key := "cleared:" + name
+		require.NoError(t, rc.Do(ctx, rc.B().Set().Key(key).Value(rueidis.BinaryString(data)).Build()).Error())
+		for _, gen := range []uint64{0, 1, 2, 300, 301, 1<<40 + 1} {
+			n, err := script.Exec(ctx, rc, []string{key}, []string{strconv.FormatUint(gen, 10)}).AsInt64()
+			require.NoError(t, err, name)
+			assert.Equal(t, envelope.IsCleared(data, gen), n == 1, "is_cleared of %s at generation %d", name, gen)
+		}
+	}
+	assert.True(t, envelope.IsCleared(entries["gen 300 value"], 301))
+	assert.False(t, envelope.IsCleared(entries["gen 300 value"], 300))
+	assert.True(t, envelope.IsCleared(entries["v1 value"], 1))
+	assert.False(t, envelope.IsCleared(entries["foreign text"], 9))
 }
