@@ -31,7 +31,7 @@ test:
 	$(GO) test -count=1 -run 'Allocation' ./codec/
 	@set -e; for m in $(MODULES); do \
 		echo "== go test -race ($$m)"; \
-		(cd $$m && $(GO) test -race -count=1 ./...); \
+		(cd $$m && $(if $(strip $(SERVERS)),,ASIDE_NO_EXTRA_SERVERS=1) $(GO) test -race -count=1 ./...); \
 	done
 	@$(MAKE) --no-print-directory test-servers
 

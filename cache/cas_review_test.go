@@ -7,9 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,93 +123,36 @@ func TestCASTransactionRefusedAfterConnect(t *testing.T) {
 	}
 }
 
-// cutProxy relays one client's connections to target and, once armed, cuts
-// the first connection that sends a SET ... IFEQ transaction: before EXEC
-// reaches Redis (afterExec false: Redis discards the transaction) or right
-// after (afterExec true: Redis runs it, its replies and pushes are lost).
-type cutProxy struct {
-	ln        net.Listener
-	target    string
+// cutter cuts, once armed, the first connection of a proxy that sends a
+// SET ... IFEQ transaction: before EXEC reaches Redis (afterExec false:
+// Redis discards the transaction) or right after (afterExec true: Redis
+// runs it, its replies and pushes are lost).
+type cutter struct {
 	afterExec bool
 	armed     atomic.Bool
 	cut       chan struct{}
-	mu        sync.Mutex
-	conns     []net.Conn
 }
 
-func startCutProxy(t *testing.T, target string, afterExec bool) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cutProxy{ln: ln, target: target, afterExec: afterExec, cut: make(chan struct{})}
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-	})
-	return p
-}
-
-func (p *cutProxy) accept() {
-	for {
-		cl, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		sv, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = cl.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, cl, sv)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(cl, sv); _ = cl.Close() }()
-		go func() {
-			defer sv.Close()
-			buf := make([]byte, 64<<10)
-			var held []byte
-			for {
-				n, err := cl.Read(buf)
-				if n > 0 {
-					data := append(held, buf[:n]...)
-					held = nil
-					if p.armed.Load() {
-						if i := bytes.Index(data, []byte("$4\r\nIFEQ\r\n")); i >= 0 {
-							j := bytes.Index(data[i:], []byte("*1\r\n$4\r\nEXEC\r\n"))
-							if j < 0 {
-								held = data
-								continue
-							}
-							if p.armed.CompareAndSwap(true, false) {
-								end := i + j
-								if p.afterExec {
-									end += len("*1\r\n$4\r\nEXEC\r\n")
-								}
-								_ = cl.Close() // no reply reaches the client
-								_, _ = sv.Write(data[:end])
-								if !p.afterExec {
-									_ = sv.Close()
-								}
-								close(p.cut)
-								return
-							}
-						}
-					}
-					if _, err := sv.Write(data); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
+// intercept is the cutter as a tcpProxy's intercept.
+func (c *cutter) intercept(data []byte) (forward, held []byte, cut bool) {
+	const exec = "*1\r\n$4\r\nEXEC\r\n"
+	i := bytes.Index(data, []byte("$4\r\nIFEQ\r\n"))
+	if !c.armed.Load() || i < 0 {
+		return data, nil, false
 	}
+	j := bytes.Index(data[i:], []byte(exec))
+	if j < 0 {
+		return nil, data, false // the rest of the transaction is to come
+	}
+	if !c.armed.CompareAndSwap(true, false) {
+		return data, nil, false
+	}
+	end := i + j
+	if c.afterExec {
+		end += len(exec)
+	}
+	close(c.cut)
+	return data[:end], nil, true
 }
 
 // A connection that drops in the middle of the transaction (before EXEC:
@@ -228,9 +168,9 @@ func TestCASConnectionDropsInsideTransaction(t *testing.T) {
 				ctx := testContext(t)
 				ns := namespace(t)
 				srv := redistest.Start(t, redistest.Config{Binary: bin})
-				px := startCutProxy(t, srv.Addr(), afterExec)
+				px := &cutter{afterExec: afterExec, cut: make(chan struct{})}
 				opt := srv.ClientOption()
-				opt.InitAddress = []string{px.ln.Addr().String()}
+				opt.InitAddress = []string{startInterceptingProxy(t, srv.Addr(), px.intercept).addr()}
 				pc, w := watchedClient(t, opt)
 				setIfEq, _ := cache.CompareAndSet(pc)
 				require.True(t, setIfEq)

@@ -951,6 +951,12 @@ type tcpProxy struct {
 	mu     sync.Mutex
 	conns  []*proxiedConn
 	wg     sync.WaitGroup
+	// intercept, when set, sees what a client sends before it is
+	// forwarded: it returns the bytes to forward, those to hold back
+	// until the client sends more, and whether to cut the connection
+	// after forwarding: the client side closes first (no reply reaches
+	// it), then the server side.
+	intercept func(data []byte) (forward, held []byte, cut bool)
 }
 
 // proxiedConn is one connection through a tcpProxy.
@@ -964,9 +970,15 @@ type proxiedConn struct {
 // startProxy starts a proxy to target, closed at the end of the test.
 func startProxy(t testing.TB, target string) *tcpProxy {
 	t.Helper()
+	return startInterceptingProxy(t, target, nil)
+}
+
+// startInterceptingProxy is startProxy with tcpProxy.intercept set.
+func startInterceptingProxy(t testing.TB, target string, intercept func(data []byte) (forward, held []byte, cut bool)) *tcpProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &tcpProxy{ln: ln, target: target}
+	p := &tcpProxy{ln: ln, target: target, intercept: intercept}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -995,15 +1007,27 @@ func (p *tcpProxy) accept() {
 		go func() { // client -> server
 			defer p.wg.Done()
 			buf := make([]byte, 64<<10)
+			var held []byte
 			for {
 				n, err := cl.Read(buf)
 				if n > 0 {
+					data := buf[:n]
+					if p.intercept != nil {
+						var cut bool
+						data, held, cut = p.intercept(append(held, data...))
+						if cut {
+							_ = cl.Close()
+							_, _ = sv.Write(data)
+							_ = sv.Close()
+							return
+						}
+					}
 					c.mu.Lock()
-					c.sent = append(c.sent, buf[:n]...)
+					c.sent = append(c.sent, data...)
 					severed := c.severed
 					c.mu.Unlock()
 					if !severed {
-						_, _ = sv.Write(buf[:n])
+						_, _ = sv.Write(data)
 					}
 				}
 				if err != nil {
