@@ -200,13 +200,13 @@ func (c *Cache[K, V]) casWrites(ctx context.Context, rc rueidis.Client, execs []
 // with bytes (a lease or a claimed value) and form has the command it
 // needs, as writeScript otherwise.
 func appendCAS(rc rueidis.Client, cmds rueidis.Commands, e rueidis.LuaExec, form casForm) rueidis.Commands {
+	if len(e.Keys) != 1 || e.Args[0] == "" {
+		return append(cmds, evalCmd(rc, writeSHA, e)) // no compare: a Set's
+	}
 	key, old, data, ttlArg := e.Keys[0], e.Args[0], e.Args[1], e.Args[2]
 	deletes := ttlArg == "0"
-	ttl, err := strconv.ParseInt(ttlArg, 10, 64)
-	switch {
-	case len(e.Keys) != 1 || old == "" || err != nil,
-		deletes && form&casDel == 0,
-		!deletes && form&casSetIfEq == 0:
+	ttl, err := strconv.ParseInt(ttlArg, 10, 64) // writeArgs' decimal
+	if err != nil || deletes && form&casDel == 0 || !deletes && form&casSetIfEq == 0 {
 		return append(cmds, evalCmd(rc, writeSHA, e))
 	}
 	cmds = append(cmds, rc.B().Multi().Build(), rc.B().Pttl().Key(key).Build())

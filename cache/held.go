@@ -19,7 +19,7 @@ const heldStripes = 64
 type heldStripe[V any] struct {
 	mu sync.Mutex
 	m  map[string]*heldLoad[V]
-	_  [40]byte // a cache line each
+	_  [48]byte // a cache line each: 8 bytes of mutex, 8 of map
 }
 
 func newHeldTable[V any]() *heldTable[V] {
